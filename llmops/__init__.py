@@ -1,0 +1,87 @@
+"""llmops: versioned Jinja prompts, any LLM through LiteLLM, traces, and a CI regression harness.
+
+The public API is importable from here. Attributes load lazily so that ``import llmops`` (and
+``llmops --help``) never import litellm, ragas or langfuse.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # prompts and calls
+    "acomplete": "llmops.api",
+    "complete": "llmops.api",
+    "load_prompt": "llmops.api",
+    "render_prompt": "llmops.api",
+    "get_settings": "llmops.api",
+    "list_models": "llmops.api",
+    "default_client": "llmops.api",
+    "set_default_client": "llmops.api",
+    "Settings": "llmops.config",
+    "load_settings": "llmops.config",
+    "LLMClient": "llmops.llm.client",
+    "Completion": "llmops.llm.types",
+    "Message": "llmops.llm.types",
+    "Usage": "llmops.llm.types",
+    "ResponseCache": "llmops.llm.cache",
+    "RetryPolicy": "llmops.llm.retry",
+    "PromptRegistry": "llmops.prompts.registry",
+    "PromptRef": "llmops.prompts.registry",
+    "PromptVersion": "llmops.prompts.template",
+    # errors
+    "LLMOpsError": "llmops.errors",
+    "UserError": "llmops.errors",
+    "ConfigError": "llmops.errors",
+    "PromptError": "llmops.errors",
+    "ProviderError": "llmops.errors",
+    "AuthError": "llmops.errors",
+    "CacheMissError": "llmops.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmops' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from llmops.api import (
+        acomplete,
+        complete,
+        default_client,
+        get_settings,
+        list_models,
+        load_prompt,
+        render_prompt,
+        set_default_client,
+    )
+    from llmops.config import Settings, load_settings
+    from llmops.errors import (
+        AuthError,
+        CacheMissError,
+        ConfigError,
+        LLMOpsError,
+        PromptError,
+        ProviderError,
+        UserError,
+    )
+    from llmops.llm.cache import ResponseCache
+    from llmops.llm.client import LLMClient
+    from llmops.llm.retry import RetryPolicy
+    from llmops.llm.types import Completion, Message, Usage
+    from llmops.prompts.registry import PromptRef, PromptRegistry
+    from llmops.prompts.template import PromptVersion

@@ -1,0 +1,6 @@
+"""``python -m llmops``."""
+
+from llmops.cli import entry
+
+if __name__ == "__main__":
+    entry()

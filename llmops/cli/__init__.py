@@ -1,0 +1,51 @@
+"""The ``llmops`` command line: parse, call the library, render, exit.
+
+Exit codes: 0 ok, 1 regression or failed gate, 2 usage or configuration error.
+Handlers import the library lazily so that ``llmops --help`` stays fast and never imports
+litellm, ragas or langfuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from llmops.cli import _common, complete_cmd, models_cmd, prompts_cmd
+
+COMMAND_MODULES = (prompts_cmd, complete_cmd, models_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (used by ``main`` and by the docs test)."""
+    parser = argparse.ArgumentParser(
+        prog="llmops",
+        description="Versioned prompts, any LLM, traces and a regression harness you can trust in CI.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-C", "--root", default=None, metavar="DIR",
+                        help="project folder (default: nearest folder with pyproject.toml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script. Returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        print(f"llmops {version('llmops')}")
+        return 0
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    return _common.run_handler(args)
+
+
+def entry() -> None:
+    """``python -m llmops`` and the console script."""
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Shared CLI plumbing: options, settings from flags, error rendering, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from llmops.config import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
+    """``--model``, ``--cache`` and friends, shared by commands that call models."""
+    if many:
+        parser.add_argument("--model", "-m", action="append", dest="models", metavar="MODEL",
+                            help="model alias or LiteLLM string (repeatable)")
+    else:
+        parser.add_argument("--model", "-m", default=None, metavar="MODEL",
+                            help="model alias or LiteLLM string")
+    parser.add_argument("--cache", default=None, choices=["off", "read-write", "read-only", "refresh"],
+                        help="response cache mode (read-only = replay, a miss is an error)")
+    parser.add_argument("--concurrency", type=int, default=None, metavar="N",
+                        help="max in-flight calls per model")
+    parser.add_argument("--timeout", type=float, default=None, dest="timeout_s", metavar="S",
+                        help="per-call timeout in seconds")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings with the CLI flags applied as the highest-priority layer."""
+    from llmops.config import load_settings
+
+    overrides = {
+        "cache": getattr(args, "cache", None),
+        "concurrency": getattr(args, "concurrency", None),
+        "timeout_s": getattr(args, "timeout_s", None),
+    }
+    return load_settings(getattr(args, "root", None), overrides=overrides)
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console (imported lazily)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def parse_inputs(pairs: list[str] | None, inputs_file: str | None) -> dict[str, Any]:
+    """Merge ``--inputs-file f.json`` and ``--input k=v`` pairs (values parsed as JSON when they can be)."""
+    from llmops.errors import UserError
+
+    data: dict[str, Any] = {}
+    if inputs_file:
+        path = Path(inputs_file)
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError("inputs file not found", file=path) from None
+        except json.JSONDecodeError as exc:
+            raise UserError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno) from None
+        if not isinstance(loaded, dict):
+            raise UserError("inputs file must hold a JSON object", file=path)
+        data.update(loaded)
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--input expects key=value, got '{pair}'", key="--input")
+        try:
+            value: Any = json.loads(raw)
+            if not isinstance(value, (list, dict, int, float, bool)) or isinstance(value, str):
+                value = raw
+        except json.JSONDecodeError:
+            value = raw
+        data[key] = value
+    return data
+
+
+def run_handler(args: argparse.Namespace) -> int:
+    """Run a command handler, turning our errors into messages and exit codes."""
+    from llmops.errors import LLMOpsError
+
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except LLMOpsError as err:
+        out = console(stderr=True)
+        out.print(f"[bold red]error:[/] {err.message}", markup=True, highlight=False)
+        if err.hint:
+            out.print(f"  [yellow]hint:[/] {err.hint}", markup=True, highlight=False)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,122 @@
+"""``llmops prompts list | show | render | diff | lock | check | label``."""
+
+from __future__ import annotations
+
+import argparse
+
+from llmops.cli._common import EXIT_FAILED, EXIT_OK, console, parse_inputs, settings_from
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("prompts", help="list, show, render, diff and lock versioned prompts")
+    ps = p.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
+    ps.add_parser("list", help="prompts with their versions and labels").set_defaults(handler=_list)
+    show = ps.add_parser("show", help="print a prompt version's file")
+    show.add_argument("ref")
+    show.set_defaults(handler=_show)
+    render = ps.add_parser("render", help="render a prompt to chat messages")
+    render.add_argument("ref")
+    render.add_argument("--input", "-i", action="append", metavar="KEY=VALUE")
+    render.add_argument("--inputs-file", metavar="FILE")
+    render.add_argument("--json", action="store_true", help="print the messages as JSON")
+    render.set_defaults(handler=_render)
+    diff = ps.add_parser("diff", help="unified diff of two prompt versions")
+    diff.add_argument("a")
+    diff.add_argument("b")
+    diff.set_defaults(handler=_diff)
+    lock = ps.add_parser("lock", help="record content hashes of new versions in prompts.lock.json")
+    lock.add_argument("--force", action="store_true", help="also re-lock versions edited in place")
+    lock.set_defaults(handler=_lock)
+    ps.add_parser("check", help="fail (exit 1) if a locked version was edited in place").set_defaults(
+        handler=_check)
+    label = ps.add_parser("label", help="point a label (e.g. production) at a version")
+    label.add_argument("name")
+    label.add_argument("label")
+    label.add_argument("version", type=int)
+    label.set_defaults(handler=_label)
+
+
+def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from llmops.prompts import PromptRegistry
+
+    return PromptRegistry(settings_from(args).prompts_path)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    reg = _registry(args)
+    table = Table("prompt", "versions", "labels", "description")
+    for name in reg.names():
+        versions = reg.versions(name)
+        labels = ", ".join(f"{k}→v{v}" for k, v in sorted(reg.labels(name).items()))
+        latest = reg.get(f"{name}@{versions[-1]}")
+        table.add_row(name, " ".join(f"v{v}" for v in versions), labels, latest.meta.description)
+    console().print(table)
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    pv = _registry(args).get(args.ref)
+    out = console()
+    out.print(f"[bold]{pv.ref}[/]  {pv.path}  sha256:{pv.content_hash[:12]}", markup=True)
+    out.print(pv.source, markup=False, highlight=False)
+    return EXIT_OK
+
+
+def _render(args: argparse.Namespace) -> int:
+    import json
+
+    pv = _registry(args).get(args.ref)
+    messages = pv.render(parse_inputs(args.input, args.inputs_file))
+    if args.json:
+        print(json.dumps([m.to_dict() for m in messages], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    out = console()
+    for m in messages:
+        out.print(f"[bold cyan]── {m.role} ──[/]", markup=True)
+        out.print(m.content, markup=False, highlight=False)
+    return EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    import difflib
+
+    reg = _registry(args)
+    a, b = reg.get(args.a), reg.get(args.b)
+    lines = difflib.unified_diff(a.source.splitlines(keepends=True), b.source.splitlines(keepends=True),
+                                 fromfile=a.ref, tofile=b.ref)
+    print("".join(lines), end="")
+    return EXIT_OK
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from llmops.prompts import update_lock
+
+    added = update_lock(_registry(args), force=args.force)
+    console().print(f"locked {len(added)} new version(s)" + (f": {', '.join(added)}" if added else ""))
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from llmops.prompts import check_lock
+
+    result = check_lock(_registry(args))
+    out = console(stderr=not result.ok)
+    for ref in result.edited:
+        out.print(f"[red]edited in place:[/] {ref} — restore it and add a new version file instead",
+                  markup=True)
+    for ref in result.missing:
+        out.print(f"[red]locked version missing:[/] {ref}", markup=True)
+    for ref in result.unlocked:
+        out.print(f"[yellow]not locked yet:[/] {ref} (run `llmops prompts lock`)", markup=True)
+    if result.ok:
+        out.print("prompts match the lock file")
+        return EXIT_OK
+    return EXIT_FAILED
+
+
+def _label(args: argparse.Namespace) -> int:
+    _registry(args).set_label(args.name, args.label, args.version)
+    console().print(f"{args.name}@{args.label} -> v{args.version}")
+    return EXIT_OK

@@ -1,0 +1,145 @@
+"""The one documented exceptions module of llmops.
+
+Every error carries structured fields (file, line, key, model, status code) so that the CLI,
+the pytest plugin and notebooks can render it the same way. ``UserError`` means "you can fix
+this by changing a file, a flag or an environment variable" and maps to exit code 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class LLMOpsError(Exception):
+    """Base class of every error llmops raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class UserError(LLMOpsError):
+    """Fixable misuse: a bad file, a missing variable, an unknown model or flag.
+
+    Attributes:
+        file: The file at fault, if any.
+        line: The 1-based line in ``file``, if known.
+        key: The key, variable or option at fault, if any.
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.key = key
+        where = ""
+        if self.file:
+            where = self.file + (f":{line}" if line else "")
+        full = f"{where}: {message}" if where else message
+        super().__init__(full, hint=hint)
+
+
+class ConfigError(UserError):
+    """Invalid configuration in ``[tool.llmops]``, an ``LLMOPS_*`` variable or a CLI flag."""
+
+
+class PromptError(UserError):
+    """A prompt file, reference or rendering problem."""
+
+
+class EvalsetError(UserError):
+    """A suite file that does not validate."""
+
+
+class CacheMissError(UserError):
+    """Replay mode (``cache = "read-only"``) met a request that is not in the cache."""
+
+
+class StoreError(LLMOpsError):
+    """The run store, cache or a baseline file is unreadable or corrupted."""
+
+    exit_code = 2
+
+
+class ProviderError(LLMOpsError):
+    """A call to a model provider failed.
+
+    Attributes:
+        model: The resolved model string.
+        status_code: The HTTP status code, when the provider sent one.
+        retryable: Whether the retry policy may try the call again.
+        retry_after: Seconds the provider asked us to wait, if it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        status_code: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.model = model
+        self.status_code = status_code
+        self.retryable = retryable
+        self.retry_after = retry_after
+        code = f" (HTTP {status_code})" if status_code else ""
+        super().__init__(f"{model}{code}: {message}", hint=hint)
+
+
+class AuthError(ProviderError):
+    """The provider refused our credentials, or none were set.
+
+    Attributes:
+        env_vars: The environment variables that would provide the missing key.
+    """
+
+    def __init__(self, message: str, *, model: str, env_vars: Iterable[str] = (),
+                 status_code: int | None = None) -> None:
+        self.env_vars = tuple(env_vars)
+        hint = f"set {' or '.join(self.env_vars)}" if self.env_vars else "check the provider's API key"
+        super().__init__(message, model=model, status_code=status_code, hint=hint)
+
+
+class RateLimitError(ProviderError):
+    """The provider answered 429 (after our retries were exhausted)."""
+
+
+class ProviderTimeoutError(ProviderError):
+    """The call did not finish within its timeout."""
+
+
+class BudgetExceededError(LLMOpsError):
+    """The run would spend more than ``max_cost_usd``."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """Return a ``did you mean 'x'?`` hint for a misspelled key, or None.
+
+    Args:
+        word: What the user wrote.
+        choices: The valid spellings.
+    """
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None

@@ -1,0 +1,273 @@
+"""Load and validate suite files, with errors that name the file, line and key.
+
+YAML is composed to a node tree first so every validation error can point at the line of the
+offending key; aliases are expanded under a budget (no "billion laughs"), files are size-capped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from llmops.errors import EvalsetError, did_you_mean
+from llmops.evalsets.models import Case, EvaluatorSpec, Gate, Suite
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_NODES = 2_000_000
+
+
+@dataclass(frozen=True)
+class LoadedSuite:
+    """A validated suite with where it came from.
+
+    Attributes:
+        suite: The validated model (with bulk cases merged in).
+        path: The suite file.
+        name: ``suite.name`` or the file stem.
+        dataset_hash: sha256 over the canonical JSON of the cases (for manifests).
+        case_lines: Line of each case id in its file (for pytest locations and errors).
+    """
+
+    suite: Suite
+    path: Path
+    name: str
+    dataset_hash: str
+    case_lines: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    @property
+    def cases(self) -> list[Case]:
+        """The cases."""
+        return self.suite.cases
+
+
+def _read_text(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise EvalsetError("suite file not found", file=path) from None
+    except OSError as exc:
+        raise EvalsetError(f"cannot read: {exc.strerror}", file=path) from None
+    if size > MAX_FILE_BYTES:
+        raise EvalsetError(f"file is {size / 1e6:.0f} MB, above the {MAX_FILE_BYTES // 2**20} MiB limit",
+                           file=path, hint="move bulk cases into a JSONL file referenced by cases_file")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise EvalsetError(f"not valid UTF-8 (byte {exc.start})", file=path, line=line,
+                           hint="save the file as UTF-8") from None
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader; duplicate keys are an error rather than a silent overwrite."""
+
+
+def _count_nodes(node: yaml.Node, budget: list[int], seen_depth: int = 0) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueError("too many nodes after expanding aliases")
+    if seen_depth > 200:
+        raise ValueError("nesting deeper than 200 levels")
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            _count_nodes(child, budget, seen_depth + 1)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            _count_nodes(key, budget, seen_depth + 1)
+            _count_nodes(value, budget, seen_depth + 1)
+
+
+def _compose(text: str, path: Path) -> yaml.Node | None:
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise EvalsetError(f"invalid YAML: {exc.problem or exc}", file=path, line=line) from None
+    except yaml.YAMLError as exc:
+        raise EvalsetError(f"invalid YAML: {exc}", file=path) from None
+    if node is not None:
+        try:
+            _count_nodes(node, [MAX_NODES])
+        except (ValueError, RecursionError) as exc:
+            raise EvalsetError(f"YAML is too large or too deep ({exc}); aliases may be recursive",
+                               file=path) from None
+        _check_duplicate_keys(node, path)
+    return node
+
+
+def _check_duplicate_keys(node: yaml.Node, path: Path, depth: int = 0) -> None:
+    if depth > 200:
+        return
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    raise EvalsetError(f"duplicate key '{key.value}'", file=path,
+                                       line=key.start_mark.line + 1, key=key.value)
+                seen.add(key.value)
+            _check_duplicate_keys(value, path, depth + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            _check_duplicate_keys(child, path, depth + 1)
+
+
+def _line_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Line (1-based) of the deepest node along ``loc`` in a composed YAML tree."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    line = key.start_mark.line + 1
+                    node = value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _model_for(loc: tuple[Any, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = Suite
+    nested = {("cases",): Case, ("evaluators",): EvaluatorSpec, ("gate",): Gate,
+              ("cases", "assert"): EvaluatorSpec}
+    names = tuple(p for p in loc[:-1] if isinstance(p, str))
+    for size in range(len(names), 0, -1):
+        if names[:size] in nested:
+            return nested[names[:size]]
+    return model
+
+
+def _validation_error(exc: ValidationError, path: Path, root: yaml.Node | None,
+                      line_offset: int | None = None) -> EvalsetError:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    line = line_offset if line_offset is not None else _line_at(root, loc)
+    hint = None
+    if err["type"] == "extra_forbidden" and loc:
+        hint = did_you_mean(str(loc[-1]), _model_for(loc).model_fields)
+        if hint is None:
+            fields = [f.alias or n for n, f in _model_for(loc).model_fields.items()]
+            hint = f"allowed keys: {', '.join(fields)}"
+        return EvalsetError(f"unknown key '{loc[-1]}' at {key}", file=path, line=line, key=key, hint=hint)
+    return EvalsetError(f"{key}: {err['msg']}", file=path, line=line, key=key, hint=hint)
+
+
+def _load_cases_file(path: Path) -> list[tuple[dict[str, Any], int]]:
+    text = _read_text(path)
+    rows: list[tuple[dict[str, Any], int]] = []
+    if path.suffix.lower() == ".jsonl":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise EvalsetError(f"invalid JSON: {exc.msg}", file=path, line=number) from None
+            if not isinstance(row, dict):
+                raise EvalsetError("each line must be a JSON object", file=path, line=number)
+            rows.append((row, number))
+    elif path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        for index, row in enumerate(reader):
+            case: dict[str, Any] = {"inputs": {}}
+            for column, value in row.items():
+                if column is None:
+                    raise EvalsetError("row has more cells than the header", file=path, line=index + 2)
+                if column in ("id", "expected"):
+                    case[column] = value
+                elif column == "contexts":
+                    case["contexts"] = [c for c in (value or "").split("||") if c.strip()]
+                else:
+                    case["inputs"][column] = value
+            rows.append((case, index + 2))
+    else:
+        raise EvalsetError("cases_file must be .jsonl or .csv", file=path)
+    return rows
+
+
+def dataset_hash(cases: list[Case]) -> str:
+    """Canonical hash of a list of cases."""
+    blob = json.dumps([c.model_dump(mode="json", by_alias=True) for c in cases], sort_keys=True,
+                      ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def load_suite(path: Path | str) -> LoadedSuite:
+    """Read, validate and expand a suite file.
+
+    Raises:
+        EvalsetError: naming the file, line and key of the first problem.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    root = _compose(text, path)
+    try:
+        data = _Loader(text).get_single_data() if root is not None else None
+    except yaml.YAMLError as exc:
+        raise EvalsetError(f"invalid YAML: {exc}", file=path) from None
+    if data is None:
+        raise EvalsetError("suite file is empty", file=path,
+                           hint="a suite needs at least 'prompt:' and 'cases:'")
+    if not isinstance(data, dict):
+        raise EvalsetError("a suite file must be a YAML mapping (prompt:, cases:, ...)", file=path, line=1)
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc, path, root) from None
+    case_lines: dict[str, tuple[str, int]] = {}
+    for index, case in enumerate(suite.cases):
+        line = _line_at(root, ("cases", index)) or 1
+        if case.id in case_lines:
+            raise EvalsetError(f"duplicate case id '{case.id}' (first at line {case_lines[case.id][1]})",
+                               file=path, line=line, key=f"cases.{index}.id")
+        case_lines[case.id] = (str(path), line)
+    cases = list(suite.cases)
+    files = [suite.cases_file] if isinstance(suite.cases_file, str) else list(suite.cases_file or [])
+    for name in files:
+        bulk = (path.parent / name).resolve()
+        for row, line in _load_cases_file(bulk):
+            try:
+                case = Case.model_validate(row)
+            except ValidationError as exc:
+                raise _validation_error(exc, bulk, None, line_offset=line) from None
+            if case.id in case_lines:
+                where = case_lines[case.id]
+                raise EvalsetError(f"duplicate case id '{case.id}' (also at {where[0]}:{where[1]})",
+                                   file=bulk, line=line, key="id")
+            case_lines[case.id] = (str(bulk), line)
+            cases.append(case)
+    if not suite.prompts:
+        raise EvalsetError("suite names no prompt", file=path, line=1, key="prompt",
+                           hint="add 'prompt: name@version' (or 'prompts: [...]')")
+    if not cases:
+        raise EvalsetError("suite has no cases", file=path, line=_line_at(root, ("cases",)), key="cases",
+                           hint="add cases: [...] or cases_file: cases.jsonl")
+    suite = suite.model_copy(update={"cases": cases})
+    return LoadedSuite(suite=suite, path=path, name=suite.name or path.stem,
+                       dataset_hash=dataset_hash(cases), case_lines=case_lines)
+
+
+def suite_json_schema() -> dict[str, Any]:
+    """JSON Schema of suite files (for editors: ``# yaml-language-server: $schema=...``)."""
+    schema = Suite.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "llmops suite"
+    return schema

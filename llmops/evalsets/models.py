@@ -1,0 +1,118 @@
+"""Pydantic models of suite files (``evalsets/<suite>.yaml``) and their cases.
+
+These are the on-disk contract: they round-trip to YAML and export a JSON Schema
+(``llmops schema``) so editors can autocomplete suite files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_CASE_ID = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$"
+
+
+class EvaluatorSpec(BaseModel):
+    """One evaluator in a suite: its kind, an optional instance name, threshold and parameters.
+
+    Any other key is a parameter of the evaluator (e.g. ``value`` for ``contains``). The short
+    form ``- contains: {value: Paris}`` is accepted too.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: str = Field(description="Evaluator kind, e.g. contains, regex, hallucination, faithfulness")
+    name: str | None = Field(default=None, description="Instance name shown in reports (default: kind)")
+    threshold: float | None = Field(default=None, ge=0, le=1, description="Pass threshold in [0, 1]")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"kind": data}
+        if isinstance(data, dict) and "kind" not in data and len(data) == 1:
+            (kind, params), = data.items()
+            if params is None:
+                params = {}
+            if isinstance(params, dict):
+                return {"kind": kind, **params}
+        return data
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The evaluator's own parameters (everything but kind, name, threshold)."""
+        return dict(self.model_extra or {})
+
+    @property
+    def display_name(self) -> str:
+        """Name used for scores."""
+        return self.name or self.kind
+
+
+class Case(BaseModel):
+    """One test case."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=_CASE_ID, description="Unique, stable id (used in node ids and baselines)")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="Template inputs")
+    expected: str | None = Field(default=None, description="Expected output (for equals, similarity, ...)")
+    contexts: list[str] = Field(default_factory=list, description="Retrieved passages for RAG evaluators")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    assertions: list[EvaluatorSpec] = Field(default_factory=list, alias="assert",
+                                            description="Per-case evaluators, added to the suite's")
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+
+class Gate(BaseModel):
+    """When a run fails CI: absolute gates and the regression rule against the baseline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_pass_rate: float | None = Field(default=None, ge=0, le=1,
+                                        description="Minimum fraction of measured results that pass")
+    min_mean: dict[str, float] = Field(default_factory=dict,
+                                       description="Minimum mean score per evaluator name")
+    tolerance: float = Field(default=0.05, ge=0, le=1,
+                             description="Smallest drop (pass rate or mean score) that counts as a regression")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level of regression tests")
+    max_errors: float | None = Field(default=0, ge=0,
+                                     description="Errors allowed: a count (>= 1) or a fraction (< 1)")
+    quarantine_flaky: bool = Field(default=False, description="Exclude flaky cases from the gate")
+
+
+class Suite(BaseModel):
+    """A regression suite file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, description="Suite name (default: file name)")
+    description: str = ""
+    prompts: list[str] = Field(default_factory=list,
+                               description="Prompt references; several to compare versions")
+    prompt: str | None = Field(default=None, description="Single prompt reference (short for prompts)")
+    models: list[str] = Field(default_factory=list, description="Models (default: the configured one)")
+    params: dict[str, Any] = Field(default_factory=dict, description="Call params over the prompt's")
+    repeat: int = Field(default=1, ge=1, le=1000)
+    seed: int | None = None
+    evaluators: list[EvaluatorSpec] = Field(default_factory=list)
+    gate: Gate = Field(default_factory=Gate)
+    cases: list[Case] = Field(default_factory=list)
+    cases_file: str | list[str] | None = Field(default=None, description="JSONL or CSV file(s) of cases")
+
+    @model_validator(mode="after")
+    def _prompts(self) -> Suite:
+        if self.prompt and self.prompt not in self.prompts:
+            object.__setattr__(self, "prompts", [self.prompt, *self.prompts])
+        return self
+
+    @property
+    def prompt_refs(self) -> list[str]:
+        """All prompt references of the suite."""
+        return list(self.prompts)

@@ -1,0 +1,462 @@
+"""The LLM client: the ONLY module that imports litellm.
+
+Every call travels: response cache -> per-model concurrency limit -> litellm.acompletion (with
+our retry policy, litellm's own retries off) -> error mapping -> cost -> observers (tracing).
+A fully replayed run is answered by the cache and never imports litellm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from llmops._async import run_sync
+from llmops.config import CacheMode, Settings, apply_process_defaults, load_settings
+from llmops.errors import (
+    AuthError,
+    CacheMissError,
+    LLMOpsError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+)
+from llmops.llm.cache import ResponseCache, request_key
+from llmops.llm.retry import RetryPolicy
+from llmops.llm.types import Completion, Message, Usage
+
+# Statuses worth another attempt: rate limits, server errors, timeouts, overload.
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+_PROVIDER_KEYS = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "azure": ("AZURE_API_KEY", "AZURE_API_BASE"),
+    "gemini": ("GEMINI_API_KEY",),
+    "mistral": ("MISTRAL_API_KEY",),
+    "groq": ("GROQ_API_KEY",),
+    "cohere": ("COHERE_API_KEY",),
+    "together_ai": ("TOGETHERAI_API_KEY",),
+    "openrouter": ("OPENROUTER_API_KEY",),
+    "deepseek": ("DEEPSEEK_API_KEY",),
+}
+_OUR_PROVIDERS = ("local", "fake")
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """What observers (tracing, stores) learn about each call, success or failure.
+
+    Attributes:
+        messages: The request messages.
+        model: The model as requested.
+        resolved_model: The LiteLLM model string.
+        params: Request params (secrets removed).
+        completion: The result, or None if the call failed.
+        error: The mapped error, or None.
+        started_at: Unix time the call started.
+        ended_at: Unix time the call ended.
+        metadata: Caller metadata (prompt ref, hash, case id, ...).
+    """
+
+    messages: tuple[Message, ...]
+    model: str
+    resolved_model: str
+    params: dict[str, Any]
+    completion: Completion | None
+    error: LLMOpsError | None
+    started_at: float
+    ended_at: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class CallObserver(Protocol):
+    """Receives a :class:`CallRecord` after each call. Must never raise or block."""
+
+    def __call__(self, record: CallRecord) -> None: ...  # noqa: D102
+
+
+_SECRET_PARAMS = frozenset({"api_key", "headers", "extra_headers", "aws_secret_access_key",
+                            "azure_ad_token", "vertex_credentials"})
+
+
+def public_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Params with credentials removed (safe for traces, stores and reports)."""
+    return {k: v for k, v in params.items() if k not in _SECRET_PARAMS}
+
+
+# ---- litellm, imported once and lazily ---------------------------------------------------
+_litellm_lock = threading.Lock()
+_litellm_module: Any = None
+
+
+def _litellm() -> Any:
+    global _litellm_module
+    with _litellm_lock:
+        if _litellm_module is None:
+            apply_process_defaults()
+            import litellm
+
+            litellm.telemetry = False
+            litellm.suppress_debug_info = True
+            _register_providers(litellm)
+            _litellm_module = litellm
+    return _litellm_module
+
+
+def _register_providers(litellm: Any) -> None:
+    """Register ``local/`` and ``fake/`` as LiteLLM custom providers (the same door as any plugin)."""
+    from litellm import CustomLLM
+
+    from llmops.llm import fake
+    from llmops.llm.local import runtime
+
+    def fill(model_response: Any, text: str, finish: str, prompt_tokens: int,
+             completion_tokens: int, model: str) -> Any:
+        model_response.choices[0].message.content = text
+        model_response.choices[0].finish_reason = finish
+        model_response.model = model
+        model_response.usage = litellm.Usage(prompt_tokens=prompt_tokens,
+                                             completion_tokens=completion_tokens,
+                                             total_tokens=prompt_tokens + completion_tokens)
+        return model_response
+
+    def fake_error(model: str, step: fake.FakeError) -> Exception:
+        import httpx
+
+        headers = {"retry-after": str(step.retry_after)} if step.retry_after is not None else {}
+        response = httpx.Response(step.status, headers=headers,
+                                  request=httpx.Request("POST", "http://fake.invalid/v1/chat"))
+        kwargs = {"message": step.message, "llm_provider": "fake", "model": model}
+        by_status: dict[int, Any] = {
+            401: litellm.AuthenticationError, 404: litellm.NotFoundError,
+            429: litellm.RateLimitError, 503: litellm.ServiceUnavailableError,
+            500: litellm.InternalServerError, 400: litellm.BadRequestError,
+        }
+        cls = by_status.get(step.status)
+        if cls is None:
+            return litellm.APIError(status_code=step.status, request=response.request, **kwargs)
+        if cls in (litellm.BadRequestError,):
+            return cls(**kwargs)
+        return cls(response=response, **kwargs)
+
+    class _Local(CustomLLM):  # type: ignore[misc]
+        def completion(self, *args: Any, **kw: Any) -> Any:
+            result = runtime().generate(kw["model"], kw["messages"], kw.get("optional_params") or {})
+            return fill(kw["model_response"], result.text, result.finish_reason, result.prompt_tokens,
+                        result.completion_tokens, f"local/{kw['model']}")
+
+        async def acompletion(self, *args: Any, **kw: Any) -> Any:
+            return await asyncio.to_thread(self.completion, *args, **kw)
+
+    class _Fake(CustomLLM):  # type: ignore[misc]
+        def _answer(self, kw: dict[str, Any], step: Any) -> Any:
+            if isinstance(step, fake.FakeError):
+                raise fake_error(kw["model"], step)
+            reply = step if isinstance(step, fake.FakeReply) else fake.FakeReply(text=str(step))
+            prompt_tokens = reply.prompt_tokens
+            if prompt_tokens is None:
+                prompt_tokens = sum(fake.count_tokens(str(m.get("content") or "")) for m in kw["messages"])
+            completion_tokens = reply.completion_tokens
+            if completion_tokens is None:
+                completion_tokens = fake.count_tokens(reply.text)
+            return fill(kw["model_response"], reply.text, reply.finish_reason, prompt_tokens,
+                        completion_tokens, f"fake/{kw['model']}")
+
+        def completion(self, *args: Any, **kw: Any) -> Any:
+            step = fake.next_step(kw["model"], kw["messages"], kw.get("optional_params") or {})
+            time.sleep(fake.blocking_delay(step))
+            return self._answer(kw, step)
+
+        async def acompletion(self, *args: Any, **kw: Any) -> Any:
+            step = fake.next_step(kw["model"], kw["messages"], kw.get("optional_params") or {})
+            await asyncio.sleep(fake.blocking_delay(step))
+            return self._answer(kw, step)
+
+    existing = [p for p in (litellm.custom_provider_map or []) if p.get("provider") not in _OUR_PROVIDERS]
+    litellm.custom_provider_map = [*existing, {"provider": "local", "custom_handler": _Local()},
+                                   {"provider": "fake", "custom_handler": _Fake()}]
+    from litellm.utils import custom_llm_setup
+
+    custom_llm_setup()
+
+
+@functools.lru_cache(maxsize=4096)
+def _prices(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per token from LiteLLM's local price map, looked up once per model.
+
+    Cheaper than ``litellm.completion_cost`` on every call (~20% of litellm's per-call CPU).
+    """
+    if model.split("/", 1)[0] in _OUR_PROVIDERS:
+        return (0.0, 0.0)
+    cost_map = _litellm().model_cost
+    candidates = [model]
+    if "/" in model:
+        candidates.append(model.split("/", 1)[1])
+    for name in candidates:
+        info = cost_map.get(name)
+        if info and "input_cost_per_token" in info:
+            return float(info.get("input_cost_per_token") or 0.0), float(info.get("output_cost_per_token") or 0.0)
+    return None
+
+
+def cost_of(model: str, usage: Usage) -> float:
+    """USD cost of a call by the local price map (0 when the model has no known price)."""
+    prices = _prices(model)
+    if prices is None:
+        return 0.0
+    return usage.prompt_tokens * prices[0] + usage.completion_tokens * prices[1]
+
+
+def _retry_after(exc: Exception) -> float | None:
+    headers: Any = getattr(exc, "litellm_response_headers", None)
+    response = getattr(exc, "response", None)
+    if headers is None and response is not None:
+        headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    try:
+        for name in ("retry-after-ms", "retry-after"):
+            raw = headers.get(name)
+            if raw is not None:
+                value = float(raw)
+                return value / 1000.0 if name.endswith("-ms") else value
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def missing_key_env_vars(model: str) -> tuple[str, ...]:
+    """Environment variables that would carry the API key for ``model``'s provider."""
+    provider = model.split("/", 1)[0] if "/" in model else "openai"
+    try:
+        missing = _litellm().validate_environment(model=model).get("missing_keys") or []
+    except Exception:  # litellm raises for models it cannot place; fall back to our table
+        missing = []
+    return tuple(missing) or _PROVIDER_KEYS.get(provider, ())
+
+
+def map_exception(exc: BaseException, model: str) -> LLMOpsError:
+    """Turn a litellm/openai/httpx exception into one of our errors (with retryability)."""
+    if isinstance(exc, LLMOpsError):
+        return exc
+    name = type(exc).__name__
+    status = getattr(exc, "status_code", None)
+    status = int(status) if isinstance(status, int) else None
+    message = str(getattr(exc, "message", None) or exc) or name
+    message = message.replace("litellm.", "").strip()
+    if name == "AuthenticationError" or status in (401, 403):
+        return AuthError(message, model=model, env_vars=missing_key_env_vars(model), status_code=status)
+    if name in ("Timeout", "TimeoutError") or isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return ProviderTimeoutError(message or "timed out", model=model, status_code=status,
+                                    retryable=True)
+    if name == "RateLimitError" or status == 429:
+        return RateLimitError(message, model=model, status_code=429, retryable=True,
+                              retry_after=_retry_after(exc))
+    if name == "APIConnectionError":
+        return ProviderError(message, model=model, status_code=None, retryable=True)
+    if status is not None and status in RETRYABLE_STATUS:
+        return ProviderError(message, model=model, status_code=status, retryable=True,
+                             retry_after=_retry_after(exc))
+    if name in ("ContextWindowExceededError", "BadRequestError", "NotFoundError",
+                "UnsupportedParamsError", "UnprocessableEntityError"):
+        return ProviderError(message, model=model, status_code=status, retryable=False)
+    if name == "JSONDecodeError" or isinstance(exc, ValueError | KeyError | IndexError | TypeError):
+        # A truncated or malformed body: worth one more try.
+        return ProviderError(f"malformed provider response: {message}", model=model,
+                             status_code=status, retryable=True)
+    return ProviderError(f"{name}: {message}", model=model, status_code=status,
+                         retryable=status is None or status >= 500)
+
+
+class LLMClient:
+    """Calls any LiteLLM model (plus ``local/`` and ``fake/``) with cache, retries and limits.
+
+    Args:
+        settings: Configuration; defaults to :func:`llmops.config.load_settings`.
+        cache: A response cache; defaults to ``settings.cache_path`` (None with mode ``off``).
+        cache_mode: Overrides ``settings.cache``.
+        retry: Overrides the policy derived from settings.
+        concurrency: Max in-flight calls per model (overrides ``settings.concurrency``).
+        timeout_s: Per-attempt timeout (overrides ``settings.timeout_s``).
+        observers: Called with a :class:`CallRecord` after every call.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        cache: ResponseCache | None = None,
+        cache_mode: CacheMode | None = None,
+        retry: RetryPolicy | None = None,
+        concurrency: int | None = None,
+        timeout_s: float | None = None,
+        observers: Sequence[CallObserver] = (),
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.cache_mode: CacheMode = cache_mode or self.settings.cache
+        if cache is None and self.cache_mode != "off":
+            cache = ResponseCache(self.settings.path(self.settings.cache_path))
+        self.cache = cache if self.cache_mode != "off" else None
+        self.retry = retry or RetryPolicy(max_retries=self.settings.max_retries,
+                                          max_total_s=self.settings.retry_max_wait_s)
+        self.concurrency = concurrency or self.settings.concurrency
+        self.timeout_s = timeout_s or self.settings.timeout_s
+        self.observers: list[CallObserver] = list(observers)
+        self.provider_calls = 0
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]]
+        self._semaphores = weakref.WeakKeyDictionary()
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
+
+    def _semaphore(self, model: str) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        per_loop = self._semaphores.setdefault(loop, {})
+        if model not in per_loop:
+            per_loop[model] = asyncio.Semaphore(self.concurrency)
+        return per_loop[model]
+
+    def resolve(self, model: str | None, params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Resolve an alias to (LiteLLM model string, merged params)."""
+        alias = self.settings.resolve_model(model or self.settings.default_model)
+        return alias.model, {**alias.params, **(params or {})}
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message] | Sequence[dict[str, str]],
+        model: str | None = None,
+        params: dict[str, Any] | None = None,
+        *,
+        seed: int | None = None,
+        repeat: int = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> Completion:
+        """Complete a chat. The async core; see :meth:`complete` for sync code.
+
+        Args:
+            messages: Rendered chat messages.
+            model: Alias or LiteLLM model string (default: ``settings.default_model``).
+            params: temperature, max_tokens, ... (merged over the alias's params).
+            seed: Sampling seed (default: ``settings.seed``).
+            repeat: Repeat index; part of the cache key so repeats are independent samples.
+            metadata: Passed to observers (prompt ref and hash, case id, run id, ...).
+
+        Raises:
+            ProviderError: (or AuthError, RateLimitError, ProviderTimeoutError) after retries.
+            CacheMissError: in read-only (replay) mode when the request is not cached.
+        """
+        msgs = [m if isinstance(m, Message) else Message(role=m["role"], content=m["content"])
+                for m in messages]
+        requested = model or self.settings.default_model
+        resolved, merged = self.resolve(requested, params)
+        seed = self.settings.seed if seed is None else seed
+        meta = dict(metadata or {})
+        started = time.time()
+        key = request_key(resolved, msgs, merged, seed, repeat)
+        try:
+            completion = await self._complete(msgs, requested, resolved, merged, seed, key, meta)
+        except LLMOpsError as err:
+            self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), None, err,
+                                    started, time.time(), meta))
+            raise
+        self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), completion, None,
+                                started, time.time(), meta))
+        return completion
+
+    def complete(self, messages: Sequence[Message] | Sequence[dict[str, str]], model: str | None = None,
+                 params: dict[str, Any] | None = None, **kwargs: Any) -> Completion:
+        """Sync wrapper of :meth:`acomplete`, safe inside a running event loop (notebooks)."""
+        return run_sync(self.acomplete(messages, model, params, **kwargs))
+
+    def _notify(self, record: CallRecord) -> None:
+        for observer in self.observers:
+            try:
+                observer(record)
+            except Exception:  # an observer must never break the traced call
+                continue
+
+    async def _complete(self, msgs: list[Message], requested: str, resolved: str, params: dict[str, Any],
+                        seed: int, key: str, meta: dict[str, Any]) -> Completion:
+        if self.cache is not None and self.cache_mode in ("read-write", "read-only"):
+            hit = self.cache.get(key)
+            if hit is not None:
+                return Completion(**{**hit.__dict__, "model": requested})
+            if self.cache_mode == "read-only":
+                what = meta.get("prompt") or (msgs[-1].content[:60] if msgs else "(no messages)")
+                raise CacheMissError(
+                    f"replay mode: no cached response for {resolved} ({what}), key {key[:16]}",
+                    key=key, hint="record it first with --cache read-write (needs the provider), "
+                                  "or run with --cache off")
+        completion = await self._call_with_retries(msgs, requested, resolved, params, seed)
+        completion = Completion(**{**completion.__dict__, "cache_key": key})
+        if self.cache is not None and self.cache_mode in ("read-write", "refresh"):
+            self.cache.put(key, completion)
+        return completion
+
+    async def _call_with_retries(self, msgs: list[Message], requested: str, resolved: str,
+                                 params: dict[str, Any], seed: int) -> Completion:
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                completion = await self._attempt(msgs, requested, resolved, params, seed)
+                return Completion(**{**completion.__dict__, "attempts": attempt})
+            except Exception as exc:  # mapped right below; nothing escapes unmapped
+                err = map_exception(exc, resolved)
+            if not isinstance(err, ProviderError) or not err.retryable:
+                raise err
+            delay = self.retry.delay(attempt, err.retry_after)
+            if not self.retry.allows(attempt, waited, delay):
+                raise err
+            await asyncio.sleep(delay)
+            waited += delay
+
+    async def _attempt(self, msgs: list[Message], requested: str, resolved: str,
+                       params: dict[str, Any], seed: int) -> Completion:
+        litellm = _litellm()
+        call_params = {k: v for k, v in params.items() if k not in ("stream",)}
+        async with self._semaphore(resolved):
+            self.in_flight[resolved] = self.in_flight.get(resolved, 0) + 1
+            self.max_in_flight[resolved] = max(self.max_in_flight.get(resolved, 0),
+                                               self.in_flight[resolved])
+            self.provider_calls += 1
+            start = time.perf_counter()
+            try:
+                response = await asyncio.wait_for(
+                    litellm.acompletion(model=resolved, messages=[m.to_dict() for m in msgs], seed=seed,
+                                        timeout=self.timeout_s, max_retries=0, num_retries=0,
+                                        drop_params=True, **call_params),
+                    timeout=self.timeout_s + 1.0)
+            except TimeoutError:
+                raise ProviderTimeoutError(f"no answer within {self.timeout_s:g} s", model=resolved,
+                                           retryable=True) from None
+            finally:
+                self.in_flight[resolved] -= 1
+            latency = time.perf_counter() - start
+        return _to_completion(response, requested, resolved, latency)
+
+
+def _to_completion(response: Any, requested: str, resolved: str, latency: float) -> Completion:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise ProviderError("the provider returned no choices", model=resolved, retryable=True)
+    choice = choices[0]
+    message = getattr(choice, "message", None)
+    text = getattr(message, "content", None) if message is not None else None
+    raw_usage = getattr(response, "usage", None)
+    usage = Usage(prompt_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0),
+                  completion_tokens=int(getattr(raw_usage, "completion_tokens", 0) or 0))
+    return Completion(text=text or "", model=requested, resolved_model=resolved,
+                      finish_reason=getattr(choice, "finish_reason", None), usage=usage,
+                      cost_usd=cost_of(resolved, usage), latency_s=latency)
+
+
+def litellm_imported() -> bool:
+    """Whether this process has imported litellm (replayed runs should not)."""
+    return _litellm_module is not None
+

@@ -1,0 +1,129 @@
+"""Scripted fake provider for tests: ``fake/<name>`` models answered from queues or functions.
+
+It is registered with LiteLLM exactly like the embedded model, so tests exercise the real
+``litellm.acompletion`` path, our retries, cache and error mapping. Built-in models:
+
+- ``fake/echo``: answers with the last user message.
+- anything else: answers from what :func:`script` queued for it (an error if nothing was).
+
+Example:
+    >>> from llmops.llm import fake
+    >>> fake.script("fake/m", "first answer", fake.FakeError(429, retry_after=0.01), "after retry")
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FakeReply:
+    """A scripted answer with explicit token counts and an optional delay."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    delay_s: float = 0.0
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True)
+class FakeError:
+    """A scripted provider failure with an HTTP status (429, 500, 503, 401, ...)."""
+
+    status: int
+    message: str = "scripted failure"
+    retry_after: float | None = None
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class FakeTimeout:
+    """A scripted call that hangs for ``delay_s`` seconds (the client's timeout should fire)."""
+
+    delay_s: float = 3600.0
+
+
+Responder = Callable[[list[dict[str, Any]], dict[str, Any]], "str | FakeReply | FakeError | FakeTimeout"]
+Step = str | FakeReply | FakeError | FakeTimeout
+
+
+@dataclass
+class _Script:
+    queue: deque[Step] = field(default_factory=deque)
+    responder: Responder | None = None
+    calls: list[list[dict[str, Any]]] = field(default_factory=list)
+
+
+_scripts: dict[str, _Script] = {}
+_lock = threading.Lock()
+
+
+def _normalize(model: str) -> str:
+    return model if model.startswith("fake/") else f"fake/{model}"
+
+
+def script(model: str, *steps: Step, responder: Responder | None = None) -> None:
+    """Queue answers (and failures) for a fake model; with ``responder``, answer by function.
+
+    Queued steps are consumed first; when the queue is empty the responder (if any) answers.
+    """
+    key = _normalize(model)
+    with _lock:
+        entry = _scripts.setdefault(key, _Script())
+        entry.queue.extend(steps)
+        if responder is not None:
+            entry.responder = responder
+
+
+def calls(model: str) -> list[list[dict[str, Any]]]:
+    """The message lists a fake model received, in order (provider attempts, not cache hits)."""
+    with _lock:
+        entry = _scripts.get(_normalize(model))
+        return list(entry.calls) if entry else []
+
+
+def reset() -> None:
+    """Forget every script and recorded call."""
+    with _lock:
+        _scripts.clear()
+
+
+def count_tokens(text: str) -> int:
+    """A deterministic stand-in for a tokenizer: whitespace words, at least 1."""
+    return max(1, len(text.split()))
+
+
+def next_step(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Step:
+    """Pop (or compute) the next scripted step for a call to ``model``."""
+    key = _normalize(model)
+    with _lock:
+        entry = _scripts.setdefault(key, _Script())
+        entry.calls.append(messages)
+        if entry.queue:
+            return entry.queue.popleft()
+        responder = entry.responder
+    if responder is not None:
+        return responder(messages, params)
+    if key == "fake/echo":
+        users = [m for m in messages if m.get("role") == "user"]
+        return str(users[-1]["content"]) if users else ""
+    return FakeError(400, f"no scripted answer for {key}: call llmops.llm.fake.script({key!r}, ...)")
+
+
+def blocking_delay(step: Step) -> float:
+    """Seconds the step should take before answering."""
+    if isinstance(step, FakeReply | FakeError | FakeTimeout):
+        return step.delay_s
+    return 0.0
+
+
+def sleep(seconds: float) -> None:
+    """Sleep helper kept here so sync callers can share it."""
+    if seconds > 0:
+        time.sleep(seconds)

@@ -1,0 +1,315 @@
+"""One prompt version: YAML front matter + a sandboxed Jinja body that renders to chat messages.
+
+A file looks like::
+
+    ---
+    description: Answer from the given contexts
+    inputs:
+      question: {type: string}
+      contexts: {type: list, default: []}
+    model: local/smollm2
+    params: {temperature: 0, max_tokens: 96}
+    ---
+    {% message "system" %}Answer only from the contexts.{% endmessage %}
+    {% message "user" %}{{ question }}{% endmessage %}
+
+A body without ``message`` blocks renders to one user message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
+from jinja2.ext import Extension
+from jinja2.parser import Parser
+from jinja2.runtime import Macro
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmops.errors import PromptError, did_you_mean
+from llmops.llm.types import Message
+
+InputType = Literal["string", "integer", "number", "boolean", "list", "object", "any"]
+ROLES = ("system", "user", "assistant")
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "list": (list, tuple),
+    "object": (dict,),
+}
+
+
+class InputSpec(BaseModel):
+    """Declared input variable of a prompt."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: InputType = "string"
+    required: bool | None = None
+    default: Any = None
+    description: str | None = None
+
+    @property
+    def is_required(self) -> bool:
+        """Required unless it has a default or says ``required: false``."""
+        if self.required is not None:
+            return self.required
+        return self.default is None
+
+
+class FrontMatter(BaseModel):
+    """The YAML header of a prompt file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    model: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+
+# Per-process random markers: a template input cannot forge a message boundary without
+# knowing them, and they never appear in anything we write out.
+_NONCE = secrets.token_hex(8)
+_OPEN = f"\x00llmops-msg-{_NONCE}:"
+_CLOSE = f"\x00llmops-end-{_NONCE}\x00"
+
+
+class MessageExtension(Extension):
+    """``{% message "role" %}...{% endmessage %}`` blocks."""
+
+    tags = {"message"}  # noqa: RUF012 - Jinja's API
+
+    def parse(self, parser: Parser) -> nodes.Node:
+        """Parse one message block."""
+        lineno = next(parser.stream).lineno
+        role = parser.parse_expression()
+        body = parser.parse_statements(("name:endmessage",), drop_needle=True)
+        call = self.call_method("_wrap", [role])
+        return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+    def _wrap(self, role: object, caller: Macro) -> str:
+        if role not in ROLES:
+            raise TemplateError(f"message role must be one of {', '.join(ROLES)}, got {role!r}")
+        return f"{_OPEN}{role}\x00{caller()}{_CLOSE}"
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        extensions=[MessageExtension],
+        autoescape=False,
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["tojson"] = _tojson
+    return env
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, indent=indent)
+
+
+_ENV = _environment()
+
+
+def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
+    """Split a prompt file into (front matter dict, body, number of header lines)."""
+    if not text.startswith("---"):
+        return {}, text, 0
+    lines = text.split("\n")
+    for index in range(1, len(lines)):
+        if lines[index].rstrip() == "---":
+            header = "\n".join(lines[1:index])
+            try:
+                data = yaml.safe_load(header) or {}
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                line = mark.line + 2 if mark is not None else None
+                raise PromptError(f"invalid YAML front matter: {getattr(exc, 'problem', exc)}",
+                                  file=path, line=line) from None
+            if not isinstance(data, dict):
+                raise PromptError("front matter must be a YAML mapping", file=path, line=2)
+            return data, "\n".join(lines[index + 1:]), index + 1
+    raise PromptError("front matter opened with '---' is never closed", file=path, line=1,
+                      hint="add a line '---' after the header")
+
+
+@dataclass(frozen=True)
+class PromptVersion:
+    """One parsed, compiled version of a prompt.
+
+    Attributes:
+        name: Prompt name (its folder).
+        version: Version number (from ``vN.jinja``).
+        path: The file.
+        source: The full file text (front matter included).
+        meta: The validated front matter.
+        content_hash: sha256 of the file bytes; the lock file records it.
+    """
+
+    name: str
+    version: int
+    path: Path
+    source: str
+    meta: FrontMatter
+    content_hash: str
+    body: str = field(repr=False)
+    header_lines: int = field(repr=False, default=0)
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def load(cls, name: str, version: int, path: Path) -> PromptVersion:
+        """Read and validate a prompt file (the template compiles lazily on first render)."""
+        try:
+            raw = path.read_bytes()
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PromptError(f"not valid UTF-8 at byte {exc.start}", file=path) from None
+        except OSError as exc:
+            raise PromptError(f"cannot read prompt file: {exc.strerror}", file=path) from None
+        text = text.replace("\r\n", "\n")
+        data, body, header_lines = split_front_matter(text, path)
+        try:
+            meta = FrontMatter.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            hint = None
+            if err["type"] == "extra_forbidden":
+                top = str(err["loc"][-1])
+                hint = did_you_mean(top, FrontMatter.model_fields if len(err["loc"]) == 1
+                                    else InputSpec.model_fields)
+            raise PromptError(f"front matter key '{key}': {err['msg']}", file=path,
+                              line=_key_line(text, str(err["loc"][-1])), key=key, hint=hint) from None
+        pv = cls(name=name, version=version, path=path, source=text, meta=meta,
+                 content_hash=hashlib.sha256(raw).hexdigest(), body=body, header_lines=header_lines)
+        pv._compile()  # syntax errors surface at load, with file and line
+        return pv
+
+    def _compile(self) -> Any:
+        cached = _COMPILED.get(self.content_hash + str(self.path))
+        if cached is not None:
+            return cached
+        # Pad with blank lines so Jinja's line numbers are the file's line numbers.
+        padded = "\n" * self.header_lines + self.body
+        try:
+            code = _ENV.compile(padded, name=self.ref, filename=str(self.path))
+        except TemplateSyntaxError as exc:
+            raise PromptError(f"template syntax error: {exc.message}", file=self.path,
+                              line=exc.lineno) from None
+        template = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
+        _COMPILED[self.content_hash + str(self.path)] = template
+        return template
+
+    def validate_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Check types and required inputs; fill defaults. Returns the rendering context."""
+        context = dict(inputs)
+        for key, spec in self.meta.inputs.items():
+            if key not in context or context[key] is None:
+                if spec.is_required:
+                    raise PromptError(f"{self.ref}: missing required input '{key}'", file=self.path,
+                                      key=key, hint=f"pass it, e.g. --input {key}=...")
+                context[key] = spec.default
+                continue
+            allowed = _PY_TYPES.get(spec.type)
+            value = context[key]
+            bad_bool = isinstance(value, bool) and spec.type in ("integer", "number")
+            if allowed is not None and (not isinstance(value, allowed) or bad_bool):
+                raise PromptError(
+                    f"{self.ref}: input '{key}' must be {spec.type}, got {type(value).__name__}",
+                    file=self.path, key=key)
+        return context
+
+    def render(self, inputs: dict[str, Any] | None = None) -> list[Message]:
+        """Render to chat messages.
+
+        Raises:
+            PromptError: naming the variable and prompt@version for an undefined variable,
+                a missing or mistyped input, or an operation the sandbox refused.
+        """
+        context = self.validate_inputs(inputs or {})
+        template = self._compile()
+        try:
+            text = template.render(context)
+        except UndefinedError as exc:
+            line = _template_line(self.path)
+            raise PromptError(f"{self.ref}: {exc.message}", file=self.path, line=line,
+                              hint=self._undefined_hint(context)) from None
+        except SecurityError as exc:
+            raise PromptError(f"{self.ref}: blocked by the template sandbox: {exc}", file=self.path,
+                              line=_template_line(self.path)) from None
+        except TemplateError as exc:
+            raise PromptError(f"{self.ref}: {exc.message or exc}", file=self.path,
+                              line=_template_line(self.path)) from None
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            raise PromptError(f"{self.ref}: rendering failed: {type(exc).__name__}: {exc}",
+                              file=self.path, line=_template_line(self.path)) from None
+        return _to_messages(text)
+
+    def _undefined_hint(self, context: dict[str, Any]) -> str:
+        declared = sorted(set(self.meta.inputs) | set(context))
+        return f"inputs given or declared: {', '.join(declared) or '(none)'}"
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def _key_line(text: str, key: str) -> int | None:
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip().startswith(f"{key}:"):
+            return number
+    return None
+
+
+def _template_line(path: Path) -> int | None:
+    """Line of the innermost traceback frame that belongs to the template file."""
+    tb = sys.exc_info()[2]
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == str(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _to_messages(text: str) -> list[Message]:
+    if _OPEN not in text:
+        return [Message(role="user", content=text.strip())]
+    messages: list[Message] = []
+    rest = text
+    while _OPEN in rest:
+        before, _, rest = rest.partition(_OPEN)
+        if before.strip():
+            messages.append(Message(role="user", content=before.strip()))
+        role, _, rest = rest.partition("\x00")
+        content, _, rest = rest.partition(_CLOSE)
+        messages.append(Message(role=role, content=content.strip()))
+    if rest.strip():
+        messages.append(Message(role="user", content=rest.strip()))
+    return messages
+
+
+def render_string(source: str, inputs: dict[str, Any], *, name: str = "<string>") -> list[Message]:
+    """Render a template given as a string (same sandbox and rules as prompt files)."""
+    pv = PromptVersion(name=name, version=0, path=Path(f"<{name}>"), source=source, meta=FrontMatter(),
+                       content_hash=hashlib.sha256(source.encode()).hexdigest(), body=source)
+    return pv.render(inputs)

@@ -1,0 +1,517 @@
+"""The regression runner: case × prompt version × model × repeat, async, resumable, budgeted.
+
+Each unit renders the prompt, calls the model through the client (cache, retries, per-model
+concurrency), runs the evaluators, and commits its :class:`UnitResult` to the run store before
+the next one is counted as done. Failures are data (``error`` / ``unmeasured``), never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmops._async import run_sync
+from llmops.config import Settings, load_settings
+from llmops.errors import LLMOpsError, UserError
+from llmops.evalsets.loader import LoadedSuite, load_suite
+from llmops.evalsets.models import Case, EvaluatorSpec
+from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, create_evaluator
+from llmops.llm.client import LLMClient
+from llmops.llm.types import Completion
+from llmops.prompts.registry import PromptRegistry
+from llmops.prompts.template import PromptVersion
+from llmops.runner.results import Manifest, RunResult, UnitResult, percentile, status_of, unit_key
+from llmops.runner.store import RunPlan, RunStore
+
+ResultCallback = Callable[[UnitResult], None]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work."""
+
+    case: Case
+    prompt: str
+    model: str
+    repeat: int
+
+    @property
+    def key(self) -> str:
+        """The unit key."""
+        return unit_key(self.case.id, self.prompt, self.model, self.repeat)
+
+
+def parse_shard(shard: str | None) -> tuple[int, int] | None:
+    """Parse ``I/N`` (1-based) into (index, count)."""
+    if shard is None:
+        return None
+    left, sep, right = shard.partition("/")
+    if not sep or not left.isdigit() or not right.isdigit() or not 1 <= int(left) <= int(right):
+        raise UserError(f"--shard expects I/N with 1 <= I <= N, got '{shard}'", key="--shard")
+    return int(left), int(right)
+
+
+def in_shard(case_id: str, shard: tuple[int, int] | None) -> bool:
+    """Deterministic shard membership by case id: adding cases never moves existing ones."""
+    if shard is None:
+        return True
+    digest = int(hashlib.sha256(case_id.encode("utf-8")).hexdigest()[:12], 16)
+    return digest % shard[1] == shard[0] - 1
+
+
+def plan_units(suite: LoadedSuite, prompts: Sequence[str], models: Sequence[str], repeat: int,
+               shard: tuple[int, int] | None = None) -> Iterator[Unit]:
+    """Enumerate the units of a run (lazily; big suites never hold them all)."""
+    for case in suite.cases:
+        if not in_shard(case.id, shard):
+            continue
+        for prompt in prompts:
+            for model in models:
+                for r in range(repeat):
+                    yield Unit(case=case, prompt=prompt, model=model, repeat=r)
+
+
+def new_run_id() -> str:
+    """Sortable, unique run id: ``YYYYmmdd-HHMMSS-xxxxxx``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def git_state(root: Path) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the repository at ``root``, or (None, None) outside git."""
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=5, check=False)
+        if commit.returncode != 0:
+            return None, None
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=5, check=False)
+        return commit.stdout.strip() or None, bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def _case_inputs(pv: PromptVersion, case: Case) -> dict[str, Any]:
+    inputs = dict(case.inputs)
+    # A RAG prompt that declares `contexts` gets the case's contexts unless inputs set them.
+    if "contexts" in pv.meta.inputs and "contexts" not in inputs and case.contexts:
+        inputs["contexts"] = list(case.contexts)
+    return inputs
+
+
+def _contexts(case: Case, inputs: dict[str, Any]) -> tuple[str, ...]:
+    if case.contexts:
+        return tuple(case.contexts)
+    raw = inputs.get("contexts")
+    if isinstance(raw, list):
+        return tuple(str(c) for c in raw)
+    return ()
+
+
+@dataclass
+class _Budget:
+    limit: float | None
+    spent: float = 0.0
+    per_unit_max: float = 0.0
+    in_flight: int = 0
+    exhausted: bool = False
+
+    def admit(self) -> bool:
+        if self.limit is None:
+            return True
+        # Stop before the budget could be exceeded by what is already running plus one more unit.
+        if self.spent + (self.in_flight + 1) * self.per_unit_max > self.limit:
+            self.exhausted = True
+        return not self.exhausted
+
+    def record(self, cost: float) -> None:
+        self.spent += cost
+        self.per_unit_max = max(self.per_unit_max, cost)
+
+
+class Runner:
+    """Runs one suite. Most users call :func:`run_suite` instead.
+
+    Args:
+        suite: The loaded suite.
+        settings: Configuration.
+        client: LLM client (judge calls use it too).
+        store: Run store.
+        models: Models to run (default: suite's, else the configured default).
+        prompts: Prompt references (default: the suite's).
+        repeat: Repeats per case (default: the suite's).
+        seed: Base seed (default: suite's, else settings').
+        max_cost_usd: Stop scheduling before this would be exceeded.
+        shard: ``I/N`` to run one deterministic slice of the cases.
+        progress: Show a rich progress bar (default: when stderr is a terminal).
+        on_result: Called with each unit result as it is stored.
+    """
+
+    def __init__(self, suite: LoadedSuite, *, settings: Settings, client: LLMClient, store: RunStore,
+                 models: Sequence[str] | None = None, prompts: Sequence[str] | None = None,
+                 repeat: int | None = None, seed: int | None = None, max_cost_usd: float | None = None,
+                 shard: str | None = None, progress: bool | None = None,
+                 on_result: ResultCallback | None = None) -> None:
+        self.suite = suite
+        self.settings = settings
+        self.client = client
+        self.store = store
+        self.models = list(models or suite.suite.models or [settings.default_model])
+        self.prompt_refs = list(prompts or suite.suite.prompts)
+        self.repeat = repeat or suite.suite.repeat
+        self.seed = seed if seed is not None else (suite.suite.seed if suite.suite.seed is not None
+                                                   else settings.seed)
+        self.max_cost_usd = max_cost_usd
+        self.shard = parse_shard(shard)
+        self.shard_text = shard
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.on_result = on_result
+        registry = PromptRegistry(settings.prompts_path)
+        # Load every prompt version up front: a bad reference fails before any call is made.
+        self.prompts: dict[str, PromptVersion] = {ref: registry.get(ref) for ref in self.prompt_refs}
+        self.evaluators: list[Evaluator] = [self._make(spec) for spec in suite.suite.evaluators]
+        self._case_evaluators: dict[str, list[Evaluator]] = {
+            c.id: [self._make(spec) for spec in c.assertions] for c in suite.cases if c.assertions}
+        for model in self.models:
+            if not model.strip():
+                raise UserError("empty model name", key="models")
+
+    @staticmethod
+    def _make(spec: EvaluatorSpec) -> Evaluator:
+        return create_evaluator(spec.kind, name=spec.name, threshold=spec.threshold, **spec.params)
+
+    def units(self) -> Iterator[Unit]:
+        """All units of this run."""
+        return plan_units(self.suite, self.prompt_refs, self.models, self.repeat, self.shard)
+
+    def plan(self) -> RunPlan:
+        """The resumable plan."""
+        return RunPlan(suite_path=str(self.suite.path.resolve()), models=self.models,
+                       prompts=self.prompt_refs, repeat=self.repeat, seed=self.seed,
+                       params=dict(self.suite.suite.params), cache=self.client.cache_mode,
+                       concurrency=self.client.concurrency, shard=self.shard_text,
+                       max_cost_usd=self.max_cost_usd)
+
+    def new_manifest(self, run_id: str) -> Manifest:
+        """A manifest for a run that is about to start."""
+        from llmops import __version__
+
+        commit, dirty = git_state(self.settings.root)
+        evaluators = [{"name": e.name, "kind": e.kind, "version": e.version, "threshold": e.threshold}
+                      for e in self.evaluators]
+        return Manifest(
+            run_id=run_id, suite=self.suite.name, suite_path=str(self.suite.path),
+            llmops_version=__version__, python_version=platform.python_version(),
+            git_commit=commit, git_dirty=dirty,
+            prompts={ref: pv.content_hash for ref, pv in self.prompts.items()},
+            models={m: self.client.resolve(m)[0] for m in self.models},
+            params=dict(self.suite.suite.params), seed=self.seed, repeat=self.repeat,
+            evaluators=evaluators, dataset_hash=self.suite.dataset_hash,
+            cases=sum(1 for c in self.suite.cases if in_shard(c.id, self.shard)),
+            units=sum(1 for _ in self.units()), shard=self.shard_text, cache_mode=self.client.cache_mode,
+            started_at=time.time())
+
+    async def _unit(self, unit: Unit, run_id: str) -> UnitResult:
+        pv = self.prompts[unit.prompt]
+        inputs = _case_inputs(pv, unit.case)
+        started = time.time()
+        base = {"case_id": unit.case.id, "prompt": unit.prompt, "prompt_hash": pv.content_hash,
+                "model": unit.model, "repeat": unit.repeat, "started_at": started}
+        params = {**pv.meta.params, **self.suite.suite.params}
+        meta = {"prompt": pv.ref, "prompt_name": pv.name, "prompt_version": pv.version,
+                "prompt_hash": pv.content_hash, "run_id": run_id, "suite": self.suite.name,
+                "case_id": unit.case.id, "repeat": unit.repeat}
+        try:
+            messages = pv.render(inputs)
+            completion = await self.client.acomplete(messages, unit.model, params, seed=self.seed,
+                                                     repeat=unit.repeat, metadata=meta)
+        except LLMOpsError as err:
+            return UnitResult(**base, status="error", error=str(err), ended_at=time.time())
+
+        async def regenerate(new_inputs: dict[str, Any], sample: int = 0,
+                             override: dict[str, Any] | None = None) -> Completion:
+            msgs = pv.render(new_inputs)
+            return await self.client.acomplete(
+                msgs, unit.model, {**params, **(override or {})}, seed=self.seed,
+                repeat=unit.repeat * 100_003 + 1 + sample, metadata={**meta, "purpose": "regenerate"})
+
+        sample_ = Sample(case_id=unit.case.id, output=completion.text, inputs=inputs,
+                         expected=unit.case.expected, contexts=_contexts(unit.case, inputs),
+                         metadata=dict(unit.case.metadata), completion=completion,
+                         messages=tuple(messages))
+        ctx = EvalContext(client=self.client, judge_model=self.settings.judge_model, seed=self.seed,
+                          regenerate=regenerate,  # type: ignore[arg-type]
+                          metadata={**meta, "purpose": "judge"})
+        evaluators = self.evaluators + self._case_evaluators.get(unit.case.id, [])
+        scores: list[Score] = list(await asyncio.gather(*(e.evaluate(sample_, ctx) for e in evaluators)))
+        return UnitResult(
+            **base, resolved_model=completion.resolved_model, status=status_of(scores),
+            output=completion.text, scores=scores, prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens, cost_usd=completion.cost_usd,
+            judge_cost_usd=sum(s.cost_usd for s in scores), latency_s=completion.latency_s,
+            cached=completion.cached, attempts=completion.attempts, ended_at=time.time())
+
+    async def execute(self, run_id: str, manifest: Manifest, done: set[str]) -> RunResult:
+        """Run every unit not in ``done``; store each result as it completes."""
+        todo = (u for u in self.units() if u.key not in done)
+        total = manifest.units
+        results: list[UnitResult] = self.store.results(run_id) if done else []
+        budget = _Budget(self.max_cost_usd)
+        budget.spent = sum(r.cost_usd + r.judge_cost_usd for r in results)
+        workers = max(1, self.client.concurrency * len(self.models))
+        skipped: list[Unit] = []
+        lock = asyncio.Lock()
+        calls_before = self.client.provider_calls
+        hits_before = self.client.cache.hits if self.client.cache else 0
+
+        progress, task = _progress(self.progress, total, len(results), self.suite.name)
+
+        async def worker() -> None:
+            while True:
+                async with lock:
+                    unit = next(todo, None)
+                    if unit is None:
+                        return
+                    if not budget.admit():
+                        skipped.append(unit)
+                        continue
+                    budget.in_flight += 1
+                try:
+                    result = await self._unit(unit, run_id)
+                finally:
+                    budget.in_flight -= 1
+                budget.record(result.cost_usd + result.judge_cost_usd)
+                self.store.add_result(run_id, result)
+                results.append(result)
+                if self.on_result is not None:
+                    self.on_result(result)
+                if progress is not None:
+                    progress.update(task, advance=1)
+
+        try:
+            if progress is not None:
+                progress.start()
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        finally:
+            if progress is not None:
+                progress.stop()
+        skipped_results = [UnitResult(case_id=u.case.id, prompt=u.prompt, model=u.model, repeat=u.repeat,
+                                      status="skipped", error="budget exhausted (max_cost_usd)")
+                           for u in skipped]
+        manifest = self._finish(manifest, results, calls_before, hits_before,
+                                "budget_exhausted" if skipped else "completed")
+        self.store.update_manifest(manifest)
+        return RunResult(manifest=manifest, results=results + skipped_results)
+
+    def _finish(self, manifest: Manifest, results: list[UnitResult], calls_before: int,
+                hits_before: int, status: str) -> Manifest:
+        latencies = [r.latency_s for r in results if r.latency_s is not None]
+        cached = sum(r.cached for r in results)
+        return manifest.model_copy(update={
+            "cache_hits": cached,
+            "cache_hit_rate": cached / len(results) if results else None,
+            "provider_calls": manifest.provider_calls + self.client.provider_calls - calls_before,
+            "prompt_tokens": sum(r.prompt_tokens for r in results),
+            "completion_tokens": sum(r.completion_tokens for r in results),
+            "cost_usd": sum(r.cost_usd for r in results),
+            "judge_cost_usd": sum(r.judge_cost_usd for r in results),
+            "latency_p50_s": percentile(latencies, 0.5),
+            "latency_p95_s": percentile(latencies, 0.95),
+            "ended_at": time.time(),
+            "status": status,
+        })
+
+
+def _progress(enabled: bool, total: int, completed: int, name: str) -> tuple[Any, Any]:
+    if not enabled:
+        return None, None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn(f"[bold]{name}[/]"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+    task = progress.add_task(name, total=total, completed=completed)
+    return progress, task
+
+
+def _resources(settings: Settings | None, client: LLMClient | None, store: RunStore | None,
+               cache: str | None, concurrency: int | None) -> tuple[Settings, LLMClient, RunStore]:
+    settings = settings or (client.settings if client else load_settings())
+    if client is None:
+        client = LLMClient(settings, cache_mode=cache, concurrency=concurrency)  # type: ignore[arg-type]
+    else:
+        if cache is not None:
+            client = LLMClient(client.settings, cache=client.cache, cache_mode=cache,  # type: ignore[arg-type]
+                               retry=client.retry, concurrency=concurrency or client.concurrency,
+                               timeout_s=client.timeout_s, observers=client.observers)
+        elif concurrency is not None:
+            client.concurrency = concurrency
+    store = store or RunStore(settings.path(settings.store_path))
+    return settings, client, store
+
+
+def _suite_path(suite: str | Path, settings: Settings) -> Path:
+    path = Path(suite)
+    if path.exists():
+        return path
+    for candidate in (settings.evalsets_path / path, settings.evalsets_path / f"{suite}.yaml",
+                      settings.evalsets_path / f"{suite}.yml"):
+        if candidate.exists():
+            return candidate
+    return path  # load_suite reports it as not found
+
+
+async def arun_suite(
+    suite: str | Path | LoadedSuite,
+    *,
+    settings: Settings | None = None,
+    client: LLMClient | None = None,
+    store: RunStore | None = None,
+    models: Sequence[str] | None = None,
+    prompts: Sequence[str] | None = None,
+    repeat: int | None = None,
+    concurrency: int | None = None,
+    cache: str | None = None,
+    seed: int | None = None,
+    max_cost_usd: float | None = None,
+    shard: str | None = None,
+    run_id: str | None = None,
+    progress: bool | None = None,
+    on_result: ResultCallback | None = None,
+) -> RunResult:
+    """Run a suite and return its results (async).
+
+    Every unit result is committed to the run store as it completes; if the process dies,
+    :func:`resume_run` finishes the run without repeating completed work.
+
+    Args:
+        suite: Path or name of a suite file in ``evalsets/``, or a loaded suite.
+        settings: Configuration (default: loaded from the project).
+        client: LLM client (default: one built from settings).
+        store: Run store (default: ``settings.store_path``).
+        models: Override the suite's models.
+        prompts: Override the suite's prompt references.
+        repeat: Override the suite's repeat count.
+        concurrency: Max in-flight calls per model.
+        cache: Cache mode (off, read-write, read-only, refresh).
+        seed: Base seed.
+        max_cost_usd: Stop scheduling before the budget would be exceeded.
+        shard: ``I/N`` deterministic slice of the cases.
+        run_id: Use this id (default: a new one).
+        progress: Show a progress bar.
+        on_result: Called with each stored unit result.
+    """
+    settings, client, store = _resources(settings, client, store, cache, concurrency)
+    loaded = suite if isinstance(suite, LoadedSuite) else load_suite(_suite_path(suite, settings))
+    runner = Runner(loaded, settings=settings, client=client, store=store, models=models, prompts=prompts,
+                    repeat=repeat, seed=seed, max_cost_usd=max_cost_usd, shard=shard, progress=progress,
+                    on_result=on_result)
+    rid = run_id or new_run_id()
+    manifest = runner.new_manifest(rid)
+    store.create_run(manifest, runner.plan())
+    return await runner.execute(rid, manifest, set())
+
+
+def run_suite(suite: str | Path | LoadedSuite, **kwargs: Any) -> RunResult:
+    """Run a suite (sync; safe inside a running event loop). See :func:`arun_suite`."""
+    return run_sync(arun_suite(suite, **kwargs))
+
+
+async def aresume_run(run_id: str, *, settings: Settings | None = None, client: LLMClient | None = None,
+                      store: RunStore | None = None, progress: bool | None = None,
+                      max_cost_usd: float | None = None,
+                      on_result: ResultCallback | None = None) -> RunResult:
+    """Finish an interrupted run: only the units without a stored result are executed.
+
+    Raises:
+        UserError: when the run is unknown, or its prompts or cases changed since it started.
+    """
+    settings = settings or (client.settings if client else load_settings())
+    store = store or RunStore(settings.path(settings.store_path))
+    rid = store.resolve_id(run_id)
+    plan = store.plan(rid)
+    manifest = store.manifest(rid)
+    settings, client, store = _resources(settings, client, store, plan.cache, plan.concurrency)
+    loaded = load_suite(plan.suite_path)
+    if loaded.dataset_hash != manifest.dataset_hash:
+        raise UserError(f"the cases of {plan.suite_path} changed since run {rid} started",
+                        key=rid, hint="start a new run instead of resuming")
+    runner = Runner(loaded, settings=settings, client=client, store=store, models=plan.models,
+                    prompts=plan.prompts, repeat=plan.repeat, seed=plan.seed,
+                    max_cost_usd=max_cost_usd if max_cost_usd is not None else plan.max_cost_usd,
+                    shard=plan.shard, progress=progress, on_result=on_result)
+    for ref, digest in manifest.prompts.items():
+        if runner.prompts[ref].content_hash != digest:
+            raise UserError(f"prompt {ref} changed since run {rid} started", key=ref,
+                            hint="start a new run instead of resuming")
+    done = store.done_units(rid)
+    return await runner.execute(rid, manifest, done)
+
+
+def resume_run(run_id: str, **kwargs: Any) -> RunResult:
+    """Sync :func:`aresume_run`."""
+    return run_sync(aresume_run(run_id, **kwargs))
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a run would do, without calling anything."""
+
+    units: int
+    calls: int
+    cached: int
+    estimated_prompt_tokens: int
+    estimated_completion_tokens: int
+    estimated_cost_usd: float
+    by_model: dict[str, dict[str, float]]
+
+
+def dry_run(suite: str | Path | LoadedSuite, *, settings: Settings | None = None,
+            client: LLMClient | None = None, models: Sequence[str] | None = None,
+            prompts: Sequence[str] | None = None, repeat: int | None = None,
+            shard: str | None = None) -> DryRun:
+    """Count calls and estimate tokens and cost (prompt chars / 4, completion = max_tokens)."""
+    from llmops.llm.cache import request_key
+    from llmops.llm.client import cost_of
+    from llmops.llm.types import Usage
+
+    settings, client, store = _resources(settings, client, None, None, None)
+    loaded = suite if isinstance(suite, LoadedSuite) else load_suite(_suite_path(suite, settings))
+    runner = Runner(loaded, settings=settings, client=client, store=store, models=models, prompts=prompts,
+                    repeat=repeat, shard=shard, progress=False)
+    by_model: dict[str, dict[str, float]] = {}
+    units = cached = p_tok = c_tok = 0
+    total = 0.0
+    for unit in runner.units():
+        units += 1
+        pv = runner.prompts[unit.prompt]
+        params = {**pv.meta.params, **loaded.suite.params}
+        try:
+            messages = pv.render(_case_inputs(pv, unit.case))
+        except LLMOpsError:
+            continue
+        resolved, merged = client.resolve(unit.model, params)
+        if client.cache is not None and client.cache_mode in ("read-write", "read-only"):
+            key = request_key(resolved, messages, merged, runner.seed, unit.repeat)
+            if client.cache.get(key) is not None:
+                cached += 1
+                continue
+        pt = sum(len(m.content) for m in messages) // 4 + 4 * len(messages)
+        ct = int(merged.get("max_tokens") or 256)
+        cost = cost_of(resolved, Usage(pt, ct)) if not resolved.startswith(("local/", "fake/")) else 0.0
+        p_tok += pt
+        c_tok += ct
+        total += cost
+        row = by_model.setdefault(unit.model, {"calls": 0, "cost_usd": 0.0})
+        row["calls"] += 1
+        row["cost_usd"] += cost
+    return DryRun(units=units, calls=units - cached, cached=cached, estimated_prompt_tokens=p_tok,
+                  estimated_completion_tokens=c_tok, estimated_cost_usd=total, by_model=by_model)
