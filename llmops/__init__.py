@@ -42,7 +42,34 @@ _EXPORTS: dict[str, str] = {
     "CacheMissError": "llmops.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AuthError",
+    "CacheMissError",
+    "Completion",
+    "ConfigError",
+    "LLMClient",
+    "LLMOpsError",
+    "Message",
+    "PromptError",
+    "PromptRef",
+    "PromptRegistry",
+    "PromptVersion",
+    "ProviderError",
+    "ResponseCache",
+    "RetryPolicy",
+    "Settings",
+    "Usage",
+    "UserError",
+    "acomplete",
+    "complete",
+    "default_client",
+    "get_settings",
+    "list_models",
+    "load_prompt",
+    "load_settings",
+    "render_prompt",
+    "set_default_client",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -145,7 +145,7 @@ def _line_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 def _model_for(loc: tuple[Any, ...]) -> type[BaseModel]:
     model: type[BaseModel] = Suite
-    nested = {("cases",): Case, ("evaluators",): EvaluatorSpec, ("gate",): Gate,
+    nested: dict[tuple[str, ...], type[BaseModel]] = {("cases",): Case, ("evaluators",): EvaluatorSpec, ("gate",): Gate,
               ("cases", "assert"): EvaluatorSpec}
     names = tuple(p for p in loc[:-1] if isinstance(p, str))
     for size in range(len(names), 0, -1):

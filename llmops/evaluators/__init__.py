@@ -1,0 +1,1 @@
+"""Evaluators: deterministic assertions, judges, Ragas adapters, hallucination and bias."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from llmops._async import run_sync
 from llmops.config import CacheMode, Settings, apply_process_defaults, load_settings
@@ -72,6 +73,30 @@ class CallRecord:
     started_at: float
     ended_at: float
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    """Vectors for a list of texts, from :meth:`LLMClient.aembed`.
+
+    Attributes:
+        vectors: One vector per input text, in input order.
+        model: The model as requested (alias or LiteLLM string).
+        resolved_model: The LiteLLM model string.
+        usage: Tokens spent on the provider (0 for texts served by the cache).
+        cost_usd: Cost by the local price map (0 for cached texts and unknown models).
+        cached: How many of the texts the cache answered.
+    """
+
+    vectors: list[list[float]]
+    model: str
+    resolved_model: str
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    cached: int = 0
+
+
+_T = TypeVar("_T")
 
 
 class CallObserver(Protocol):
@@ -366,6 +391,111 @@ class LLMClient:
         self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), completion, None,
                                 started, time.time(), meta))
         return completion
+
+    async def aembed(self, texts: Sequence[str], model: str, params: dict[str, Any] | None = None,
+                     *, metadata: dict[str, Any] | None = None) -> EmbeddingResult:
+        """Embed texts with any LiteLLM embedding model (or alias), like a chat call: cache, limits, retries.
+
+        Each text is cached on its own, as a :class:`Completion` whose text is the JSON vector
+        under a key with the pseudo-role ``embedding``: the one response cache then serves
+        embeddings too (a replayed run needs no provider) without a second table or schema.
+
+        Args:
+            texts: The texts to embed.
+            model: Alias or LiteLLM embedding model string (``openai/text-embedding-3-small``, ...).
+            params: Provider params (``api_base``, ``dimensions``, ...), merged over the alias's.
+            metadata: Passed to observers (``call_type`` is set to ``embedding``).
+
+        Raises:
+            ProviderError: (or AuthError, RateLimitError, ProviderTimeoutError) after retries.
+            CacheMissError: in read-only (replay) mode when a text is not cached.
+        """
+        resolved, merged = self.resolve(model, params)
+        meta = {**(metadata or {}), "call_type": "embedding"}
+        keys = [request_key(resolved, [Message(role="embedding", content=t)], merged, None, 0) for t in texts]
+        vectors: list[list[float] | None] = [None] * len(keys)
+        if self.cache is not None and self.cache_mode in ("read-write", "read-only"):
+            for i, key in enumerate(keys):
+                hit = self.cache.get(key)
+                if hit is not None:
+                    vectors[i] = [float(x) for x in json.loads(hit.text)]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        if missing and self.cache_mode == "read-only":
+            raise CacheMissError(f"replay mode: no cached embedding for {resolved} ({texts[missing[0]][:60]!r})",
+                                 key=keys[missing[0]], hint="record it first with --cache read-write")
+        usage, cost = Usage(), 0.0
+        if missing:
+            asked = [texts[i] for i in missing]
+            started = time.time()
+            record_msgs = tuple(Message(role="user", content=t) for t in asked)
+            try:
+                fresh, usage, latency = await self._retrying(
+                    lambda: self._embed_attempt(asked, resolved, merged), resolved)
+                if len(fresh) != len(asked):
+                    raise ProviderError(f"asked for {len(asked)} embeddings, got {len(fresh)}",
+                                        model=resolved, retryable=False)
+            except LLMOpsError as err:
+                self._notify(CallRecord(record_msgs, model, resolved, public_params(merged), None, err,
+                                        started, time.time(), meta))
+                raise
+            cost = cost_of(resolved, usage)
+            for i, vector in zip(missing, fresh, strict=True):
+                vectors[i] = vector
+                if self.cache is not None and self.cache_mode in ("read-write", "refresh"):
+                    self.cache.put(keys[i], Completion(text=json.dumps(vector), model=model,
+                                                       resolved_model=resolved, finish_reason="embedding"))
+            summary = Completion(text=f"[{len(fresh)} embeddings x {len(fresh[0]) if fresh else 0} dims]",
+                                 model=model, resolved_model=resolved, finish_reason="embedding",
+                                 usage=usage, cost_usd=cost, latency_s=latency)
+            self._notify(CallRecord(record_msgs, model, resolved, public_params(merged), summary, None,
+                                    started, time.time(), meta))
+        done = [v for v in vectors if v is not None]
+        return EmbeddingResult(vectors=done, model=model, resolved_model=resolved, usage=usage,
+                               cost_usd=cost, cached=len(keys) - len(missing))
+
+    async def _retrying(self, attempt_fn: Callable[[], Awaitable[_T]], resolved: str) -> _T:
+        """Run ``attempt_fn`` under the retry policy, mapping every failure to our errors."""
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await attempt_fn()
+            except Exception as exc:  # mapped right below; nothing escapes unmapped
+                err = map_exception(exc, resolved)
+            if not isinstance(err, ProviderError) or not err.retryable:
+                raise err
+            delay = self.retry.delay(attempt, err.retry_after)
+            if not self.retry.allows(attempt, waited, delay):
+                raise err
+            await asyncio.sleep(delay)
+            waited += delay
+
+    async def _embed_attempt(self, texts: list[str], resolved: str,
+                             params: dict[str, Any]) -> tuple[list[list[float]], Usage, float]:
+        litellm = _litellm()
+        async with self._semaphore(resolved):
+            self.provider_calls += 1
+            start = time.perf_counter()
+            try:
+                response = await asyncio.wait_for(
+                    litellm.aembedding(model=resolved, input=texts, timeout=self.timeout_s, max_retries=0,
+                                       num_retries=0, drop_params=True, **params),
+                    timeout=self.timeout_s + 1.0)
+            except TimeoutError:
+                raise ProviderTimeoutError(f"no answer within {self.timeout_s:g} s", model=resolved,
+                                           retryable=True) from None
+            latency = time.perf_counter() - start
+        items = list(getattr(response, "data", None) or [])
+        # litellm gives dicts for some providers and objects for others.
+        def get(item: Any, name: str) -> Any:
+            return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+        items.sort(key=lambda item: int(get(item, "index") or 0))
+        vectors = [[float(x) for x in get(item, "embedding")] for item in items]
+        raw_usage = getattr(response, "usage", None)
+        usage = Usage(prompt_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0))
+        return vectors, usage, latency
 
     def complete(self, messages: Sequence[Message] | Sequence[dict[str, str]], model: str | None = None,
                  params: dict[str, Any] | None = None, **kwargs: Any) -> Completion:

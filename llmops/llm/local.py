@@ -84,20 +84,20 @@ def _without_amx() -> Iterator[None]:
     if not _cpu_advertises_amx():
         yield
         return
-    from llama_cpp import llama as llama_module
-
-    original = llama_module.llama_cpp.llama_model_default_params
+    # The ctypes binding module that llama_cpp.llama calls through (untyped).
+    bindings: Any = importlib.import_module("llama_cpp.llama").llama_cpp
+    original = bindings.llama_model_default_params
 
     def params() -> Any:
         p = original()
         p.use_extra_bufts = False
         return p
 
-    llama_module.llama_cpp.llama_model_default_params = params
+    bindings.llama_model_default_params = params
     try:
         yield
     finally:
-        llama_module.llama_cpp.llama_model_default_params = original
+        bindings.llama_model_default_params = original
 
 
 @dataclass(frozen=True)

@@ -223,24 +223,24 @@ class Runner:
         pv = self.prompts[unit.prompt]
         inputs = _case_inputs(pv, unit.case)
         started = time.time()
-        base = {"case_id": unit.case.id, "prompt": unit.prompt, "prompt_hash": pv.content_hash,
+        base: dict[str, Any] = {"case_id": unit.case.id, "prompt": unit.prompt, "prompt_hash": pv.content_hash,
                 "model": unit.model, "repeat": unit.repeat, "started_at": started}
-        params = {**pv.meta.params, **self.suite.suite.params}
+        call_params = {**pv.meta.params, **self.suite.suite.params}
         meta = {"prompt": pv.ref, "prompt_name": pv.name, "prompt_version": pv.version,
                 "prompt_hash": pv.content_hash, "run_id": run_id, "suite": self.suite.name,
                 "case_id": unit.case.id, "repeat": unit.repeat}
         try:
             messages = pv.render(inputs)
-            completion = await self.client.acomplete(messages, unit.model, params, seed=self.seed,
+            completion = await self.client.acomplete(messages, unit.model, call_params, seed=self.seed,
                                                      repeat=unit.repeat, metadata=meta)
         except LLMOpsError as err:
             return UnitResult(**base, status="error", error=str(err), ended_at=time.time())
 
-        async def regenerate(new_inputs: dict[str, Any], sample: int = 0,
-                             override: dict[str, Any] | None = None) -> Completion:
-            msgs = pv.render(new_inputs)
+        async def regenerate(inputs: dict[str, Any], sample: int = 0,
+                             params: dict[str, Any] | None = None) -> Completion:
+            msgs = pv.render(inputs)
             return await self.client.acomplete(
-                msgs, unit.model, {**params, **(override or {})}, seed=self.seed,
+                msgs, unit.model, {**call_params, **(params or {})}, seed=self.seed,
                 repeat=unit.repeat * 100_003 + 1 + sample, metadata={**meta, "purpose": "regenerate"})
 
         sample_ = Sample(case_id=unit.case.id, output=completion.text, inputs=inputs,
@@ -248,7 +248,7 @@ class Runner:
                          metadata=dict(unit.case.metadata), completion=completion,
                          messages=tuple(messages))
         ctx = EvalContext(client=self.client, judge_model=self.settings.judge_model, seed=self.seed,
-                          regenerate=regenerate,  # type: ignore[arg-type]
+                          regenerate=regenerate,
                           metadata={**meta, "purpose": "judge"})
         evaluators = self.evaluators + self._case_evaluators.get(unit.case.id, [])
         scores: list[Score] = list(await asyncio.gather(*(e.evaluate(sample_, ctx) for e in evaluators)))

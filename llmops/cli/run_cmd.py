@@ -1,0 +1,74 @@
+"""``llmops run SUITE``: run a regression suite, gate it, print the verdict, exit 0/1/2."""
+
+from __future__ import annotations
+
+import argparse
+
+from llmops.cli._common import EXIT_OK, add_model_options, console, settings_from
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run a regression suite and gate it against its baseline")
+    p.add_argument("suite", nargs="?", help="suite file, or a name in evalsets/ (omit with --resume)")
+    add_model_options(p, many=True)
+    p.add_argument("--prompt", "-p", action="append", dest="prompts", metavar="REF",
+                   help="prompt reference to run instead of the suite's (repeatable)")
+    p.add_argument("--repeat", "-r", type=int, default=None, metavar="K", help="runs per case")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--max-cost-usd", type=float, default=None, metavar="USD",
+                   help="stop scheduling calls before this budget would be exceeded")
+    p.add_argument("--max-errors", type=float, default=None, metavar="N",
+                   help="errors allowed before the run fails: a count (>= 1) or a fraction (< 1)")
+    p.add_argument("--dry-run", action="store_true", help="count calls and estimate cost; call nothing")
+    p.add_argument("--shard", default=None, metavar="I/N", help="run one deterministic slice of the cases")
+    p.add_argument("--resume", default=None, metavar="RUN_ID", help="finish an interrupted run")
+    p.add_argument("--baseline", default=None, metavar="FILE",
+                   help="baseline file (default: evalsets/baselines/<suite>.json)")
+    p.add_argument("--update-baseline", action="store_true", help="write this run as the new baseline")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the run and verdict as JSON")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from llmops.errors import UserError
+    from llmops.gate import run_and_gate
+
+    settings = settings_from(args)
+    if args.dry_run:
+        return _dry_run(args, settings)
+    if not args.suite and not args.resume:
+        raise UserError("give a SUITE to run (or --resume RUN_ID)", key="suite")
+    outcome = run_and_gate(
+        args.suite, settings=settings, models=args.models, prompts=args.prompts, repeat=args.repeat,
+        seed=args.seed, max_cost_usd=args.max_cost_usd, max_errors=args.max_errors, shard=args.shard,
+        resume=args.resume, baseline=args.baseline, update_baseline=args.update_baseline,
+        progress=False if args.no_progress else None)
+    if args.json:
+        import json
+
+        print(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        from llmops.reports.terminal import print_run
+
+        out = console()
+        print_run(out, outcome.run, verdict=outcome.verdict)
+        if outcome.baseline_written:
+            out.print(f"baseline written: {outcome.baseline_written}", markup=False)
+    return outcome.exit_code
+
+
+def _dry_run(args: argparse.Namespace, settings: object) -> int:
+    from llmops.runner.engine import dry_run
+
+    plan = dry_run(args.suite, settings=settings, models=args.models,  # type: ignore[arg-type]
+                   prompts=args.prompts, repeat=args.repeat, shard=args.shard)
+    out = console()
+    out.print(f"{plan.units} units: {plan.calls} provider calls, {plan.cached} answered from the cache",
+              markup=False)
+    out.print(f"estimated tokens: {plan.estimated_prompt_tokens} prompt + "
+              f"{plan.estimated_completion_tokens} completion (upper bound: max_tokens)", markup=False)
+    for model, row in plan.by_model.items():
+        out.print(f"  {model}: {int(row['calls'])} calls, ~${row['cost_usd']:.4f}", markup=False)
+    out.print(f"estimated cost: ${plan.estimated_cost_usd:.4f} (judge calls not included)", markup=False)
+    return EXIT_OK

@@ -1,0 +1,72 @@
+"""``llmops runs list | show | merge``: the run store."""
+
+from __future__ import annotations
+
+import argparse
+
+from llmops.cli._common import EXIT_OK, console, settings_from
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("runs", help="list, show and merge stored runs")
+    p.add_argument("--store", default=None, metavar="FILE", help="run store (default: store_path)")
+    ps = p.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    lst = ps.add_parser("list", help="most recent runs")
+    lst.add_argument("--limit", type=int, default=20)
+    lst.set_defaults(handler=_list)
+    show = ps.add_parser("show", help="summary and failures of a run")
+    show.add_argument("run_id", help="run id, unique prefix, or 'latest'")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_show)
+    merge = ps.add_parser("merge", help="merge shard runs into one run (then gate it)")
+    merge.add_argument("sources", nargs="+", metavar="STORE[#RUN_ID]",
+                       help="run store files of the shards (RUN_ID defaults to latest)")
+    merge.set_defaults(handler=_merge)
+
+
+def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from llmops.runner.store import RunStore
+
+    settings = settings_from(args)
+    return RunStore(args.store or settings.path(settings.store_path))
+
+
+def _list(args: argparse.Namespace) -> int:
+    import datetime
+
+    from rich.table import Table
+
+    store = _store(args)
+    table = Table("run", "suite", "started", "status", "units", "cost $", "commit")
+    for m in store.runs(limit=args.limit):
+        counts = store.result_counts(m.run_id)
+        started = datetime.datetime.fromtimestamp(m.started_at).strftime("%Y-%m-%d %H:%M")
+        done = sum(counts.values())
+        table.add_row(m.run_id, m.suite, started, m.status, f"{done}/{m.units}",
+                      f"{m.cost_usd + m.judge_cost_usd:.4f}", (m.git_commit or "")[:10])
+    console().print(table)
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from llmops.reports.terminal import print_run
+
+    run = _store(args).load(args.run_id)
+    if args.json:
+        print(run.model_dump_json(indent=2))
+        return EXIT_OK
+    print_run(console(), run)
+    return EXIT_OK
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from llmops.runner.merge import merge_runs
+
+    sources = []
+    for item in args.sources:
+        path, sep, rid = item.partition("#")
+        sources.append((path, rid if sep and rid else "latest"))
+    merged = merge_runs(sources, _store(args))
+    console().print(f"merged {len(merged.manifest.merged_from)} runs into {merged.run_id} "
+                    f"({len(merged.results)} results)", markup=False)
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""Reports: terminal tables (and, as they arrive, Markdown, HTML and JSON)."""

@@ -1,0 +1,89 @@
+"""Terminal rendering of runs and verdicts (rich). Model output is printed as plain text, never markup."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from llmops.runner.results import RunResult, UnitResult, VariantSummary
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value * 1000:.0f}"
+
+
+def summary_table(summaries: list[VariantSummary], title: str = "") -> RenderableType:
+    """One row per prompt × model: counts, pass rate, evaluator means, latency, tokens, cost."""
+    from rich.table import Table
+
+    evaluators: list[str] = []
+    for s in summaries:
+        for name in s.means:
+            if name not in evaluators:
+                evaluators.append(name)
+    table = Table(title=title or None, show_lines=False)
+    for column in ("prompt", "model", "pass", "fail", "unmeas.", "error", "pass rate"):
+        table.add_column(column, justify="left" if column in ("prompt", "model") else "right")
+    for name in evaluators:
+        table.add_column(f"{name} (mean)", justify="right")
+    for column in ("p50 ms", "p95 ms", "tokens", "cost $"):
+        table.add_column(column, justify="right")
+    for s in summaries:
+        means = [_num(s.means.get(n)) for n in evaluators]
+        table.add_row(s.prompt, s.model, str(s.passed), str(s.failed), str(s.unmeasured), str(s.errors),
+                      _pct(s.pass_rate), *means, _ms(s.latency_p50_s), _ms(s.latency_p95_s),
+                      str(s.prompt_tokens + s.completion_tokens), f"{s.cost_usd + s.judge_cost_usd:.4f}")
+    return table
+
+
+def _snippet(text: str | None, limit: int = 160) -> str:
+    if text is None:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def failure_lines(results: list[UnitResult], limit: int = 20) -> list[str]:
+    """Readable lines for failed, errored and unmeasured units (plain text)."""
+    lines: list[str] = []
+    bad = [r for r in results if r.status in ("fail", "error", "unmeasured")]
+    for r in bad[:limit]:
+        lines.append(f"{r.status.upper():10} {r.case_id} [{r.prompt} × {r.model}] repeat {r.repeat}")
+        if r.error:
+            lines.append(f"           error: {_snippet(r.error, 300)}")
+        else:
+            lines.append(f"           output: {_snippet(r.output)}")
+        for s in r.scores:
+            if s.status != "pass":
+                value = "—" if s.value is None else f"{s.value:.2f}"
+                threshold = "" if s.threshold is None else f" (threshold {s.threshold:g})"
+                lines.append(f"           {s.name}: {s.status} {value}{threshold} — {_snippet(s.reason, 200)}")
+    if len(bad) > limit:
+        lines.append(f"... and {len(bad) - limit} more")
+    return lines
+
+
+def print_run(console: Console, run: RunResult, *, verdict: Any = None) -> None:
+    """Print the summary table, failures and the verdict of a run."""
+    m = run.manifest
+    console.print(summary_table(run.summary(), title=f"{m.suite} — run {m.run_id}"))
+    for line in failure_lines(run.results):
+        console.print(line, markup=False, highlight=False)
+    hit = "—" if m.cache_hit_rate is None else f"{m.cache_hit_rate * 100:.0f}%"
+    console.print(f"units {len(run.results)} · provider calls {m.provider_calls} · cache hits {hit} · "
+                  f"cost ${m.cost_usd + m.judge_cost_usd:.4f} · status {m.status}", markup=False)
+    if verdict is not None:
+        style = "bold green" if verdict.passed else "bold red"
+        console.print(f"[{style}]{'PASSED' if verdict.passed else 'FAILED'}[/]", markup=True)
+        for reason in verdict.reasons:
+            console.print(f"  {reason}", markup=False, highlight=False)

@@ -1,0 +1,706 @@
+"""A local HTTP double of the OpenAI and Anthropic chat APIs, with scriptable faults.
+
+It answers ``POST /v1/chat/completions`` like OpenAI and ``POST /v1/messages`` like Anthropic
+(response bodies with usage, the providers' own error bodies, ``Authorization: Bearer`` and
+``x-api-key`` checks), so that the real LiteLLM/OpenAI-SDK path can be tested offline, and
+benchmarks can measure our client without a provider's noise.
+
+The server runs an aiohttp application on its own event loop in a daemon thread, bound to an
+ephemeral port on 127.0.0.1, so sync and async code can use it alike:
+
+Example:
+    >>> from llmops.testing import Fault, ProviderServer
+    >>> with ProviderServer(api_key="sk-test", latency_s=0.01) as server:   # doctest: +SKIP
+    ...     server.script(Fault.rate_limited(retry_after=0.2), Fault.error(503))
+    ...     # point a client at server.openai_base / server.anthropic_base with api_key="sk-test"
+    ...     print(server.stats().requests, server.stats().max_in_flight)
+
+Behaviour per request, in order: the next scripted :class:`Fault` if any (else random
+``error_rate`` / ``rate_limit_rate`` injection, else success); authentication is checked before
+any fault, so a wrong key always gets the provider's real 401 body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+from aiohttp import web
+
+Provider = Literal["openai", "anthropic"]
+FaultKind = Literal["ok", "status", "hang", "reset", "truncated_json", "invalid_json", "empty_choices"]
+# What happened to a request (a fault kind, or a refusal before any fault applied).
+Outcome = Literal["ok", "status", "hang", "reset", "truncated_json", "invalid_json", "empty_choices",
+                  "auth", "bad_request", "not_found"]
+Responder = Callable[[Provider, list[dict[str, str]]], str]
+
+_REDACTED_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"})
+_OPENAI_PATH = "/v1/chat/completions"
+_ANTHROPIC_PATH = "/v1/messages"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the server does with one request, instead of (or before) answering normally.
+
+    Build them with the class methods (``Fault.error(503)``, ``Fault.hang()``, ...) and queue
+    them with :meth:`ProviderServer.script`; each request consumes one.
+
+    Attributes:
+        kind: ``ok`` (answer normally), ``status`` (an HTTP error with the provider's error
+            body), ``hang`` (never answer; ends when the client disconnects or the server stops),
+            ``reset`` (send the headers and half the body, then reset the TCP connection),
+            ``truncated_json`` (a 200 whose JSON body is cut in half), ``invalid_json`` (a 200
+            whose body is not JSON), ``empty_choices`` (a 200 with ``choices: []``, or
+            ``content: []`` for Anthropic).
+        status: The HTTP status for ``status`` faults.
+        message: The error message for ``status`` faults (a provider-like default otherwise).
+        retry_after: Sent as the ``retry-after`` header: seconds, or a raw string (HTTP-date).
+        retry_after_ms: Sent as the ``retry-after-ms`` header (OpenAI sends it on 429s).
+        delay_s: Overrides the server's latency for this request.
+    """
+
+    kind: FaultKind
+    status: int = 200
+    message: str | None = None
+    retry_after: float | str | None = None
+    retry_after_ms: float | None = None
+    delay_s: float | None = None
+
+    @classmethod
+    def ok(cls, delay_s: float | None = None) -> Fault:
+        """Answer normally (optionally with a different latency)."""
+        return cls("ok", delay_s=delay_s)
+
+    @classmethod
+    def error(cls, status: int, message: str | None = None, *, retry_after: float | str | None = None,
+              retry_after_ms: float | None = None, delay_s: float | None = None) -> Fault:
+        """Answer with HTTP ``status`` and the provider's error body."""
+        return cls("status", status=status, message=message, retry_after=retry_after,
+                   retry_after_ms=retry_after_ms, delay_s=delay_s)
+
+    @classmethod
+    def rate_limited(cls, retry_after: float | str | None = None, *,
+                     retry_after_ms: float | None = None) -> Fault:
+        """Answer 429, with a ``retry-after`` header only when ``retry_after`` is given."""
+        return cls.error(429, retry_after=retry_after, retry_after_ms=retry_after_ms)
+
+    @classmethod
+    def hang(cls) -> Fault:
+        """Never answer (until the client gives up or the server stops)."""
+        return cls("hang")
+
+    @classmethod
+    def reset(cls) -> Fault:
+        """Send a 200's headers and half its body, then reset the connection (TCP RST)."""
+        return cls("reset")
+
+    @classmethod
+    def truncated_json(cls) -> Fault:
+        """A complete HTTP 200 whose JSON body is cut in half."""
+        return cls("truncated_json")
+
+    @classmethod
+    def invalid_json(cls) -> Fault:
+        """A complete HTTP 200 whose body is not JSON at all."""
+        return cls("invalid_json")
+
+    @classmethod
+    def empty_choices(cls) -> Fault:
+        """A 200 with ``choices: []`` (OpenAI) or ``content: []`` (Anthropic)."""
+        return cls("empty_choices")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server saw it (recorded on arrival, before any latency).
+
+    Attributes:
+        index: 0-based arrival order.
+        provider: Which API the path belongs to (None for unknown paths).
+        method: HTTP method.
+        path: Request path.
+        headers: Request headers, lower-cased, with credentials replaced by ``<redacted>``.
+        body: The parsed JSON body (None when absent or not JSON).
+        model: The ``model`` field of the body, if any.
+        auth_ok: Whether the credentials matched.
+        outcome: What the server did (a fault kind, or ``auth`` / ``bad_request`` / ``not_found``).
+        status: The HTTP status sent (None for ``hang`` and ``reset``).
+        prompt_tokens: Input tokens reported in the answer's usage (0 when no usage was sent).
+        completion_tokens: Output tokens reported in the answer's usage.
+        received_at: ``time.monotonic()`` at arrival.
+    """
+
+    index: int
+    provider: Provider | None
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: Any
+    model: str | None
+    auth_ok: bool
+    outcome: Outcome
+    status: int | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    received_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """Counters since the server started (or since :meth:`ProviderServer.reset`).
+
+    Attributes:
+        requests: Requests received.
+        in_flight: Requests being handled right now.
+        max_in_flight: Most requests handled at the same time.
+        by_status: Requests per HTTP status sent.
+        by_outcome: Requests per outcome (``ok``, ``status``, ``hang``, ``auth``, ...).
+        elapsed_s: Seconds since start or reset.
+    """
+
+    requests: int
+    in_flight: int
+    max_in_flight: int
+    by_status: dict[int, int] = field(default_factory=dict)
+    by_outcome: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    @property
+    def throughput(self) -> float:
+        """Requests per second over ``elapsed_s``."""
+        return self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def count_tokens(text: str) -> int:
+    """The double's tokenizer: whitespace-separated words, at least 1 for non-empty text."""
+    words = len(text.split())
+    return max(1, words) if text else 0
+
+
+def _text_of(content: Any) -> str:
+    """Text of an OpenAI/Anthropic message content (a string or a list of parts/blocks)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [str(p.get("text", "")) for p in content if isinstance(p, dict)]
+        return " ".join(p for p in parts if p)
+    return str(content)
+
+
+def _echo(provider: Provider, messages: list[dict[str, str]]) -> str:
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return f"echo: {users[-1]}" if users else "echo:"
+
+
+_OPENAI_ERRORS: dict[int, tuple[str, str | None, str]] = {
+    # status: (type, code, default message) as the OpenAI API sends them
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    403: ("permission_error", None, "You are not allowed to sample from this model."),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist."),
+    408: ("timeout", None, "Request timed out."),
+    409: ("conflict", None, "Conflict."),
+    422: ("invalid_request_error", None, "Unprocessable entity."),
+    429: ("requests", "rate_limit_exceeded",
+          "Rate limit reached for requests. Please try again in 1s."),
+    500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
+    502: ("server_error", None, "Bad gateway."),
+    503: ("server_error", None, "The server is overloaded or not ready yet."),
+    504: ("server_error", None, "Gateway timeout."),
+}
+_ANTHROPIC_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request."),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    404: ("not_found_error", "Not found."),
+    408: ("timeout_error", "Request timed out."),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
+    500: ("api_error", "Internal server error"),
+    502: ("api_error", "Bad gateway"),
+    503: ("api_error", "Service unavailable"),
+    504: ("timeout_error", "Gateway timeout"),
+    529: ("overloaded_error", "Overloaded"),
+}
+
+
+def error_body(provider: Provider, status: int, message: str | None = None) -> dict[str, Any]:
+    """The JSON error body ``provider`` sends with HTTP ``status``."""
+    if provider == "anthropic":
+        etype, default = _ANTHROPIC_ERRORS.get(status, ("api_error", f"HTTP {status}"))
+        return {"type": "error", "error": {"type": etype, "message": message or default},
+                "request_id": f"req_{uuid.uuid4().hex[:24]}"}
+    otype, code, odefault = _OPENAI_ERRORS.get(status, ("server_error", None, f"HTTP {status}"))
+    return {"error": {"message": message or odefault, "type": otype, "param": None, "code": code}}
+
+
+class ProviderServer:
+    """A threaded local double of the OpenAI and Anthropic HTTP APIs.
+
+    Attributes may be changed while it runs (they are read per request).
+
+    Args:
+        api_key: The key clients must send (``Authorization: Bearer`` for OpenAI, ``x-api-key``
+            for Anthropic); None accepts any request, even without credentials.
+        latency_s: Time before each answer.
+        jitter_s: Extra uniform random latency in ``[0, jitter_s]``.
+        error_rate: Probability that an unscripted request fails with ``error_status``.
+        error_status: The status of random failures.
+        rate_limit_rate: Probability that an unscripted request gets a 429.
+        rate_limit_retry_after: The ``retry-after`` of random 429s (None: no header).
+        responder: Makes the reply text from (provider, messages as ``{"role", "content"}``
+            dicts, system prompt included); echoes the last user message by default.
+        seed: Seed of the latency jitter and the random fault injection.
+        host: The address to bind (keep the loopback).
+        port: The port; 0 picks a free one.
+        backlog: The listen backlog (raise it for benchmarks with many connections).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = "test-key",
+        latency_s: float = 0.0,
+        jitter_s: float = 0.0,
+        error_rate: float = 0.0,
+        error_status: int = 500,
+        rate_limit_rate: float = 0.0,
+        rate_limit_retry_after: float | None = None,
+        responder: Responder | None = None,
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        backlog: int = 1024,
+    ) -> None:
+        self.api_key = api_key
+        self.latency_s = latency_s
+        self.jitter_s = jitter_s
+        self.error_rate = error_rate
+        self.error_status = error_status
+        self.rate_limit_rate = rate_limit_rate
+        self.rate_limit_retry_after = rate_limit_retry_after
+        self.responder: Responder = responder or _echo
+        self.host = host
+        self._requested_port = port
+        self._backlog = backlog
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._script: deque[Fault] = deque()
+        self._records: list[RecordedRequest] = []
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._since = time.monotonic()
+        self._port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The bound port (after :meth:`start`)."""
+        if self._port is None:
+            raise RuntimeError("the provider server is not running; call start() or use 'with'")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (the server root, without ``/v1``)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def openai_base(self) -> str:
+        """The ``api_base`` an OpenAI client wants: ``<base_url>/v1``."""
+        return f"{self.base_url}/v1"
+
+    @property
+    def anthropic_base(self) -> str:
+        """The ``api_base`` an Anthropic client wants: the server root."""
+        return self.base_url
+
+    def start(self) -> ProviderServer:
+        """Bind the port and serve from a daemon thread; returns ``self``."""
+        if self._thread is not None:
+            return self
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+            loop.close()
+
+        thread = threading.Thread(target=serve, name=f"provider-server-{id(self):x}", daemon=True)
+        thread.start()
+        ready.wait()
+        self._loop, self._thread = loop, thread
+        try:
+            asyncio.run_coroutine_threadsafe(self._startup(), loop).result(timeout=10)
+        except BaseException:
+            self.stop()
+            raise
+        with self._lock:
+            self._since = time.monotonic()
+        return self
+
+    async def _startup(self) -> None:
+        self._stopping = asyncio.Event()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._requested_port))
+        sock.listen(self._backlog)
+        sock.setblocking(False)
+        site = web.SockSite(runner, sock, shutdown_timeout=0.5)
+        await site.start()
+        self._runner = runner
+        self._port = int(sock.getsockname()[1])
+
+    async def _shutdown(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def stop(self) -> None:
+        """Stop serving (hanging requests are released) and join the thread. Idempotent."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            self._loop = self._thread = None
+            self._port = None
+
+    def __enter__(self) -> ProviderServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ---- scripting and inspection ------------------------------------------------------------
+    def script(self, *faults: Fault) -> None:
+        """Queue faults; each of the next requests consumes one (in order), then normal service."""
+        with self._lock:
+            self._script.extend(faults)
+
+    def pending(self) -> int:
+        """Scripted faults not consumed yet."""
+        with self._lock:
+            return len(self._script)
+
+    def reset(self) -> None:
+        """Forget recorded requests, counters and the remaining script (settings are kept)."""
+        with self._lock:
+            self._script.clear()
+            self._records.clear()
+            self._max_in_flight = self._in_flight
+            self._since = time.monotonic()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received since start or reset, in arrival order."""
+        with self._lock:
+            return list(self._records)
+
+    @property
+    def count(self) -> int:
+        """How many requests were received since start or reset."""
+        with self._lock:
+            return len(self._records)
+
+    @property
+    def max_in_flight(self) -> int:
+        """Most requests handled at the same time since start or reset."""
+        with self._lock:
+            return self._max_in_flight
+
+    def stats(self) -> ServerStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            records = list(self._records)
+            in_flight, peak, since = self._in_flight, self._max_in_flight, self._since
+        statuses = Counter(r.status for r in records if r.status is not None)
+        outcomes: Counter[str] = Counter(r.outcome for r in records)
+        return ServerStats(requests=len(records), in_flight=in_flight, max_in_flight=peak,
+                           by_status=dict(sorted(statuses.items())), by_outcome=dict(outcomes),
+                           elapsed_s=time.monotonic() - since)
+
+    def report(self) -> str:
+        """A short human-readable summary of the counters."""
+        s = self.stats()
+        statuses = ", ".join(f"{k}: {v}" for k, v in s.by_status.items()) or "none"
+        outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(s.by_outcome.items())) or "none"
+        return (f"{s.requests} requests in {s.elapsed_s:.2f} s ({s.throughput:.0f}/s), "
+                f"max in flight {s.max_in_flight}, now {s.in_flight}\n"
+                f"  statuses: {statuses}\n  outcomes: {outcomes}")
+
+    # ---- request handling --------------------------------------------------------------------
+    def _next_fault(self) -> Fault:
+        with self._lock:
+            if self._script:
+                return self._script.popleft()
+            roll = self._rng.random()
+        if roll < self.rate_limit_rate:
+            return Fault.rate_limited(retry_after=self.rate_limit_retry_after)
+        if roll < self.rate_limit_rate + self.error_rate:
+            return Fault.error(self.error_status)
+        return Fault.ok()
+
+    def _delay(self, fault: Fault) -> float:
+        if fault.delay_s is not None:
+            return fault.delay_s
+        if self.jitter_s > 0:
+            with self._lock:
+                extra = self._rng.uniform(0.0, self.jitter_s)
+            return self.latency_s + extra
+        return self.latency_s
+
+    def _auth_ok(self, provider: Provider, headers: Mapping[str, str]) -> bool:
+        if self.api_key is None:
+            return True
+        if provider == "openai":
+            return headers.get("authorization") == f"Bearer {self.api_key}"
+        return headers.get("x-api-key") == self.api_key
+
+    def _record(self, **fields: Any) -> None:
+        with self._lock:
+            self._records.append(RecordedRequest(index=len(self._records), **fields))
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        try:
+            return await self._serve(request)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        shown = {k: ("<redacted>" if k in _REDACTED_HEADERS else v) for k, v in headers.items()}
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        model = body.get("model") if isinstance(body, dict) else None
+        base = {"method": request.method, "path": request.path, "headers": shown, "body": body,
+                "model": model if isinstance(model, str) else None, "received_at": arrived}
+
+        provider: Provider | None = {_OPENAI_PATH: "openai", _ANTHROPIC_PATH: "anthropic"}.get(
+            request.path.rstrip("/"))  # type: ignore[assignment]
+        if provider is None or request.method != "POST":
+            self._record(provider=provider, auth_ok=False, outcome="not_found", status=404, **base)
+            return web.json_response(error_body(provider or "openai", 404,
+                                                f"Unknown request URL: {request.method} {request.path}"),
+                                     status=404)
+        if not self._auth_ok(provider, headers):
+            self._record(provider=provider, auth_ok=False, outcome="auth", status=401, **base)
+            message = self._auth_message(provider, headers)
+            return self._json(provider, 401, error_body(provider, 401, message))
+        problem = self._validate(provider, body, headers)
+        if problem is not None:
+            self._record(provider=provider, auth_ok=True, outcome="bad_request", status=400, **base)
+            return self._json(provider, 400, error_body(provider, 400, problem))
+
+        fault = self._next_fault()
+        assert isinstance(body, dict)  # checked by _validate
+        if fault.kind == "status":
+            self._record(provider=provider, auth_ok=True, outcome="status", status=fault.status, **base)
+            await self._sleep(self._delay(fault))
+            extra: dict[str, str] = {}
+            if fault.retry_after is not None:
+                ra = fault.retry_after
+                extra["retry-after"] = ra if isinstance(ra, str) else f"{ra:g}"
+            if fault.retry_after_ms is not None:
+                extra["retry-after-ms"] = f"{fault.retry_after_ms:g}"
+            return self._json(provider, fault.status, error_body(provider, fault.status, fault.message),
+                              extra)
+        if fault.kind == "hang":
+            self._record(provider=provider, auth_ok=True, outcome="hang", status=None, **base)
+            return await self._hang(request)
+
+        payload, prompt_tokens, completion_tokens = self._answer(provider, body, fault.kind)
+        status = None if fault.kind == "reset" else 200
+        self._record(provider=provider, auth_ok=True, outcome=fault.kind, status=status,
+                     prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, **base)
+        await self._sleep(self._delay(fault))
+        data = json.dumps(payload).encode()
+        if fault.kind == "truncated_json":
+            data = data[: len(data) // 2]
+        elif fault.kind == "invalid_json":
+            data = b"<html><body>502 Bad Gateway</body></html> not json"
+        if fault.kind == "reset":
+            return await self._reset(request, provider, data)
+        return web.Response(body=data, status=200, headers=self._headers(provider))
+
+    @staticmethod
+    async def _sleep(seconds: float) -> None:
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+    def _headers(self, provider: Provider, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        rid = uuid.uuid4().hex[:24]
+        headers = {"Content-Type": "application/json"}
+        if provider == "openai":
+            headers["x-request-id"] = f"req_{rid}"
+            headers["openai-processing-ms"] = f"{int(self.latency_s * 1000)}"
+        else:
+            headers["request-id"] = f"req_{rid}"
+        headers.update(extra or {})
+        return headers
+
+    def _json(self, provider: Provider, status: int, payload: Any,
+              extra: Mapping[str, str] | None = None) -> web.Response:
+        return web.Response(body=json.dumps(payload).encode(), status=status,
+                            headers=self._headers(provider, extra))
+
+    def _auth_message(self, provider: Provider, headers: Mapping[str, str]) -> str:
+        if provider == "anthropic":
+            return "x-api-key header is required" if "x-api-key" not in headers else "invalid x-api-key"
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return ("You didn't provide an API key. You need to provide your API key in an "
+                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). "
+                    "You can obtain an API key from https://platform.openai.com/account/api-keys.")
+        key = auth[7:].strip()
+        shown = f"{key[:3]}*****{key[-4:]}" if len(key) > 8 else "*****"
+        return (f"Incorrect API key provided: {shown}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.")
+
+    @staticmethod
+    def _validate(provider: Provider, body: Any, headers: Mapping[str, str]) -> str | None:
+        if not isinstance(body, dict):
+            return "We could not parse the JSON body of your request."
+        if provider == "anthropic" and "anthropic-version" not in headers:
+            return "anthropic-version: header is required"
+        if not isinstance(body.get("model"), str):
+            return "you must provide a model parameter" if provider == "openai" else "model: Field required"
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return ("[] is too short - 'messages'" if provider == "openai"
+                    else "messages: at least one message is required")
+        if provider == "anthropic" and not isinstance(body.get("max_tokens"), int):
+            return "max_tokens: Field required"
+        if body.get("stream"):
+            return "stream: the provider double does not stream"
+        return None
+
+    def _answer(self, provider: Provider, body: dict[str, Any],
+                kind: FaultKind) -> tuple[dict[str, Any], int, int]:
+        """The success payload, its prompt tokens and its completion tokens."""
+        messages = [{"role": str(m.get("role", "user")), "content": _text_of(m.get("content"))}
+                    for m in body["messages"] if isinstance(m, dict)]
+        if provider == "anthropic" and body.get("system"):
+            messages.insert(0, {"role": "system", "content": _text_of(body["system"])})
+        prompt_tokens = sum(count_tokens(m["content"]) for m in messages)
+        text = self.responder(provider, messages)
+        words = text.split()
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        truncated = isinstance(limit, int) and 0 < limit < len(words)
+        if truncated:
+            assert isinstance(limit, int)
+            text = " ".join(words[:limit])
+        completion_tokens = count_tokens(text)
+        created = int(time.time())
+        if provider == "openai":
+            choices: list[dict[str, Any]] = [{
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": "length" if truncated else "stop",
+            }]
+            payload: dict[str, Any] = {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:29]}",
+                "object": "chat.completion",
+                "created": created,
+                "model": body["model"],
+                "choices": [] if kind == "empty_choices" else choices,
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                                  "accepted_prediction_tokens": 0,
+                                                  "rejected_prediction_tokens": 0},
+                },
+                "service_tier": "default",
+                "system_fingerprint": "fp_provider_double",
+            }
+            return payload, prompt_tokens, completion_tokens
+        content = [] if kind == "empty_choices" else [{"type": "text", "text": text}]
+        payload = {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": content,
+            "stop_reason": "max_tokens" if truncated else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        }
+        return payload, prompt_tokens, completion_tokens
+
+    async def _hang(self, request: web.Request) -> web.StreamResponse:
+        """Wait until the client disconnects or the server stops, then drop the connection."""
+        stopping = self._stopping
+        assert stopping is not None
+        while not stopping.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                break
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=0.05)
+            except TimeoutError:
+                continue
+        if request.transport is not None:
+            request.transport.abort()
+        # Writing to the closed transport fails with a ConnectionError, which aiohttp treats
+        # as a quiet client disconnection: nothing is sent.
+        return web.Response(status=504)
+
+    async def _reset(self, request: web.Request, provider: Provider, data: bytes) -> web.StreamResponse:
+        """Send the headers and half of ``data``, then reset the TCP connection."""
+        response = web.StreamResponse(status=200, headers=self._headers(provider))
+        response.content_length = len(data)
+        await response.prepare(request)
+        await response.write(data[: len(data) // 2])
+        transport = request.transport
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # SO_LINGER with a zero timeout turns close() into a TCP RST.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        # aiohttp's write_eof now fails with a ConnectionError: a quiet client disconnection.
+        return response
