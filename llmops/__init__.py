@@ -32,6 +32,23 @@ _EXPORTS: dict[str, str] = {
     "PromptRegistry": "llmops.prompts.registry",
     "PromptRef": "llmops.prompts.registry",
     "PromptVersion": "llmops.prompts.template",
+    # suites and runs
+    "run_suite": "llmops.runner.engine",
+    "arun_suite": "llmops.runner.engine",
+    "resume_run": "llmops.runner.engine",
+    "dry_run": "llmops.runner.engine",
+    "run_and_gate": "llmops.gate",
+    "load_suite": "llmops.evalsets.loader",
+    "RunStore": "llmops.runner.store",
+    "RunResult": "llmops.runner.results",
+    "UnitResult": "llmops.runner.results",
+    # evaluators
+    "Evaluator": "llmops.evaluators.base",
+    "Sample": "llmops.evaluators.base",
+    "Score": "llmops.evaluators.base",
+    "EvalContext": "llmops.evaluators.base",
+    "create_evaluator": "llmops.evaluators.base",
+    "register_evaluator": "llmops.evaluators.base",
     # errors
     "LLMOpsError": "llmops.errors",
     "UserError": "llmops.errors",
@@ -47,6 +64,8 @@ __all__ = [
     "CacheMissError",
     "Completion",
     "ConfigError",
+    "EvalContext",
+    "Evaluator",
     "LLMClient",
     "LLMOpsError",
     "Message",
@@ -57,17 +76,30 @@ __all__ = [
     "ProviderError",
     "ResponseCache",
     "RetryPolicy",
+    "RunResult",
+    "RunStore",
+    "Sample",
+    "Score",
     "Settings",
+    "UnitResult",
     "Usage",
     "UserError",
     "acomplete",
+    "arun_suite",
     "complete",
+    "create_evaluator",
     "default_client",
+    "dry_run",
     "get_settings",
     "list_models",
     "load_prompt",
     "load_settings",
+    "load_suite",
+    "register_evaluator",
     "render_prompt",
+    "resume_run",
+    "run_and_gate",
+    "run_suite",
     "set_default_client",
 ]
 
@@ -106,9 +138,15 @@ if TYPE_CHECKING:
         ProviderError,
         UserError,
     )
+    from llmops.evalsets.loader import load_suite
+    from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, create_evaluator, register_evaluator
+    from llmops.gate import run_and_gate
     from llmops.llm.cache import ResponseCache
     from llmops.llm.client import LLMClient
     from llmops.llm.retry import RetryPolicy
     from llmops.llm.types import Completion, Message, Usage
     from llmops.prompts.registry import PromptRef, PromptRegistry
     from llmops.prompts.template import PromptVersion
+    from llmops.runner.engine import arun_suite, dry_run, resume_run, run_suite
+    from llmops.runner.results import RunResult, UnitResult
+    from llmops.runner.store import RunStore
