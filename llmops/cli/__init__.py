@@ -11,9 +11,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from llmops.cli import _common, complete_cmd, models_cmd, prompts_cmd, run_cmd, runs_cmd, schema_cmd
+from llmops.cli import (
+    _common,
+    compare_cmd,
+    complete_cmd,
+    models_cmd,
+    prompts_cmd,
+    report_cmd,
+    run_cmd,
+    runs_cmd,
+    schema_cmd,
+)
 
-COMMAND_MODULES = (run_cmd, runs_cmd, prompts_cmd, complete_cmd, models_cmd, schema_cmd)
+COMMAND_MODULES = [run_cmd, compare_cmd, report_cmd, runs_cmd, prompts_cmd, complete_cmd, models_cmd, schema_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

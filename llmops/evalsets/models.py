@@ -64,10 +64,11 @@ class Case(BaseModel):
                                             description="Per-case evaluators, added to the suite's")
     tags: list[str] = Field(default_factory=list)
 
-    @field_validator("id", mode="before")
+    @field_validator("id", "expected", mode="before")
     @classmethod
-    def _id_str(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) else value
+    def _scalar_str(cls, value: Any) -> Any:
+        # `expected: 330` or `id: 7` in YAML are numbers; the case means the text.
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
 class Gate(BaseModel):

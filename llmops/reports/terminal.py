@@ -87,3 +87,45 @@ def print_run(console: Console, run: RunResult, *, verdict: Any = None) -> None:
         console.print(f"[{style}]{'PASSED' if verdict.passed else 'FAILED'}[/]", markup=True)
         for reason in verdict.reasons:
             console.print(f"  {reason}", markup=False, highlight=False)
+
+
+def comparison_table(c: Any) -> RenderableType:
+    """Rich table of a :class:`llmops.compare.Comparison`."""
+    from rich.table import Table
+
+    metrics = sorted({m for v in c.variants for m in v.means})
+    table = Table(title=f"{c.suite} — run {c.run_id}")
+    table.add_column("variant")
+    table.add_column("pass rate (95% CI)", justify="right")
+    for m in metrics:
+        table.add_column(f"{m} mean (95% CI)", justify="right")
+    for column in ("p50 ms", "p95 ms", "tokens/case", "$ / 1k cases", "front"):
+        table.add_column(column, justify="right")
+
+    def f(x: float, pct: bool) -> str:
+        return f"{x * 100:.0f}%" if pct else f"{x:.2f}"
+
+    def interval(iv: Any, pct: bool) -> str:
+        if iv is None or iv.value is None:
+            return "—"
+        return f(iv.value, pct) if iv.low is None else f"{f(iv.value, pct)} [{f(iv.low, pct)}–{f(iv.high, pct)}]"
+
+    for v in c.variants:
+        fronts = [name for name, members in (("cost", c.pareto_cost), ("latency", c.pareto_latency))
+                  if v.label in members]
+        table.add_row(v.label, interval(v.pass_rate, True), *[interval(v.means.get(m), False) for m in metrics],
+                      _ms(v.latency_p50_s), _ms(v.latency_p95_s), f"{v.tokens_per_case:.0f}",
+                      f"{v.cost_per_1000_cases_usd + v.judge_cost_per_1000_cases_usd:.4f}", ", ".join(fronts))
+    return table
+
+
+def print_comparison(console: Console, c: Any) -> None:
+    """Table, significant pairs and the verdict paragraph of a comparison."""
+    console.print(comparison_table(c))
+    for p in c.pairwise:
+        if p.significant:
+            scale, unit = (100, " pts") if p.metric == "pass rate" else (1, "")
+            console.print(f"  {p.b} vs {p.a} on {p.metric}: {p.difference * scale:+.2f}{unit} "
+                          f"[{p.low * scale:+.2f}, {p.high * scale:+.2f}], adjusted p={p.p_adjusted:.3g}",
+                          markup=False, highlight=False)
+    console.print(c.verdict, markup=False, highlight=False)

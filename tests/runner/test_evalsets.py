@@ -146,3 +146,9 @@ def test_example_suites_validate() -> None:
     assert suites
     for path in suites:
         assert load_suite(path).cases
+
+
+def test_yaml_scalars_stay_text(tmp_path: Path) -> None:
+    text = "prompt: x\ncases:\n  - {id: 1, expected: yes}\n  - {id: b, expected: 330}\n  - {id: c, expected: no}\n"
+    cases = load_suite(write(tmp_path, text)).cases
+    assert [(c.id, c.expected) for c in cases] == [("1", "yes"), ("b", "330"), ("c", "no")]

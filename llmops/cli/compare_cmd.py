@@ -1,0 +1,60 @@
+"""``llmops compare SUITE --models A,B``: run a matrix and compare quality, cost and latency."""
+
+from __future__ import annotations
+
+import argparse
+
+from llmops.cli._common import EXIT_OK, add_model_options, console, settings_from
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("compare", help="compare models and prompt versions on a suite, with statistics")
+    p.add_argument("suite", help="suite file or name")
+    p.add_argument("--models", type=_csv, default=None, metavar="A,B,C", help="models to compare")
+    p.add_argument("--prompts", type=_csv, default=None, metavar="REF,REF", help="prompt versions to compare")
+    p.add_argument("--repeat", "-r", type=int, default=None, metavar="K")
+    p.add_argument("--quality", default=None, metavar="METRIC",
+                   help="metric that defines 'better' (default: pass rate; or an evaluator name)")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML report")
+    p.add_argument("--markdown", default=None, metavar="FILE", help="also write a Markdown report")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--no-progress", action="store_true")
+    add_model_options(p)
+    p.set_defaults(handler=_compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from llmops.compare import compare_run
+    from llmops.runner.engine import run_suite
+
+    settings = settings_from(args)
+    models = args.models or ([args.model] if args.model else None)
+    run = run_suite(args.suite, settings=settings, models=models, prompts=args.prompts, repeat=args.repeat,
+                    progress=False if args.no_progress else None)
+    comparison = compare_run(run, alpha=args.alpha, quality=args.quality)
+    if args.html:
+        from llmops.reports.html import render_html
+
+        Path(args.html).write_text(render_html(run, comparison=comparison), encoding="utf-8")
+    if args.markdown:
+        from llmops.reports.markdown import render_markdown
+
+        Path(args.markdown).write_text(render_markdown(run, comparison=comparison), encoding="utf-8")
+    if args.json:
+        print(comparison.model_dump_json(indent=2))
+        return EXIT_OK
+    from llmops.reports.terminal import print_comparison
+
+    out = console()
+    print_comparison(out, comparison)
+    for path in (args.html, args.markdown):
+        if path:
+            out.print(f"wrote {path}", markup=False)
+    return EXIT_OK
