@@ -112,7 +112,7 @@ def binomial_test(k: int, n: int, p: float = 0.5, alternative: Alternative = "tw
     if n == 0:
         return 1.0
     if p == 0.5:
-        total = 2**n
+        total = 1 << n
         if alternative == "less":
             return sum(math.comb(n, i) for i in range(k + 1)) / total
         if alternative == "greater":
@@ -336,7 +336,7 @@ class BootstrapCI:
 
 def _quantile(ordered: Sequence[float], q: float) -> float:
     pos = q * (len(ordered) - 1)
-    low = int(math.floor(pos))
+    low = math.floor(pos)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
