@@ -8,8 +8,12 @@ A fully replayed run is answered by the cache and never imports litellm.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import datetime
+import email.utils
 import functools
 import json
+import re
 import threading
 import time
 import weakref
@@ -26,6 +30,7 @@ from llmops.errors import (
     ProviderError,
     ProviderTimeoutError,
     RateLimitError,
+    UserError,
 )
 from llmops.llm.cache import ResponseCache, request_key
 from llmops.llm.retry import RetryPolicy
@@ -114,6 +119,20 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in _SECRET_PARAMS}
 
 
+# ---- our own errors raised inside custom providers -----------------------------------------
+# litellm wraps any exception of a custom handler in APIConnectionError (retryable) and its own
+# error handling replaces ``__context__``; so a UserError for a missing GGUF file would be retried
+# as a connection error. Handlers put their LLMOpsError in this per-call box instead.
+_own_errors: contextvars.ContextVar[list[LLMOpsError] | None] = contextvars.ContextVar(
+    "llmops_own_errors", default=None)
+
+
+def _keep_own_error(err: LLMOpsError) -> None:
+    box = _own_errors.get()
+    if box is not None:
+        box.append(err)
+
+
 # ---- litellm, imported once and lazily ---------------------------------------------------
 _litellm_lock = threading.Lock()
 _litellm_module: Any = None
@@ -135,7 +154,7 @@ def _litellm() -> Any:
 
 def _register_providers(litellm: Any) -> None:
     """Register ``local/`` and ``fake/`` as LiteLLM custom providers (the same door as any plugin)."""
-    from litellm import CustomLLM
+    from litellm.llms.custom_llm import CustomLLM
 
     from llmops.llm import fake
     from llmops.llm.local import runtime
@@ -163,22 +182,29 @@ def _register_providers(litellm: Any) -> None:
             500: litellm.InternalServerError, 400: litellm.BadRequestError,
         }
         cls = by_status.get(step.status)
+        error: Exception
         if cls is None:
-            return litellm.APIError(status_code=step.status, request=response.request, **kwargs)
-        if cls in (litellm.BadRequestError,):
-            return cls(**kwargs)
-        return cls(response=response, **kwargs)
+            error = litellm.APIError(status_code=step.status, request=response.request, **kwargs)
+        elif cls in (litellm.BadRequestError,):
+            error = cls(**kwargs)
+        else:
+            error = cls(response=response, **kwargs)
+        return error
 
-    class _Local(CustomLLM):  # type: ignore[misc]
+    class _Local(CustomLLM):
         def completion(self, *args: Any, **kw: Any) -> Any:
-            result = runtime().generate(kw["model"], kw["messages"], kw.get("optional_params") or {})
+            try:
+                result = runtime().generate(kw["model"], kw["messages"], kw.get("optional_params") or {})
+            except LLMOpsError as err:
+                _keep_own_error(err)
+                raise
             return fill(kw["model_response"], result.text, result.finish_reason, result.prompt_tokens,
                         result.completion_tokens, f"local/{kw['model']}")
 
         async def acompletion(self, *args: Any, **kw: Any) -> Any:
             return await asyncio.to_thread(self.completion, *args, **kw)
 
-    class _Fake(CustomLLM):  # type: ignore[misc]
+    class _Fake(CustomLLM):
         def _answer(self, kw: dict[str, Any], step: Any) -> Any:
             if isinstance(step, fake.FakeError):
                 raise fake_error(kw["model"], step)
@@ -192,13 +218,20 @@ def _register_providers(litellm: Any) -> None:
             return fill(kw["model_response"], reply.text, reply.finish_reason, prompt_tokens,
                         completion_tokens, f"fake/{kw['model']}")
 
+        def _step(self, kw: dict[str, Any]) -> Any:
+            try:
+                return fake.next_step(kw["model"], kw["messages"], kw.get("optional_params") or {})
+            except LLMOpsError as err:  # a responder raised one of ours: keep it unwrapped
+                _keep_own_error(err)
+                raise
+
         def completion(self, *args: Any, **kw: Any) -> Any:
-            step = fake.next_step(kw["model"], kw["messages"], kw.get("optional_params") or {})
+            step = self._step(kw)
             time.sleep(fake.blocking_delay(step))
             return self._answer(kw, step)
 
         async def acompletion(self, *args: Any, **kw: Any) -> Any:
-            step = fake.next_step(kw["model"], kw["messages"], kw.get("optional_params") or {})
+            step = self._step(kw)
             await asyncio.sleep(fake.blocking_delay(step))
             return self._answer(kw, step)
 
@@ -207,7 +240,7 @@ def _register_providers(litellm: Any) -> None:
                                    {"provider": "fake", "custom_handler": _Fake()}]
     from litellm.utils import custom_llm_setup
 
-    custom_llm_setup()
+    custom_llm_setup()  # type: ignore[no-untyped-call]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -237,7 +270,8 @@ def cost_of(model: str, usage: Usage) -> float:
     return usage.prompt_tokens * prices[0] + usage.completion_tokens * prices[1]
 
 
-def _retry_after(exc: Exception) -> float | None:
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the provider asked us to wait (``retry-after-ms``, ``retry-after`` seconds or date)."""
     headers: Any = getattr(exc, "litellm_response_headers", None)
     response = getattr(exc, "response", None)
     if headers is None and response is not None:
@@ -245,14 +279,38 @@ def _retry_after(exc: Exception) -> float | None:
     if not headers:
         return None
     try:
-        for name in ("retry-after-ms", "retry-after"):
-            raw = headers.get(name)
-            if raw is not None:
-                value = float(raw)
-                return value / 1000.0 if name.endswith("-ms") else value
-    except (TypeError, ValueError):
+        raw_ms = headers.get("retry-after-ms")
+        if raw_ms is not None:
+            return max(0.0, float(raw_ms) / 1000.0)
+        raw = headers.get("retry-after")
+    except (AttributeError, TypeError, ValueError):
         return None
-    return None
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except (TypeError, ValueError):
+        pass
+    try:  # the HTTP-date form: "Wed, 21 Oct 2026 07:28:00 GMT"
+        when = email.utils.parsedate_to_datetime(str(raw))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
+
+
+# litellm repeats the class name: "RateLimitError: RateLimitError: OpenAIException - ...".
+_REPEATED_PREFIX = re.compile(r"^(\w+): (?:\1: )+")
+# What SDKs say when no key was configured at all (before any request is sent).
+_MISSING_KEY = re.compile(
+    r"missing credentials|api_key client option must be set|missing [\w ]*api[ _-]?key"
+    r"|no api[ _-]?key (?:was )?(?:provided|found|set)", re.IGNORECASE)
+
+
+def _clean_message(raw: str) -> str:
+    text = raw.replace("litellm.", "").strip()
+    return _REPEATED_PREFIX.sub(r"\1: ", text)
 
 
 def missing_key_env_vars(model: str) -> tuple[str, ...]:
@@ -272,10 +330,18 @@ def map_exception(exc: BaseException, model: str) -> LLMOpsError:
     name = type(exc).__name__
     status = getattr(exc, "status_code", None)
     status = int(status) if isinstance(status, int) else None
-    message = str(getattr(exc, "message", None) or exc) or name
-    message = message.replace("litellm.", "").strip()
+    message = _clean_message(str(getattr(exc, "message", None) or exc)) or name
     if name == "AuthenticationError" or status in (401, 403):
         return AuthError(message, model=model, env_vars=missing_key_env_vars(model), status_code=status)
+    if (status is None or status >= 500) and _MISSING_KEY.search(message):
+        # The SDK refused to send the request (no key configured); litellm wraps that as a 500.
+        return AuthError(f"no API key configured ({message})", model=model,
+                         env_vars=missing_key_env_vars(model))
+    if name == "BadRequestError" and "LLM Provider NOT provided" in message:
+        return UserError(f"unknown model '{model}': LiteLLM cannot tell which provider serves it",
+                         key=model, hint="use a LiteLLM model string with its provider "
+                                         "(openai/gpt-4o-mini, anthropic/...), an alias from "
+                                         "[tool.llmops.models], or local/smollm2")
     if name in ("Timeout", "TimeoutError") or isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return ProviderTimeoutError(message or "timed out", model=model, status_code=status,
                                     retryable=True)
@@ -337,6 +403,14 @@ class LLMClient:
         self._semaphores = weakref.WeakKeyDictionary()
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
+
+    def _deadline(self) -> float:
+        """Hard limit of one attempt: the timeout plus a grace for litellm's own timeout to fire first.
+
+        httpx timeouts are per read, so a server that trickles bytes never trips them; this one
+        is total. The grace is proportional so that small test timeouts stay small.
+        """
+        return self.timeout_s + min(1.0, 0.25 * self.timeout_s)
 
     def _semaphore(self, model: str) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -486,13 +560,8 @@ class LLMClient:
                 raise ProviderTimeoutError(f"no answer within {self.timeout_s:g} s", model=resolved,
                                            retryable=True) from None
             latency = time.perf_counter() - start
-        items = list(getattr(response, "data", None) or [])
-        # litellm gives dicts for some providers and objects for others.
-        def get(item: Any, name: str) -> Any:
-            return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
-
-        items.sort(key=lambda item: int(get(item, "index") or 0))
-        vectors = [[float(x) for x in get(item, "embedding")] for item in items]
+        items = sorted(getattr(response, "data", None) or [], key=lambda item: int(_field(item, "index") or 0))
+        vectors = [[float(x) for x in _field(item, "embedding")] for item in items]
         raw_usage = getattr(response, "usage", None)
         usage = Usage(prompt_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0))
         return vectors, usage, latency
@@ -556,19 +625,31 @@ class LLMClient:
                                                self.in_flight[resolved])
             self.provider_calls += 1
             start = time.perf_counter()
+            own_errors: list[LLMOpsError] = []
+            box = _own_errors.set(own_errors)
             try:
                 response = await asyncio.wait_for(
                     litellm.acompletion(model=resolved, messages=[m.to_dict() for m in msgs], seed=seed,
                                         timeout=self.timeout_s, max_retries=0, num_retries=0,
                                         drop_params=True, **call_params),
-                    timeout=self.timeout_s + 1.0)
+                    timeout=self._deadline())
             except TimeoutError:
                 raise ProviderTimeoutError(f"no answer within {self.timeout_s:g} s", model=resolved,
                                            retryable=True) from None
+            except Exception:
+                if own_errors:  # our provider's own error, unwrapped from litellm's
+                    raise own_errors[-1] from None
+                raise
             finally:
+                _own_errors.reset(box)
                 self.in_flight[resolved] -= 1
             latency = time.perf_counter() - start
         return _to_completion(response, requested, resolved, latency)
+
+
+def _field(item: Any, name: str) -> Any:
+    """A field of a response item: litellm gives dicts for some providers and objects for others."""
+    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
 
 
 def _to_completion(response: Any, requested: str, resolved: str, latency: float) -> Completion:

