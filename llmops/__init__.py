@@ -49,6 +49,12 @@ _EXPORTS: dict[str, str] = {
     "EvalContext": "llmops.evaluators.base",
     "create_evaluator": "llmops.evaluators.base",
     "register_evaluator": "llmops.evaluators.base",
+    "assert_scores": "llmops.assertions",
+    "evaluate": "llmops.assertions",
+    # tracing
+    "observe": "llmops.tracing.observe",
+    "trace_attributes": "llmops.tracing.observe",
+    "get_tracer": "llmops.tracing.tracer",
     # errors
     "LLMOpsError": "llmops.errors",
     "UserError": "llmops.errors",
@@ -86,21 +92,26 @@ __all__ = [
     "UserError",
     "acomplete",
     "arun_suite",
+    "assert_scores",
     "complete",
     "create_evaluator",
     "default_client",
     "dry_run",
+    "evaluate",
     "get_settings",
+    "get_tracer",
     "list_models",
     "load_prompt",
     "load_settings",
     "load_suite",
+    "observe",
     "register_evaluator",
     "render_prompt",
     "resume_run",
     "run_and_gate",
     "run_suite",
     "set_default_client",
+    "trace_attributes",
 ]
 
 
@@ -138,6 +149,7 @@ if TYPE_CHECKING:
         ProviderError,
         UserError,
     )
+    from llmops.assertions import assert_scores, evaluate
     from llmops.evalsets.loader import load_suite
     from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, create_evaluator, register_evaluator
     from llmops.gate import run_and_gate
@@ -150,3 +162,5 @@ if TYPE_CHECKING:
     from llmops.runner.engine import arun_suite, dry_run, resume_run, run_suite
     from llmops.runner.results import RunResult, UnitResult
     from llmops.runner.store import RunStore
+    from llmops.tracing.observe import observe, trace_attributes
+    from llmops.tracing.tracer import get_tracer

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops._async import run_sync
 from llmops.config import Settings, load_settings
@@ -31,6 +31,9 @@ from llmops.prompts.registry import PromptRegistry
 from llmops.prompts.template import PromptVersion
 from llmops.runner.results import Manifest, RunResult, UnitResult, percentile, status_of, unit_key
 from llmops.runner.store import RunPlan, RunStore
+
+if TYPE_CHECKING:
+    from llmops.tracing.tracer import Tracer
 
 ResultCallback = Callable[[UnitResult], None]
 
@@ -153,14 +156,19 @@ class Runner:
         shard: ``I/N`` to run one deterministic slice of the cases.
         progress: Show a rich progress bar (default: when stderr is a terminal).
         on_result: Called with each unit result as it is stored.
+        only: Restrict the run to these (case id, prompt ref, model) combinations.
+        tracer: Records one trace per unit (its generations and judge calls nested, the
+            evaluator scores attached, the manifest as metadata); None: no tracing.
     """
 
     def __init__(self, suite: LoadedSuite, *, settings: Settings, client: LLMClient, store: RunStore,
                  models: Sequence[str] | None = None, prompts: Sequence[str] | None = None,
                  repeat: int | None = None, seed: int | None = None, max_cost_usd: float | None = None,
                  shard: str | None = None, progress: bool | None = None,
-                 on_result: ResultCallback | None = None) -> None:
+                 on_result: ResultCallback | None = None, tracer: Tracer | None = None,
+                 only: set[tuple[str, str, str]] | None = None) -> None:
         self.suite = suite
+        self.only = only
         self.settings = settings
         self.client = client
         self.store = store
@@ -174,6 +182,9 @@ class Runner:
         self.shard_text = shard
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.on_result = on_result
+        self.tracer = tracer
+        if tracer is not None:
+            tracer.attach(client)  # its generations and judge calls nest under the unit's trace
         registry = PromptRegistry(settings.prompts_path)
         # Load every prompt version up front: a bad reference fails before any call is made.
         self.prompts: dict[str, PromptVersion] = {ref: registry.get(ref) for ref in self.prompt_refs}
@@ -189,8 +200,12 @@ class Runner:
         return create_evaluator(spec.kind, name=spec.name, threshold=spec.threshold, **spec.params)
 
     def units(self) -> Iterator[Unit]:
-        """All units of this run."""
-        return plan_units(self.suite, self.prompt_refs, self.models, self.repeat, self.shard)
+        """All units of this run (restricted to ``only`` = {(case id, prompt, model)} when given)."""
+        units = plan_units(self.suite, self.prompt_refs, self.models, self.repeat, self.shard)
+        if self.only is None:
+            return units
+        only = self.only
+        return (u for u in units if (u.case.id, u.prompt, u.model) in only)
 
     def plan(self) -> RunPlan:
         """The resumable plan."""
@@ -259,6 +274,17 @@ class Runner:
             judge_cost_usd=sum(s.cost_usd for s in scores), latency_s=completion.latency_s,
             cached=completion.cached, attempts=completion.attempts, ended_at=time.time())
 
+    async def _traced_unit(self, unit: Unit, run_id: str, manifest: Manifest) -> UnitResult:
+        """Run a unit inside its own trace when a tracer is set (calls made inside nest under it)."""
+        if self.tracer is None:
+            return await self._unit(unit, run_id)
+        with self.tracer.eval_unit(run_id=run_id, suite=self.suite.name, case_id=unit.case.id,
+                                   prompt=unit.prompt, model=unit.model, repeat=unit.repeat,
+                                   inputs=unit.case.inputs, manifest=manifest.model_dump()) as trace:
+            result = await self._unit(unit, run_id)
+            trace.set_result(result)
+        return result
+
     async def execute(self, run_id: str, manifest: Manifest, done: set[str]) -> RunResult:
         """Run every unit not in ``done``; store each result as it completes."""
         todo = (u for u in self.units() if u.key not in done)
@@ -285,7 +311,7 @@ class Runner:
                         continue
                     budget.in_flight += 1
                 try:
-                    result = await self._unit(unit, run_id)
+                    result = await self._traced_unit(unit, run_id, manifest)
                 finally:
                     budget.in_flight -= 1
                 budget.record(result.cost_usd + result.judge_cost_usd)
@@ -386,6 +412,8 @@ async def arun_suite(
     run_id: str | None = None,
     progress: bool | None = None,
     on_result: ResultCallback | None = None,
+    tracer: Tracer | None = None,
+    only: set[tuple[str, str, str]] | None = None,
 ) -> RunResult:
     """Run a suite and return its results (async).
 
@@ -408,12 +436,14 @@ async def arun_suite(
         run_id: Use this id (default: a new one).
         progress: Show a progress bar.
         on_result: Called with each stored unit result.
+        tracer: Trace each unit (e.g. ``llmops.tracing.get_tracer(settings)``); None: untraced.
+        only: Run just these (case id, prompt ref, model) combinations (all their repeats).
     """
     settings, client, store = _resources(settings, client, store, cache, concurrency)
     loaded = suite if isinstance(suite, LoadedSuite) else load_suite(_suite_path(suite, settings))
     runner = Runner(loaded, settings=settings, client=client, store=store, models=models, prompts=prompts,
                     repeat=repeat, seed=seed, max_cost_usd=max_cost_usd, shard=shard, progress=progress,
-                    on_result=on_result)
+                    on_result=on_result, tracer=tracer, only=only)
     rid = run_id or new_run_id()
     manifest = runner.new_manifest(rid)
     store.create_run(manifest, runner.plan())
@@ -428,7 +458,7 @@ def run_suite(suite: str | Path | LoadedSuite, **kwargs: Any) -> RunResult:
 async def aresume_run(run_id: str, *, settings: Settings | None = None, client: LLMClient | None = None,
                       store: RunStore | None = None, progress: bool | None = None,
                       max_cost_usd: float | None = None,
-                      on_result: ResultCallback | None = None) -> RunResult:
+                      on_result: ResultCallback | None = None, tracer: Tracer | None = None) -> RunResult:
     """Finish an interrupted run: only the units without a stored result are executed.
 
     Raises:
@@ -447,7 +477,7 @@ async def aresume_run(run_id: str, *, settings: Settings | None = None, client: 
     runner = Runner(loaded, settings=settings, client=client, store=store, models=plan.models,
                     prompts=plan.prompts, repeat=plan.repeat, seed=plan.seed,
                     max_cost_usd=max_cost_usd if max_cost_usd is not None else plan.max_cost_usd,
-                    shard=plan.shard, progress=progress, on_result=on_result)
+                    shard=plan.shard, progress=progress, on_result=on_result, tracer=tracer)
     for ref, digest in manifest.prompts.items():
         if runner.prompts[ref].content_hash != digest:
             raise UserError(f"prompt {ref} changed since run {rid} started", key=ref,
