@@ -85,7 +85,7 @@ def print_run(console: Console, run: RunResult, *, verdict: Any = None) -> None:
     if verdict is not None:
         style = "bold green" if verdict.passed else "bold red"
         console.print(f"[{style}]{'PASSED' if verdict.passed else 'FAILED'}[/]", markup=True)
-        for reason in verdict.reasons:
+        for reason in [*verdict.reasons, *verdict.notes]:
             console.print(f"  {reason}", markup=False, highlight=False)
 
 

@@ -536,7 +536,7 @@ def dry_run(suite: str | Path | LoadedSuite, *, settings: Settings | None = None
                 continue
         pt = sum(len(m.content) for m in messages) // 4 + 4 * len(messages)
         ct = int(merged.get("max_tokens") or 256)
-        cost = cost_of(resolved, Usage(pt, ct)) if not resolved.startswith(("local/", "fake/")) else 0.0
+        cost = cost_of(resolved, Usage(pt, ct), merged)
         p_tok += pt
         c_tok += ct
         total += cost

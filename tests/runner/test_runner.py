@@ -152,3 +152,28 @@ def test_dry_run_counts_calls_without_calling(project: Path, settings, client) -
     assert plan.units == 10 and plan.calls == 10 and plan.cached == 0
     assert plan.estimated_completion_tokens == 10 * 48
     assert fake.calls("fake/m") == []
+
+
+def test_budget_stops_scheduling_before_it_is_exceeded(project: Path) -> None:  # type: ignore[no-untyped-def]
+    from llmops.config import load_settings
+    from llmops.llm.client import LLMClient
+
+    priced = {"priced": {"model": "fake/m", "params": {"input_cost_per_token": 0.001,
+                                                      "output_cost_per_token": 0.001}}}
+    settings = load_settings(project, overrides={"models": priced, "cache": "off"})
+    client = LLMClient(settings, concurrency=1)
+    fake.script("fake/m", responder=lambda m, p: "one two three four")  # 4 completion tokens
+    path = make_suite(project, n=10)
+    plan = dry_run(path, settings=settings, client=client, models=["priced"])
+    assert plan.estimated_cost_usd > 0 and plan.by_model["priced"]["calls"] == 10
+    run = run_suite(path, settings=settings, client=client, models=["priced"], progress=False, max_cost_usd=0.05)
+    spent = sum(r.cost_usd for r in run.results)
+    per_call = max(r.cost_usd for r in run.results if r.status != "skipped")
+    assert 0 < spent <= 0.05
+    assert spent + per_call > 0.05  # it stopped only when one more call could exceed the budget
+    skipped = [r for r in run.results if r.status == "skipped"]
+    assert skipped and run.manifest.status == "budget_exhausted"
+    assert len(fake.calls("fake/m")) == 10 - len(skipped)
+    # Resuming with a larger budget finishes the skipped work.
+    resumed = resume_run(run.run_id, settings=settings, client=client, progress=False, max_cost_usd=1.0)
+    assert len([r for r in resumed.results if r.status != "skipped"]) == 10
