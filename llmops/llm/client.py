@@ -262,8 +262,18 @@ def _prices(model: str) -> tuple[float, float] | None:
     return None
 
 
-def cost_of(model: str, usage: Usage) -> float:
-    """USD cost of a call by the local price map (0 when the model has no known price)."""
+PRICE_PARAMS = ("input_cost_per_token", "output_cost_per_token")
+
+
+def cost_of(model: str, usage: Usage, params: dict[str, Any] | None = None) -> float:
+    """USD cost of a call: the alias's own prices if set, else LiteLLM's local price map (else 0).
+
+    ``input_cost_per_token`` / ``output_cost_per_token`` in a model alias's params price
+    self-hosted or negotiated models (the same keys LiteLLM accepts for custom pricing).
+    """
+    if params and any(k in params for k in PRICE_PARAMS):
+        return (usage.prompt_tokens * float(params.get("input_cost_per_token") or 0.0)
+                + usage.completion_tokens * float(params.get("output_cost_per_token") or 0.0))
     prices = _prices(model)
     if prices is None:
         return 0.0
@@ -416,7 +426,10 @@ class LLMClient:
         loop = asyncio.get_running_loop()
         per_loop = self._semaphores.setdefault(loop, {})
         if model not in per_loop:
-            per_loop[model] = asyncio.Semaphore(self.concurrency)
+            # An embedded model answers one call at a time: queueing here (not behind its lock)
+            # keeps measured latency to generation time only.
+            limit = 1 if model.startswith("local/") else self.concurrency
+            per_loop[model] = asyncio.Semaphore(limit)
         return per_loop[model]
 
     def resolve(self, model: str | None, params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
@@ -644,7 +657,7 @@ class LLMClient:
                 _own_errors.reset(box)
                 self.in_flight[resolved] -= 1
             latency = time.perf_counter() - start
-        return _to_completion(response, requested, resolved, latency)
+        return _to_completion(response, requested, resolved, latency, params)
 
 
 def _field(item: Any, name: str) -> Any:
@@ -652,7 +665,8 @@ def _field(item: Any, name: str) -> Any:
     return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
 
 
-def _to_completion(response: Any, requested: str, resolved: str, latency: float) -> Completion:
+def _to_completion(response: Any, requested: str, resolved: str, latency: float,
+                   params: dict[str, Any] | None = None) -> Completion:
     choices = getattr(response, "choices", None)
     if not choices:
         raise ProviderError("the provider returned no choices", model=resolved, retryable=True)
@@ -664,7 +678,7 @@ def _to_completion(response: Any, requested: str, resolved: str, latency: float)
                   completion_tokens=int(getattr(raw_usage, "completion_tokens", 0) or 0))
     return Completion(text=text or "", model=requested, resolved_model=resolved,
                       finish_reason=getattr(choice, "finish_reason", None), usage=usage,
-                      cost_usd=cost_of(resolved, usage), latency_s=latency)
+                      cost_usd=cost_of(resolved, usage, params), latency_s=latency)
 
 
 def litellm_imported() -> bool:
