@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--update-baseline", action="store_true", help="write this run as the new baseline")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the run and verdict as JSON")
+    p.add_argument("--markdown", default=None, metavar="FILE",
+                   help="also write a Markdown summary (for a PR comment or $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML report")
     p.set_defaults(handler=_run)
 
 
@@ -44,6 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed, max_cost_usd=args.max_cost_usd, max_errors=args.max_errors, shard=args.shard,
         resume=args.resume, baseline=args.baseline, update_baseline=args.update_baseline,
         progress=False if args.no_progress else None)
+    _write_reports(args, outcome)
     if args.json:
         import json
 
@@ -56,6 +60,20 @@ def _run(args: argparse.Namespace) -> int:
         if outcome.baseline_written:
             out.print(f"baseline written: {outcome.baseline_written}", markup=False)
     return outcome.exit_code
+
+
+def _write_reports(args: argparse.Namespace, outcome: object) -> None:
+    from pathlib import Path
+
+    run, verdict = outcome.run, outcome.verdict  # type: ignore[attr-defined]
+    if args.markdown:
+        from llmops.reports.markdown import render_markdown
+
+        Path(args.markdown).write_text(render_markdown(run, verdict=verdict), encoding="utf-8")
+    if args.html:
+        from llmops.reports.html import render_html
+
+        Path(args.html).write_text(render_html(run, verdict=verdict), encoding="utf-8")
 
 
 def _dry_run(args: argparse.Namespace, settings: object) -> int:
