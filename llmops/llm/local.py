@@ -147,6 +147,11 @@ class LocalRuntime:
             kwargs["top_p"] = float(params["top_p"])
         if params.get("stop"):
             kwargs["stop"] = params["stop"]
+        fmt = params.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+            # llama.cpp constrains sampling with a JSON grammar: even a 135M judge emits valid JSON.
+            schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
+            kwargs["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
         chat = [{"role": str(m.get("role", "user")), "content": str(m.get("content") or "")}
                 for m in messages]
         with lock:

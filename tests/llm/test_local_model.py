@@ -61,3 +61,14 @@ def test_unknown_local_model_is_a_user_error(settings: Settings) -> None:
     with pytest.raises(UserError, match="local/whatever") as info:
         make(settings).complete(ASK, "local/whatever", PARAMS)
     assert info.value.hint and "smollm2" in info.value.hint
+
+
+def test_json_schema_response_format_constrains_the_embedded_model(settings: Settings) -> None:
+    import json
+
+    schema = {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["yes", "no"]}},
+              "required": ["verdict"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
+    done = make(settings).complete([{"role": "user", "content": "Is Paris in France?"}], "local/smollm2",
+                                   {**PARAMS, "max_tokens": 40, "response_format": fmt})
+    assert json.loads(done.text)["verdict"] in ("yes", "no")
