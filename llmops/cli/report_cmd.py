@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--html", default=None, metavar="FILE")
     p.add_argument("--markdown", default=None, metavar="FILE")
     p.add_argument("--json", default=None, metavar="FILE")
+    p.add_argument("--gate", action="store_true",
+                   help="exit 1 when the run fails its gate or regresses against the baseline")
     p.set_defaults(handler=_report)
 
 
@@ -33,4 +35,4 @@ def _report(args: argparse.Namespace) -> int:
             out.print(f"wrote {path}", markup=False)
     if not (args.html or args.markdown or args.json):
         print(report.markdown(), end="")
-    return EXIT_OK
+    return report.verdict.exit_code if args.gate else EXIT_OK

@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("run_id", help="run id, unique prefix, or 'latest'")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_show)
+    diff = ps.add_parser("diff", help="compare two runs case by case (paired statistics)")
+    diff.add_argument("baseline", help="the earlier run (id, prefix or 'latest')")
+    diff.add_argument("run_id", help="the later run")
+    diff.set_defaults(handler=_diff)
     merge = ps.add_parser("merge", help="merge shard runs into one run (then gate it)")
     merge.add_argument("sources", nargs="+", metavar="STORE[#RUN_ID]",
                        help="run store files of the shards (RUN_ID defaults to latest)")
@@ -57,6 +61,26 @@ def _show(args: argparse.Namespace) -> int:
         return EXIT_OK
     print_run(console(), run)
     return EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from llmops.reports.build import build_report
+
+    report = build_report(args.run_id, settings=settings_from(args), baseline=args.baseline, store=args.store)
+    out = console()
+    verdict = report.verdict
+    out.print(f"{args.run_id} against {args.baseline}: {'no regression' if verdict.passed else 'REGRESSED'}",
+              markup=False)
+    for line in [*verdict.reasons, *verdict.notes]:
+        out.print(f"  {line}", markup=False, highlight=False)
+    for variant in verdict.variants:
+        for change in variant.regressed_cases:
+            out.print(f"  regressed {change.case_id}: {change.baseline_pass_rate:.0%} -> {change.current_pass_rate:.0%}",
+                      markup=False)
+        for change in variant.improved_cases:
+            out.print(f"  improved  {change.case_id}: {change.baseline_pass_rate:.0%} -> {change.current_pass_rate:.0%}",
+                      markup=False)
+    return verdict.exit_code
 
 
 def _merge(args: argparse.Namespace) -> int:

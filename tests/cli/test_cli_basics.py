@@ -83,3 +83,43 @@ def test_schema_command(project: Path) -> None:
     assert main(["schema", "-o", "schema.json"]) == 0
     schema = json.loads((project / "schema.json").read_text())
     assert "cases" in schema["properties"]
+
+
+def test_run_report_and_diff_exit_codes(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = "\n".join(f"  - {{id: c{i}, inputs: {{question: 'q{i}'}}, expected: 'ans{i}'}}" for i in range(24))
+    suite = project / "evalsets" / "cli.yaml"
+    suite.write_text("name: cli\nprompt: rag_answer@2\nmodels: [fake/cli]\nevaluators: [contains]\n"
+                     "gate: {min_pass_rate: 0.5, tolerance: 0.05}\ncases:\n" + cases + "\n")
+    fake.script("fake/cli", responder=lambda m, p: "ans" + m[-1]["content"].rsplit("q", 1)[1].split()[0])
+    assert main(["run", "evalsets/cli.yaml", "--no-progress", "--update-baseline", "--cache", "off"]) == 0
+    assert (project / "evalsets" / "baselines" / "cli.json").exists()
+    good = capsys.readouterr().out
+    assert "PASSED" in good
+    # Now the model gets most answers wrong: the gate and the baseline comparison both fail (exit 1).
+    fake.script("fake/cli", responder=lambda m, p: "no idea")
+    assert main(["run", "evalsets/cli.yaml", "--no-progress", "--cache", "off", "--markdown", "s.md",
+                 "--html", "r.html"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "regress" in out
+    assert "❌ failed" in (project / "s.md").read_text() and (project / "r.html").read_text().startswith("<!DOCTYPE")
+    assert main(["report", "latest", "--gate"]) == 1
+    capsys.readouterr()
+    from llmops.runner.store import RunStore
+
+    runs = RunStore(project / ".llmops" / "runs.sqlite").runs()
+    assert main(["runs", "diff", runs[1].run_id, runs[0].run_id]) == 1
+    diff = capsys.readouterr().out
+    assert "REGRESSED" in diff and "regressed c0: 100% -> 0%" in diff
+    assert main(["runs", "list"]) == 0 and "cli" in capsys.readouterr().out
+    assert main(["runs", "show", "latest"]) == 0
+
+
+def test_dry_run_and_replay_miss(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = project / "evalsets" / "d.yaml"
+    suite.write_text("prompt: rag_answer@2\nmodels: [fake/d]\ncases:\n  - {id: a, inputs: {question: q}}\n")
+    assert main(["run", "evalsets/d.yaml", "--dry-run"]) == 0
+    assert "1 provider calls" in capsys.readouterr().out
+    assert fake.calls("fake/d") == []
+    assert main(["run", "evalsets/d.yaml", "--cache", "read-only", "--no-progress", "--max-errors", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "replay mode: no cached response for fake/d" in out
