@@ -388,7 +388,8 @@ def _suite_path(suite: str | Path, settings: Settings) -> Path:
     path = Path(suite)
     if path.exists():
         return path
-    for candidate in (settings.evalsets_path / path, settings.evalsets_path / f"{suite}.yaml",
+    # Relative to the project root too, so notebooks in a subfolder can say "evalsets/x.yaml".
+    for candidate in (settings.root / path, settings.evalsets_path / path, settings.evalsets_path / f"{suite}.yaml",
                       settings.evalsets_path / f"{suite}.yml"):
         if candidate.exists():
             return candidate
