@@ -35,15 +35,26 @@ def get_registry(settings: Settings | None = None) -> PromptRegistry:
 def default_client(settings: Settings | None = None) -> LLMClient:
     """A process-wide client for the current project (created on first use).
 
-    Passing ``settings`` returns a new client bound to them instead.
+    Passing ``settings`` returns a new client bound to them instead. Either way the client
+    reports its calls to the project's tracer (see :func:`llmops.tracing.get_tracer`) unless
+    ``tracing = "off"``.
     """
     global _default_client
     if settings is not None:
-        return LLMClient(settings)
+        return _traced(LLMClient(settings))
     with _default_lock:
         if _default_client is None:
-            _default_client = LLMClient(load_settings())
+            _default_client = _traced(LLMClient(load_settings()))
         return _default_client
+
+
+def _traced(client: LLMClient) -> LLMClient:
+    """Attach the project's tracer (local store, and Langfuse when configured) unless tracing is off."""
+    if client.settings.tracing == "off":
+        return client
+    from llmops.tracing.tracer import get_tracer
+
+    return get_tracer(client.settings).attach(client)
 
 
 def set_default_client(client: LLMClient | None) -> None:
@@ -54,7 +65,22 @@ def set_default_client(client: LLMClient | None) -> None:
 
 
 def load_prompt(ref: str, settings: Settings | None = None) -> PromptVersion:
-    """Load a prompt version by reference (``name``, ``name@2``, ``name@production``)."""
+    """Load a prompt version by reference (``name``, ``name@2``, ``name@production``).
+
+    With ``prompt_source = "langfuse"`` a label resolves from Langfuse prompt management first,
+    and from the local ``labels.yaml`` when Langfuse is unreachable or does not know it.
+    """
+    settings = settings or load_settings()
+    if settings.prompt_source == "langfuse" and settings.langfuse is not None and "@" in ref:
+        from llmops.prompts.registry import PromptRef
+
+        parsed = PromptRef.parse(ref)
+        if parsed.label is not None and parsed.label != "latest":
+            from llmops.tracing.langfuse_api import resolve_label
+
+            remote = resolve_label(settings, parsed.name, parsed.label)
+            if remote is not None:
+                return remote
     return get_registry(settings).get(ref)
 
 
@@ -99,7 +125,8 @@ async def acomplete(
     llm = client or default_client()
     pv = prompt if isinstance(prompt, PromptVersion) else load_prompt(prompt, llm.settings)
     messages = pv.render(inputs or {})
-    meta = {**prompt_metadata(pv), **(metadata or {})}
+    # The template inputs let a traced production call become a suite case (`traces export`).
+    meta = {**prompt_metadata(pv), "prompt_inputs": dict(inputs or {}), **(metadata or {})}
     return await llm.acomplete(messages, model or pv.meta.model, {**pv.meta.params, **(params or {})},
                                seed=seed, repeat=repeat, metadata=meta)
 

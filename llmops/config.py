@@ -65,6 +65,9 @@ class Settings(BaseModel):
     retry_max_wait_s: float = Field(default=60.0, ge=0)
     seed: int = 0
     tracing: Literal["auto", "local", "langfuse", "off"] = "auto"
+    # Where `name@label` resolves at run time: the local labels.yaml, or Langfuse prompt
+    # management (its `production` label) with the local files as the fallback.
+    prompt_source: Literal["local", "langfuse"] = "local"
     environment: str = "development"
     release: str | None = None
     langfuse: LangfuseSettings | None = None

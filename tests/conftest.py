@@ -64,6 +64,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     fake.reset()
     set_default_client(None)
+    # The default client feeds a process-wide tracer per project: stop it with its project.
+    from llmops.tracing.tracer import reset_tracing
+
+    reset_tracing()
 
 
 PYPROJECT = """\

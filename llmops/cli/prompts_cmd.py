@@ -1,4 +1,4 @@
-"""``llmops prompts list | show | render | diff | lock | check | label``."""
+"""``llmops prompts list | show | render | diff | lock | check | label | push | pull``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     label.add_argument("label")
     label.add_argument("version", type=int)
     label.set_defaults(handler=_label)
+    push = ps.add_parser("push", help="create missing versions in Langfuse and move its labels to match")
+    push.add_argument("names", nargs="*", metavar="NAME", help="prompts to push (default: all)")
+    push.set_defaults(handler=_push)
+    pull = ps.add_parser("pull", help="write Langfuse versions missing locally and copy its labels")
+    pull.add_argument("names", nargs="*", metavar="NAME", help="prompts to pull (default: all in Langfuse)")
+    pull.set_defaults(handler=_pull)
 
 
 def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -120,3 +126,32 @@ def _label(args: argparse.Namespace) -> int:
     _registry(args).set_label(args.name, args.label, args.version)
     console().print(f"{args.name}@{args.label} -> v{args.version}")
     return EXIT_OK
+
+
+def _sync(args: argparse.Namespace, push: bool) -> int:
+    from llmops.prompts import PromptRegistry
+    from llmops.tracing import langfuse_api
+
+    settings = settings_from(args)
+    registry = PromptRegistry(settings.prompts_path)
+    sync = langfuse_api.push_prompts if push else langfuse_api.pull_prompts
+    result = sync(settings, registry, args.names or None)
+    out = console()
+    where = "in Langfuse" if push else "locally"
+    for ref in result.created:
+        out.print(f"created {ref} {where}")
+    for move in result.labels:
+        out.print(f"label {move}")
+    for problem in result.conflicts:
+        out.print(f"[red]conflict:[/] {problem}", markup=True)
+    if not (result.created or result.labels or result.conflicts):
+        out.print(f"in sync ({len(result.unchanged)} version(s))")
+    return EXIT_FAILED if result.conflicts else EXIT_OK
+
+
+def _push(args: argparse.Namespace) -> int:
+    return _sync(args, push=True)
+
+
+def _pull(args: argparse.Namespace) -> int:
+    return _sync(args, push=False)

@@ -1,0 +1,423 @@
+"""``llmops traces list | show | export | score | drift | status``: the trace store from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from llmops.cli._common import EXIT_FAILED, EXIT_OK, console, settings_from
+
+if TYPE_CHECKING:
+    from llmops.config import Settings
+    from llmops.tracing.store import TraceDetail, TraceStore
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("traces", help="list, show, export, score and watch traced LLM calls")
+    ts = p.add_subparsers(dest="traces_command", metavar="ACTION", required=True)
+
+    def selection(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--prompt", metavar="REF", help="only calls of this prompt (name, name@3, name@label)")
+        q.add_argument("--since", metavar="WHEN", help="only traces after WHEN (24h, 7d or a date)")
+        q.add_argument("--until", metavar="WHEN", help="only traces before WHEN")
+
+    ls = ts.add_parser("list", help="recent traces, newest first")
+    selection(ls)
+    ls.add_argument("--errors", action="store_true", help="only traces with a failed span")
+    ls.add_argument("--tag", help="only traces with this tag (e.g. run:20260101-...)")
+    ls.add_argument("--limit", type=int, default=30, metavar="N")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.set_defaults(handler=_list)
+
+    show = ts.add_parser("show", help="a trace as a tree with timings, tokens, cost and scores")
+    show.add_argument("trace_id", metavar="ID", help="trace id, a unique prefix, or 'latest'")
+    show.add_argument("--full", action="store_true", help="print inputs and outputs in full")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=_show)
+
+    ex = ts.add_parser("export", help="turn selected traces into cases of a suite file")
+    ex.add_argument("--to", required=True, metavar="FILE", help="suite file, e.g. evalsets/regressions.yaml")
+    selection(ex)
+    ex.add_argument("--ids", nargs="+", metavar="ID", help="these traces (ids or unique prefixes)")
+    ex.add_argument("--errors", action="store_true", help="only traces with a failed call")
+    ex.add_argument("--below", action="append", metavar="NAME=VALUE",
+                    help="only traces whose score NAME is below VALUE (repeatable; local store)")
+    ex.add_argument("--limit", type=int, default=50, metavar="N")
+    ex.add_argument("--source", choices=["local", "langfuse"], default="local")
+    ex.set_defaults(handler=_export)
+
+    sc = ts.add_parser("score", help="run evaluators over a sample of production calls, write the scores back")
+    sc.add_argument("--evaluator", "-e", action="append", default=[], metavar="KIND[:k=v,...]",
+                    help="evaluator to run, e.g. length:max=200 (repeatable)")
+    sc.add_argument("--suite", metavar="FILE", help="use the evaluators of this suite file")
+    selection(sc)
+    sc.add_argument("--sample", type=int, default=50, metavar="N", help="calls to score (random, seeded)")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--source", choices=["local", "langfuse"], default="local")
+    sc.add_argument("--judge-model", metavar="MODEL", help="model for judge evaluators")
+    sc.add_argument("--json", action="store_true", help="print JSON")
+    sc.set_defaults(handler=_score)
+
+    dr = ts.add_parser("drift", help="quality, latency, cost and error rate per prompt version over time")
+    dr.add_argument("--prompt", metavar="REF", help="only this prompt (name or name@version)")
+    dr.add_argument("--window", default="1d", metavar="DURATION", help="window length (default 1d)")
+    dr.add_argument("--windows", type=int, default=4, metavar="N", help="number of windows (default 4)")
+    dr.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    dr.add_argument("--environment", help="only calls from this environment")
+    dr.add_argument("--check", action="store_true", help="exit 1 if a change for the worse is flagged")
+    dr.add_argument("--json", action="store_true", help="print JSON")
+    dr.set_defaults(handler=_drift)
+
+    st = ts.add_parser("status", help="where traces go, and what the local store holds")
+    st.set_defaults(handler=_status)
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+def _store(settings: Settings) -> TraceStore:
+    from llmops.tracing.store import TraceStore
+
+    return TraceStore(settings.path(settings.trace_path))
+
+
+def _when(text: str | None) -> float | None:
+    from llmops.tracing.monitor import parse_since
+
+    return parse_since(text) if text else None
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def _ago(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _preview(value: Any, full: bool, width: int = 100) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list) and value and all(isinstance(m, dict) and "content" in m for m in value):
+        text = " | ".join(f"{m.get('role')}: {m.get('content')}" for m in value)
+    else:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text.replace("\n", " ⏎ ")
+    return text if full or len(text) <= width else text[: width - 1] + "…"
+
+
+# ---- list / show -----------------------------------------------------------------------------------
+def _list(args: argparse.Namespace) -> int:
+    from rich.table import Column, Table
+
+    from llmops.tracing.monitor import prompt_filter
+
+    settings = settings_from(args)
+    store = _store(settings)
+    name, version = prompt_filter(args.prompt, settings)
+    traces = store.traces(prompt_name=name, prompt_version=version, since=_when(args.since),
+                          until=_when(args.until), errors_only=args.errors, tag=args.tag,
+                          limit=args.limit) if store.exists() else []
+    if args.json:
+        print(json.dumps([t.model_dump() for t in traces], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    out = console()
+    if not traces:
+        out.print(f"no traces in {store.path}" + (" matching the filters" if store.exists() else ""))
+        return EXIT_OK
+    table = Table(Column("trace", no_wrap=True, min_width=12), Column("started", overflow="fold"),
+                  Column("name", overflow="fold"), "duration", "calls", "tokens", "cost",
+                  Column("prompts", overflow="fold"), Column("scores", overflow="fold"))
+    for t in traces:
+        scores = ", ".join(f"{k}={v:.2f}" if v is not None else f"{k}=–" for k, v in t.scores.items())
+        err = f" [red]✗{t.errors}[/]" if t.errors else ""
+        table.add_row(t.trace_id[:12], _ago(t.start_time), t.name + err, _ms(t.duration_s), str(t.generations),
+                      f"{t.prompt_tokens}+{t.completion_tokens}", f"${t.cost_usd:.6f}", ", ".join(t.prompts),
+                      scores)
+    out.print(table)
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    settings = settings_from(args)
+    detail = _store(settings).trace(args.trace_id)
+    if args.json:
+        print(detail.model_dump_json(indent=2))
+        return EXIT_OK
+    out = console()
+    root = detail.root
+    scores_by_span: dict[str | None, list[str]] = {}
+    for s in detail.scores:
+        value = f"{s.value:.2f}" if s.value is not None else s.status
+        scores_by_span.setdefault(s.span_id, []).append(f"{s.name}={value}")
+
+    def label(span: Any) -> str:
+        offset = span.start_time - root.start_time
+        parts = [f"[bold]{escape(span.name)}[/]", f"[dim]{span.kind}[/]", _ms(span.duration_s),
+                 f"[dim]+{_ms(offset)}[/]"]
+        if span.kind == "generation":
+            parts.append(escape(span.resolved_model or span.model or ""))
+            if span.prompt_tokens is not None:
+                parts.append(f"{span.prompt_tokens}→{span.completion_tokens} tok")
+            if span.cost_usd is not None:
+                parts.append(f"${span.cost_usd:.6f}")
+            if span.cached:
+                parts.append("[cyan]cache hit[/]")
+            if span.prompt_ref:
+                parts.append(f"[magenta]{escape(span.prompt_ref)}[/] [dim]{(span.prompt_hash or '')[:12]}[/]")
+        if span.status == "error":
+            code = f" HTTP {span.status_code}" if span.status_code else ""
+            parts.append(f"[red]✗ {escape(span.error_type or 'error')}{code}: {escape(span.error or '')}[/]")
+        if span.span_id in scores_by_span:
+            parts.append("[green]" + escape(", ".join(scores_by_span[span.span_id])) + "[/]")
+        text = "  ".join(p for p in parts if p)
+        if span.kind == "generation" or args.full:
+            for what, value in (("in", span.input), ("out", span.output)):
+                preview = _preview(value, args.full)
+                if preview:
+                    text += f"\n[dim]{what}:[/] {escape(preview)}"
+        return text
+
+    attrs = [f"{k}={v}" for k, v in (("user", root.user_id), ("session", root.session_id),
+                                     ("env", root.environment), ("release", root.release)) if v]
+    if root.tags:
+        attrs.append("tags=" + ",".join(root.tags))
+    header = f"trace {detail.trace_id}  {_ago(root.start_time)}  " + "  ".join(attrs)
+    tree = Tree(escape(header))
+
+    def add(node: Tree, span: Any) -> None:
+        child = node.add(label(span))
+        for c in detail.children(span.span_id):
+            add(child, c)
+
+    ids = {s.span_id for s in detail.spans}
+    for top in [s for s in detail.spans if s.parent_id is None or s.parent_id not in ids]:
+        add(tree, top)
+    out.print(tree)
+    trace_scores = scores_by_span.get(None, [])
+    if trace_scores:
+        out.print("[bold]scores:[/] " + escape(", ".join(trace_scores)), markup=True)
+    return EXIT_OK
+
+
+# ---- export ------------------------------------------------------------------------------------
+def _select_local(settings: Settings, args: argparse.Namespace) -> list[TraceDetail]:
+    from llmops.errors import UserError
+    from llmops.tracing.monitor import prompt_filter
+
+    store = _store(settings)
+    if not store.exists():
+        raise UserError(f"no trace store at {store.path}", hint="traced calls create it")
+    if args.ids:
+        return [store.trace(i) for i in args.ids]
+    name, version = prompt_filter(args.prompt, settings)
+    summaries = store.traces(prompt_name=name, prompt_version=version, since=_when(args.since),
+                             until=_when(args.until), errors_only=args.errors, limit=10_000)
+    thresholds = []
+    for item in args.below or []:
+        key, sep, raw = item.partition("=")
+        try:
+            value = float(raw)
+        except ValueError:
+            value = None
+        if not sep or not key or value is None:
+            raise UserError(f"--below expects NAME=VALUE, got '{item}'", key="--below")
+        thresholds.append((key, value))
+
+    def below(scores: dict[str, float | None]) -> bool:
+        return all((got := scores.get(k)) is not None and got < v for k, v in thresholds)
+
+    picked = [s for s in summaries if below(s.scores)]
+    return [store.trace(s.trace_id) for s in picked[: args.limit]]
+
+
+def _export(args: argparse.Namespace) -> int:
+    from llmops.errors import UserError
+    from llmops.tracing.export import export_cases
+    from llmops.tracing.monitor import prompt_filter
+
+    settings = settings_from(args)
+    name, version = prompt_filter(args.prompt, settings)
+    if args.source == "langfuse":
+        from llmops.tracing import langfuse_api
+
+        if args.below:
+            raise UserError("--below works with the local store (--source local)", key="--below")
+        if args.ids:
+            traces = langfuse_api.fetch_traces(settings, args.ids)
+        else:
+            calls = langfuse_api.fetch_calls(settings, since=_when(args.since), until=_when(args.until),
+                                             prompt_name=name, prompt_version=version, limit=10 * args.limit)
+            if args.errors:
+                calls = [c for c in calls if c.status == "error"]
+            ids = list(dict.fromkeys(c.trace_id for c in reversed(calls)))[: args.limit]
+            traces = langfuse_api.fetch_traces(settings, ids)
+    else:
+        traces = _select_local(settings, args)
+    if not traces:
+        raise UserError("no traces match the selection", hint="`llmops traces list` shows what is stored")
+    ref = f"{name}@{version}" if name and version is not None else None
+    result = export_cases(traces, args.to, prompt=ref, prompt_name=name)
+    out = console()
+    verb = "created" if result.created else "updated"
+    out.print(f"{verb} {result.path}: {len(result.added)} case(s) added"
+              + (f", {len(result.skipped)} already there" if result.skipped else "")
+              + (f", {len(result.unusable)} trace(s) without a prompt call" if result.unusable else ""))
+    return EXIT_OK
+
+
+# ---- score -------------------------------------------------------------------------------------
+def _parse_evaluator(text: str) -> tuple[str, dict[str, Any]]:
+    from llmops.errors import UserError
+
+    kind, _, rest = text.partition(":")
+    params: dict[str, Any] = {}
+    for pair in filter(None, rest.split(",")):
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--evaluator expects KIND[:key=value,...], got '{text}'", key="--evaluator")
+        try:
+            params[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key.strip()] = raw
+    return kind.strip(), params
+
+
+def _score(args: argparse.Namespace) -> int:
+    from llmops._async import run_sync
+    from llmops.errors import UserError
+    from llmops.evaluators.base import Evaluator, create_evaluator
+    from llmops.llm.client import LLMClient
+    from llmops.tracing.monitor import ascore_calls, prompt_filter, score_rows, select_calls
+
+    settings = settings_from(args)
+    evaluators: list[Evaluator] = []
+    if args.suite:
+        from llmops.evalsets.loader import load_suite
+
+        suite = load_suite(args.suite).suite
+        evaluators += [create_evaluator(s.kind, name=s.name, threshold=s.threshold, **s.params)
+                       for s in suite.evaluators]
+    for text in args.evaluator:
+        kind, params = _parse_evaluator(text)
+        evaluators.append(create_evaluator(kind, **params))
+    if not evaluators:
+        raise UserError("no evaluator given", hint="use --evaluator KIND (repeatable) or --suite FILE")
+    name, version = prompt_filter(args.prompt, settings)
+    since, until = _when(args.since), _when(args.until)
+    if args.source == "langfuse":
+        from llmops.tracing import langfuse_api
+
+        pool = langfuse_api.fetch_calls(settings, since=since, until=until, prompt_name=name,
+                                        prompt_version=version, limit=max(500, 10 * args.sample))
+    else:
+        store = _store(settings)
+        if not store.exists():
+            raise UserError(f"no trace store at {store.path}", hint="traced calls create it")
+        pool = store.spans(kind="generation", prompt_name=name, prompt_version=version, since=since, until=until)
+    calls = select_calls(pool, sample=args.sample, seed=args.seed)
+    if not calls:
+        raise UserError("no successful prompt calls match the selection")
+    # Judge calls are not traced: scoring production must not add traces to production.
+    client = LLMClient(settings)
+    scored = run_sync(ascore_calls(calls, evaluators, client=client,
+                                   judge_model=args.judge_model or settings.judge_model, seed=args.seed))
+    rows = score_rows(scored)
+    sent_to = []
+    if args.source == "local":
+        _store(settings).add(scores=rows)
+        sent_to.append(str(settings.path(settings.trace_path)))
+    if settings.langfuse is not None and (args.source == "langfuse" or settings.tracing != "local"):
+        from llmops.tracing import langfuse_api
+
+        langfuse_api.write_scores(settings, rows)
+        sent_to.append("Langfuse")
+    if args.json:
+        print(json.dumps([r.model_dump() for r in rows], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    _print_score_summary(rows, len(calls), sent_to)
+    return EXIT_OK
+
+
+def _print_score_summary(rows: list[Any], calls: int, sent_to: list[str]) -> None:
+    from rich.table import Table
+
+    by_name: dict[str, list[Any]] = {}
+    for r in rows:
+        by_name.setdefault(r.name, []).append(r)
+    table = Table("evaluator", "mean", "pass", "fail", "unmeasured", "error")
+    for name, items in by_name.items():
+        values = [r.value for r in items if r.value is not None and r.status in ("pass", "fail")]
+        mean = f"{sum(values) / len(values):.3f}" if values else "–"
+        counts = [sum(r.status == s for r in items) for s in ("pass", "fail", "unmeasured", "error")]
+        table.add_row(name, mean, *map(str, counts))
+    out = console()
+    out.print(f"scored {calls} call(s); scores written to {' and '.join(sent_to)}")
+    out.print(table)
+
+
+# ---- drift -------------------------------------------------------------------------------------
+def _drift(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from llmops.tracing.monitor import drift, format_window, parse_duration, prompt_filter
+
+    settings = settings_from(args)
+    store = _store(settings)
+    name, version = prompt_filter(args.prompt, settings)
+    window = parse_duration(args.window)
+    if not store.exists():
+        console().print(f"no traces in {store.path}")
+        return EXIT_OK
+    report = drift(store, prompt_name=name, prompt_version=version, window_s=window, windows=args.windows,
+                   alpha=args.alpha, environment=args.environment)
+    worse = [f for f in report.flags if f.direction == "worse"]
+    if args.json:
+        from dataclasses import asdict
+
+        data = {"window_s": report.window_s, "alpha": report.alpha,
+                "versions": [asdict(v) for v in report.versions]}
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return EXIT_FAILED if args.check and worse else EXIT_OK
+    out = console()
+    if not report.versions:
+        out.print("no prompt calls in the selected windows")
+        return EXIT_OK
+    names = sorted({q for v in report.versions for w in v.windows for q in w.quality})
+    for v in report.versions:
+        table = Table("window", "calls", "errors", "p50 latency", "mean cost", *names, title=v.prompt)
+        for w in v.windows:
+            quality = [f"{w.quality[q]:.3f} (n={w.quality_n[q]})" if w.quality.get(q) is not None else "–"
+                       for q in names]
+            table.add_row(format_window(w.start, report.window_s), str(w.calls),
+                          f"{w.error_rate:.1%}" if w.error_rate is not None else "–",
+                          _ms(w.latency_p50_s) if w.latency_p50_s is not None else "–",
+                          f"${w.cost_mean_usd:.6f}" if w.cost_mean_usd is not None else "–", *quality)
+        out.print(table)
+        for f in v.flags:
+            colour = "red" if f.direction == "worse" else "green"
+            out.print(f"  [{colour}]{f.direction}:[/] {f.metric} {f.before:.4g} → {f.after:.4g} "
+                      f"(p={f.p_value:.3g}, last window vs previous)", markup=True)
+    if not report.flags:
+        out.print(f"no significant change between the last two windows (alpha={report.alpha})")
+    return EXIT_FAILED if args.check and worse else EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    store = _store(settings)
+    out = console()
+    mode = settings.tracing
+    lf = settings.langfuse
+    target = "off" if mode == "off" else ("Langfuse " + lf.host + " + local store" if lf and mode != "local"
+                                          else "local store only")
+    out.print(f"tracing: {mode} → {target}")
+    if store.exists():
+        traces, spans = store.count()
+        out.print(f"local store: {store.path} ({traces} traces, {spans} spans)")
+    else:
+        out.print(f"local store: {store.path} (empty)")
+    return EXIT_OK

@@ -1,0 +1,136 @@
+"""Redaction: secrets are removed from every span before it is stored or leaves the process.
+
+Built-in patterns cover API keys of the common providers, bearer tokens, passwords inside URLs
+and ``key=value`` secrets; values under secret-looking keys (``api_key``, ``authorization``,
+``password``) are replaced whole. A user hook runs after the built-ins on every string.
+
+A failing hook never lets the original text through: the value becomes ``[REDACTION FAILED]``
+(fail closed), because a trace with a hole is better than a leaked credential.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes
+
+REDACTED = "[REDACTED]"
+FAILED = "[REDACTION FAILED]"
+RedactHook = Callable[[str], str]
+
+# (name, pattern, replacement). Order matters: specific key formats before the generic rules.
+BUILTIN_PATTERNS: tuple[tuple[str, str, str], ...] = (
+    ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----", REDACTED),
+    ("url_password", r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/?#@]+):[^\s@/]+@", rf"\1:{REDACTED}@"),
+    ("auth_header", r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:basic|bearer|token|digest)\s+)?"
+                    r"[A-Za-z0-9\-._~+/]{6,}=*", rf"\1{REDACTED}"),
+    ("bearer", r"(?i)\b(bearer)(\s+)[A-Za-z0-9\-._~+/]{8,}=*", rf"\1\2{REDACTED}"),
+    ("openai_anthropic", r"\bsk-(?:proj-|ant-(?:api\d{2}-)?|svcacct-)?[A-Za-z0-9_\-]{16,}", REDACTED),
+    ("langfuse", r"\b(?:pk|sk)-lf-[A-Za-z0-9\-]{8,}", REDACTED),
+    ("aws_access_key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", REDACTED),
+    ("github", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})", REDACTED),
+    ("slack", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", REDACTED),
+    ("google", r"\bAIza[0-9A-Za-z\-_]{30,}", REDACTED),
+    ("huggingface", r"\bhf_[A-Za-z0-9]{30,}", REDACTED),
+    ("stripe", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}", REDACTED),
+    ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", REDACTED),
+    ("key_value", r"(?i)\b((?:api[_-]?key|apikey|secret(?:[_-]?key)?|password|passwd|pwd|access[_-]?token|"
+                  r"auth[_-]?token|client[_-]?secret)\"?'?)(\s*[:=]\s*)([\"']?)[^\s\"'&,;]{4,}",
+     rf"\1\2\3{REDACTED}"),
+)
+
+# Mapping keys whose whole value is a credential, whatever it looks like.
+SECRET_KEYS = frozenset({
+    "api_key", "apikey", "api-key", "x-api-key", "authorization", "proxy-authorization", "password",
+    "passwd", "secret", "secret_key", "client_secret", "access_token", "refresh_token", "auth_token",
+    "token", "aws_secret_access_key", "azure_ad_token", "cookie", "set-cookie",
+})
+
+
+class Redactor:
+    """Removes secrets from strings and from nested JSON-like values.
+
+    Args:
+        hook: Optional ``str -> str`` run after the built-in patterns on every string.
+        patterns: Override the built-in ``(name, regex, replacement)`` patterns.
+        secret_keys: Override the mapping keys whose values are always replaced.
+    """
+
+    def __init__(self, hook: RedactHook | None = None, *,
+                 patterns: Sequence[tuple[str, str, str]] = BUILTIN_PATTERNS,
+                 secret_keys: frozenset[str] = SECRET_KEYS) -> None:
+        self.hook = hook
+        self._patterns = [(name, re.compile(rx), repl) for name, rx, repl in patterns]
+        self._secret_keys = secret_keys
+        self.failures = 0
+
+    def text(self, value: str) -> str:
+        """Redact one string."""
+        out = value
+        for _name, rx, repl in self._patterns:
+            out = rx.sub(repl, out)
+        if self.hook is not None:
+            try:
+                hooked = self.hook(out)
+            except Exception:  # a user hook must not leak or crash the worker: fail closed
+                self.failures += 1
+                return FAILED
+            if not isinstance(hooked, str):
+                self.failures += 1
+                return FAILED
+            out = hooked
+        return out
+
+    def value(self, value: Any, _depth: int = 0) -> Any:
+        """Redact a JSON-like value (dicts, lists, tuples, strings; other scalars pass through)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if _depth > 32:  # pathological nesting: drop rather than recurse forever
+            return "[TRUNCATED]"
+        if isinstance(value, Mapping):
+            return {str(k): (REDACTED if str(k).lower() in self._secret_keys and v is not None
+                             else self.value(v, _depth + 1))
+                    for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v, _depth + 1) for v in value]
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        # Anything else (a Message, a custom object) is redacted through its text form.
+        to_dict = getattr(value, "to_dict", None)
+        if callable(to_dict):
+            try:
+                return self.value(to_dict(), _depth + 1)
+            except Exception:
+                pass
+        return self.text(str(value))
+
+    def attributes(self, attrs: TraceAttributes) -> TraceAttributes:
+        """Redact trace attributes (ids and tags are user text too)."""
+        def opt(s: str | None) -> str | None:
+            return None if s is None else self.text(s)
+
+        return TraceAttributes(user_id=opt(attrs.user_id), session_id=opt(attrs.session_id),
+                               tags=tuple(self.text(t) for t in attrs.tags),
+                               environment=opt(attrs.environment), release=opt(attrs.release),
+                               trace_name=opt(attrs.trace_name), metadata=self.value(attrs.metadata))
+
+    def span(self, span: SpanRecord) -> SpanRecord:
+        """A copy of ``span`` with every user-controlled field redacted."""
+        return dataclasses.replace(
+            span,
+            name=self.text(span.name),
+            error=None if span.error is None else self.text(span.error),
+            input=self.value(span.input),
+            output=self.value(span.output),
+            metadata=self.value(span.metadata),
+            params=self.value(span.params),
+            attributes=self.attributes(span.attributes),
+        )
+
+    def score(self, score: ScoreRecord) -> ScoreRecord:
+        """A copy of ``score`` with its comment and metadata redacted."""
+        return dataclasses.replace(score, comment=None if score.comment is None else self.text(score.comment),
+                                   metadata=self.value(score.metadata))

@@ -1,0 +1,442 @@
+"""The local trace store: every span and score, in SQLite, whether or not Langfuse is configured.
+
+It is the default destination without Langfuse keys, and it keeps every span when Langfuse is
+down (delivery never decides what is kept). ``llmops traces list/show/export/score/drift`` read
+it. WAL mode lets the application's tracer write while a CLI in another process reads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmops.errors import StoreError, UserError
+from llmops.tracing.model import ScoreRecord, SpanRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    span_id TEXT PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    parent_id TEXT,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_time REAL NOT NULL,
+    end_time REAL NOT NULL,
+    status TEXT NOT NULL,
+    prompt_name TEXT,
+    prompt_version INTEGER,
+    model TEXT,
+    cost_usd REAL,
+    environment TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
+CREATE INDEX IF NOT EXISTS spans_start ON spans (start_time);
+CREATE INDEX IF NOT EXISTS spans_prompt ON spans (prompt_name, start_time);
+CREATE TABLE IF NOT EXISTS scores (
+    score_id TEXT PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    span_id TEXT,
+    name TEXT NOT NULL,
+    value REAL,
+    created REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scores_trace ON scores (trace_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+STORE_FORMAT = "1"
+
+
+class SpanRow(BaseModel):
+    """A stored span (see :class:`llmops.tracing.model.SpanRecord` for the fields' meaning)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None = None
+    name: str
+    kind: Literal["span", "generation"] = "span"
+    start_time: float
+    end_time: float
+    status: Literal["ok", "error"] = "ok"
+    error: str | None = None
+    error_type: str | None = None
+    status_code: int | None = None
+    input: Any = None
+    output: Any = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = None
+    resolved_model: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+    prompt_name: str | None = None
+    prompt_version: int | None = None
+    prompt_hash: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    environment: str | None = None
+    release: str | None = None
+    trace_name: str | None = None
+    trace_metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        """Wall time in seconds."""
+        return max(0.0, self.end_time - self.start_time)
+
+    @property
+    def prompt_ref(self) -> str | None:
+        """``name@version`` of the prompt behind a generation."""
+        if self.prompt_name is None:
+            return None
+        return f"{self.prompt_name}@{self.prompt_version}" if self.prompt_version is not None else self.prompt_name
+
+    @classmethod
+    def from_record(cls, span: SpanRecord) -> SpanRow:
+        """Build a row from a (redacted) in-memory span."""
+        a = span.attributes
+        return cls(
+            trace_id=span.trace_id, span_id=span.span_id, parent_id=span.parent_id, name=span.name,
+            kind=span.kind, start_time=span.start_time, end_time=span.end_time, status=span.status,
+            error=span.error, error_type=span.error_type, status_code=span.status_code,
+            input=jsonable(span.input), output=jsonable(span.output), metadata=jsonable(dict(span.metadata)),
+            model=span.model, resolved_model=span.resolved_model, params=jsonable(dict(span.params)),
+            prompt_tokens=span.prompt_tokens, completion_tokens=span.completion_tokens,
+            cost_usd=span.cost_usd, cached=span.cached, prompt_name=span.prompt_name,
+            prompt_version=span.prompt_version, prompt_hash=span.prompt_hash, user_id=a.user_id,
+            session_id=a.session_id, tags=list(a.tags), environment=a.environment, release=a.release,
+            trace_name=a.trace_name, trace_metadata=jsonable(dict(a.metadata)))
+
+
+class ScoreRow(BaseModel):
+    """A stored score (see :class:`llmops.tracing.model.ScoreRecord`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    score_id: str
+    trace_id: str
+    span_id: str | None = None
+    name: str
+    value: float | None = None
+    status: str = "pass"
+    comment: str | None = None
+    source: str = "api"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: float = 0.0
+
+    @classmethod
+    def from_record(cls, score: ScoreRecord) -> ScoreRow:
+        """Build a row from a (redacted) in-memory score."""
+        return cls(score_id=score.score_id, trace_id=score.trace_id, span_id=score.span_id, name=score.name,
+                   value=score.value, status=score.status, comment=score.comment, source=score.source,
+                   metadata=jsonable(dict(score.metadata)), created_at=score.created_at)
+
+
+class TraceSummary(BaseModel):
+    """One line of ``llmops traces list``."""
+
+    trace_id: str
+    name: str
+    start_time: float
+    end_time: float
+    spans: int
+    generations: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    prompts: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list)
+    scores: dict[str, float | None] = Field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        """Wall time of the trace."""
+        return max(0.0, self.end_time - self.start_time)
+
+
+class TraceDetail(BaseModel):
+    """A whole trace: its spans (start order) and scores."""
+
+    trace_id: str
+    spans: list[SpanRow]
+    scores: list[ScoreRow]
+
+    @property
+    def root(self) -> SpanRow:
+        """The root span (the earliest span without a parent in the trace)."""
+        ids = {s.span_id for s in self.spans}
+        roots = [s for s in self.spans if s.parent_id is None or s.parent_id not in ids]
+        return (roots or self.spans)[0]
+
+    def children(self, span_id: str | None) -> list[SpanRow]:
+        """Direct children of a span, in start order."""
+        return [s for s in self.spans if s.parent_id == span_id]
+
+    @property
+    def generations(self) -> list[SpanRow]:
+        """The trace's LLM calls."""
+        return [s for s in self.spans if s.kind == "generation"]
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """A JSON-safe copy of ``value`` (unknown objects become their ``to_dict()`` or ``str``)."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if _depth > 32:
+        return "[TRUNCATED]"
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v, _depth + 1) for v in value]
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        try:
+            return jsonable(to_dict(), _depth + 1)
+        except Exception:
+            pass
+    return str(value)
+
+
+class TraceStore:
+    """SQLite store of spans and scores.
+
+    Args:
+        path: The database file (created with its folder on first write).
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(SCHEMA)
+                row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+                if row is None:
+                    conn.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (STORE_FORMAT,))
+                elif row[0] != STORE_FORMAT:
+                    raise StoreError(f"{self.path}: trace store format {row[0]}, expected {STORE_FORMAT}",
+                                     hint="use a new trace_path, or the llmops version that wrote it")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: the trace store is corrupted or not a SQLite file ({exc})",
+                                 hint="move it aside; a new one is created on the next traced call") from None
+            self._conn = conn
+        return self._conn
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._db().execute(sql, tuple(args)).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: {exc}") from None
+
+    def exists(self) -> bool:
+        """Whether the database file exists (reading a missing store creates nothing)."""
+        return self.path.exists()
+
+    # ---- writes ------------------------------------------------------------------------------
+    def add(self, spans: Iterable[SpanRow] = (), scores: Iterable[ScoreRow] = ()) -> None:
+        """Write spans and scores in one transaction (a re-sent span or score replaces itself)."""
+        span_rows = [(s.span_id, s.trace_id, s.parent_id, s.name, s.kind, s.start_time, s.end_time, s.status,
+                      s.prompt_name, s.prompt_version, s.model, s.cost_usd, s.environment,
+                      s.model_dump_json()) for s in spans]
+        score_rows = [(s.score_id, s.trace_id, s.span_id, s.name, s.value, s.created_at, s.model_dump_json())
+                      for s in scores]
+        if not span_rows and not score_rows:
+            return
+        with self._lock:
+            db = self._db()
+            try:
+                db.execute("BEGIN")
+                if span_rows:
+                    db.executemany("INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", span_rows)
+                if score_rows:
+                    db.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?)", score_rows)
+                db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise StoreError(f"{self.path}: {exc}") from None
+
+    # ---- reads -------------------------------------------------------------------------------
+    def _span(self, blob: str) -> SpanRow:
+        try:
+            return SpanRow.model_validate_json(blob)
+        except ValidationError as exc:
+            raise StoreError(f"{self.path}: corrupted span row ({exc.errors()[0]['msg']})") from None
+
+    def _score(self, blob: str) -> ScoreRow:
+        try:
+            return ScoreRow.model_validate_json(blob)
+        except ValidationError as exc:
+            raise StoreError(f"{self.path}: corrupted score row ({exc.errors()[0]['msg']})") from None
+
+    def resolve_id(self, trace_id: str) -> str:
+        """Accept a unique prefix of a trace id, or ``latest``.
+
+        Raises:
+            UserError: for an unknown or ambiguous id.
+        """
+        if trace_id == "latest":
+            rows = self._query("SELECT trace_id FROM spans ORDER BY end_time DESC LIMIT 1")
+        else:
+            prefix = trace_id.strip().lower().replace("%", "").replace("_", "")
+            rows = self._query("SELECT DISTINCT trace_id FROM spans WHERE trace_id LIKE ? LIMIT 2",
+                               (prefix + "%",))
+        if len(rows) == 1:
+            return str(rows[0][0])
+        if not rows:
+            raise UserError(f"no trace '{trace_id}' in {self.path}", key=trace_id,
+                            hint="`llmops traces list` shows the stored traces")
+        raise UserError(f"trace id prefix '{trace_id}' is ambiguous", key=trace_id,
+                        hint="give more characters of the id")
+
+    def trace(self, trace_id: str) -> TraceDetail:
+        """A whole trace by id (or unique prefix)."""
+        tid = self.resolve_id(trace_id)
+        spans = [self._span(r[0]) for r in self._query(
+            "SELECT data FROM spans WHERE trace_id = ? ORDER BY start_time, end_time DESC", (tid,))]
+        return TraceDetail(trace_id=tid, spans=spans, scores=self.scores([tid]))
+
+    def scores(self, trace_ids: Sequence[str]) -> list[ScoreRow]:
+        """Scores of the given traces, oldest first."""
+        out: list[ScoreRow] = []
+        for i in range(0, len(trace_ids), 500):  # SQLite caps the number of bound parameters
+            chunk = list(trace_ids[i:i + 500])
+            marks = ",".join("?" * len(chunk))
+            out += [self._score(r[0]) for r in self._query(
+                f"SELECT data FROM scores WHERE trace_id IN ({marks}) ORDER BY created", chunk)]
+        return out
+
+    def spans(self, *, kind: str | None = None, prompt_name: str | None = None,
+              prompt_version: int | None = None, since: float | None = None, until: float | None = None,
+              environment: str | None = None, trace_ids: Sequence[str] | None = None,
+              limit: int | None = None) -> list[SpanRow]:
+        """Spans matching all the given filters, oldest first."""
+        where, args = self._filters(kind=kind, prompt_name=prompt_name, prompt_version=prompt_version,
+                                    since=since, until=until, environment=environment)
+        if trace_ids is not None:
+            if not trace_ids:
+                return []
+            where.append(f"trace_id IN ({','.join('?' * len(trace_ids))})")
+            args += list(trace_ids)
+        sql = "SELECT data FROM spans" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY start_time"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [self._span(r[0]) for r in self._query(sql, args)]
+
+    @staticmethod
+    def _filters(*, kind: str | None = None, prompt_name: str | None = None, prompt_version: int | None = None,
+                 since: float | None = None, until: float | None = None,
+                 environment: str | None = None) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("kind", kind), ("prompt_name", prompt_name), ("prompt_version", prompt_version),
+                              ("environment", environment)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            where.append("start_time >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("start_time < ?")
+            args.append(until)
+        return where, args
+
+    def traces(self, *, prompt_name: str | None = None, prompt_version: int | None = None,
+               since: float | None = None, until: float | None = None, errors_only: bool = False,
+               tag: str | None = None, limit: int = 50) -> list[TraceSummary]:
+        """Trace summaries, most recent first, filtered by the prompt behind their generations."""
+        where, args = self._filters(prompt_name=prompt_name, prompt_version=prompt_version)
+        # The prompt filter selects traces that contain a matching generation; the time filter
+        # applies to the trace as a whole.
+        inner = "SELECT DISTINCT trace_id FROM spans" + (" WHERE " + " AND ".join(where) if where else "")
+        having: list[str] = []
+        if since is not None:
+            having.append("MIN(start_time) >= ?")
+            args.append(since)
+        if until is not None:
+            having.append("MIN(start_time) < ?")
+            args.append(until)
+        if errors_only:
+            having.append("SUM(status = 'error') > 0")
+        if tag is not None:
+            having.append("SUM(EXISTS (SELECT 1 FROM json_each(json_extract(data, '$.tags')) "
+                          "WHERE value = ?)) > 0")
+            args.append(tag)
+        sql = (f"SELECT trace_id, MIN(start_time), MAX(end_time), COUNT(*) FROM spans "
+               f"WHERE trace_id IN ({inner}) GROUP BY trace_id"
+               + (" HAVING " + " AND ".join(having) if having else "")
+               + " ORDER BY MIN(start_time) DESC LIMIT ?")
+        args.append(limit)
+        heads = self._query(sql, args)
+        ids = [str(r[0]) for r in heads]
+        by_trace: dict[str, list[SpanRow]] = {t: [] for t in ids}
+        for span in self.spans(trace_ids=ids):
+            by_trace[span.trace_id].append(span)
+        scores: dict[str, dict[str, float | None]] = {t: {} for t in ids}
+        for score in self.scores(ids):
+            scores[score.trace_id][score.name] = score.value
+        return [summarize(TraceDetail(trace_id=t, spans=by_trace[t], scores=[]), scores[t]) for t in ids]
+
+    def count(self) -> tuple[int, int]:
+        """(traces, spans) in the store."""
+        rows = self._query("SELECT COUNT(DISTINCT trace_id), COUNT(*) FROM spans")
+        return int(rows[0][0]), int(rows[0][1])
+
+    def close(self) -> None:
+        """Close the connection (it reopens on the next use)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def summarize(detail: TraceDetail, scores: dict[str, float | None] | None = None) -> TraceSummary:
+    """Aggregate a trace's spans into a summary line."""
+    spans = detail.spans
+    gens = [s for s in spans if s.kind == "generation"]
+    root = detail.root
+    prompts: list[str] = []
+    models: list[str] = []
+    for g in gens:
+        if g.prompt_ref and g.prompt_ref not in prompts:
+            prompts.append(g.prompt_ref)
+        model = g.resolved_model or g.model
+        if model and model not in models:
+            models.append(model)
+    return TraceSummary(
+        trace_id=detail.trace_id, name=root.trace_name or root.name,
+        start_time=min(s.start_time for s in spans), end_time=max(s.end_time for s in spans),
+        spans=len(spans), generations=len(gens), errors=sum(s.status == "error" for s in spans),
+        prompt_tokens=sum(g.prompt_tokens or 0 for g in gens),
+        completion_tokens=sum(g.completion_tokens or 0 for g in gens),
+        cost_usd=sum(g.cost_usd or 0.0 for g in gens), prompts=prompts, models=models,
+        scores=scores if scores is not None else {s.name: s.value for s in detail.scores})
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for previews (unknown objects as strings)."""
+    return json.dumps(jsonable(value), ensure_ascii=False)

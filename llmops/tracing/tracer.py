@@ -1,0 +1,611 @@
+"""The tracer: takes finished spans off the request path and delivers them in the background.
+
+On the request path a span costs a clock read, two random ids and an append to a bounded
+in-memory queue (well under a millisecond). A single background thread wakes at most every
+``batch_interval_s``, redacts the batch, writes it to the local trace store and hands it to the
+exporter (Langfuse), whose own batch processor sends it over HTTP. Nothing on the request path
+waits for the disk or the network, so a slow, refusing or hanging Langfuse never slows or breaks
+the traced call; spans that cannot be delivered are counted and stay in the local store.
+
+Batching is also what keeps the *median* added latency flat: the background work runs in short
+bursts, so most calls never share the interpreter with it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import dataclasses
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, new_span_id, new_trace_id
+from llmops.tracing.observe import _ATTRIBUTES, _CURRENT, ActiveSpan, span
+from llmops.tracing.redaction import RedactHook, Redactor
+from llmops.tracing.store import ScoreRow, SpanRow, TraceStore
+
+if TYPE_CHECKING:
+    from llmops.config import Settings
+    from llmops.llm.client import CallRecord, LLMClient
+
+log = logging.getLogger("llmops.tracing")
+
+# Metadata keys of a call that are trace attributes rather than span metadata.
+_TRACE_KEYS = ("user_id", "session_id", "tags", "environment", "release", "trace_name")
+_PROMPT_KEYS = ("prompt", "prompt_name", "prompt_version", "prompt_hash")
+
+
+@dataclass(frozen=True)
+class ExportStats:
+    """Delivery counters of an exporter.
+
+    Attributes:
+        sent: Spans handed to the exporter's delivery pipeline.
+        delivered: Spans the server acknowledged.
+        failed: Spans whose delivery failed for good (refused, error status, timeout).
+        scores_sent: Scores handed to the exporter.
+    """
+
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    scores_sent: int = 0
+
+    @property
+    def undelivered(self) -> int:
+        """Spans not (yet) acknowledged: failed, dropped or still in flight."""
+        return max(0, self.sent - self.delivered)
+
+
+@dataclass(frozen=True)
+class TracingStats:
+    """What happened to the spans a tracer was given.
+
+    Attributes:
+        recorded: Spans accepted on the request path.
+        dropped: Spans dropped because the in-memory queue was full.
+        stored: Spans written to the local trace store.
+        store_errors: Batches the local store failed to write.
+        redaction_failures: Values replaced because the user's redaction hook failed.
+        export_skipped: Spans not exported because the exporter could not start.
+        export: The exporter's delivery counters (None without a running exporter).
+    """
+
+    recorded: int = 0
+    dropped: int = 0
+    stored: int = 0
+    store_errors: int = 0
+    redaction_failures: int = 0
+    export_skipped: int = 0
+    export: ExportStats | None = None
+
+    @property
+    def undelivered(self) -> int:
+        """Spans that did not reach the exporter's server (dropped and skipped ones included)."""
+        return self.dropped + self.export_skipped + (self.export.undelivered if self.export else 0)
+
+
+class Exporter(Protocol):
+    """Where spans go besides the local store (Langfuse). Runs on the tracer's worker thread."""
+
+    def start(self) -> None:
+        """Prepare (import, connect lazily); called once on the worker thread before any export."""
+
+    def export(self, spans: Sequence[SpanRecord]) -> None:
+        """Hand over redacted spans; must not block on the network."""
+
+    def score(self, scores: Sequence[ScoreRecord]) -> None:
+        """Hand over redacted scores; must not block on the network."""
+
+    def flush(self, timeout_s: float) -> bool:
+        """Deliver what is pending, waiting at most ``timeout_s``. Never called on the request path."""
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Flush and release resources, waiting at most ``timeout_s``."""
+
+    def stats(self) -> ExportStats:
+        """Delivery counters."""
+
+
+class Tracer:
+    """Records spans and LLM calls; an :class:`~llmops.llm.client.LLMClient` observer.
+
+    Pass it to a client (``LLMClient(observers=[tracer])``) to record every call as a
+    generation, nested under the current ``@observe`` span. Most code uses :func:`get_tracer`.
+
+    Args:
+        store: The local trace store (None: spans are not kept locally).
+        exporter: Where spans are delivered besides the store (Langfuse), or None.
+        redactor: Secret redaction applied before anything is stored or exported.
+        environment: Default trace environment (``settings.environment``).
+        release: Default release (``settings.release``).
+        enabled: False makes every method a cheap no-op (``tracing = "off"``).
+        max_queue: Spans held in memory before new ones are dropped (and counted).
+        batch_interval_s: How long the worker gathers spans before processing a batch.
+        idle_exit_s: The worker thread exits after this long without spans (restarts on demand).
+    """
+
+    def __init__(self, *, store: TraceStore | None = None, exporter: Exporter | None = None,
+                 redactor: Redactor | None = None, environment: str | None = None,
+                 release: str | None = None, enabled: bool = True, max_queue: int = 10_000,
+                 batch_interval_s: float = 0.25, idle_exit_s: float = 30.0) -> None:
+        self.store = store
+        self.exporter = exporter
+        self.redactor = redactor or Redactor()
+        self.environment = environment
+        self.release = release
+        self.enabled = enabled
+        self.max_queue = max_queue
+        self.batch_interval_s = batch_interval_s
+        self.idle_exit_s = idle_exit_s
+        # deque.append/popleft are atomic in CPython: the request path takes no lock.
+        self._queue: collections.deque[SpanRecord | ScoreRecord] = collections.deque()
+        self._lock = threading.Lock()
+        # Counters are bumped from any application thread; `+=` on an attribute is not atomic.
+        self._count_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._hurry = threading.Event()
+        self._done = threading.Condition()
+        self._running = False
+        self._closed = False
+        self._exporter_started = False
+        self._exporter_wanted = exporter is not None
+        self._export_skipped = 0
+        self._recorded = 0
+        self._dropped = 0
+        self._enqueued = 0
+        self._processed = 0
+        self._stored = 0
+        self._store_errors = 0
+        self._warned: set[str] = set()
+        _LIVE.add(self)
+
+    # ---- request path ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the background worker now (it also starts the exporter, importing its SDK).
+
+        Called when a tracer is set up, so that the exporter is ready before the first span ends:
+        a short script that exits right after its only call still delivers it.
+        """
+        if self.enabled and not self._closed and not self._running:
+            self._ensure_worker()
+
+    def emit(self, item: SpanRecord | ScoreRecord) -> None:
+        """Queue a finished span or a score. Never blocks, never raises."""
+        if not self.enabled or self._closed:
+            return
+        with self._count_lock:
+            if len(self._queue) >= self.max_queue:
+                self._dropped += 1
+                return
+            self._queue.append(item)
+            self._enqueued += 1
+            if isinstance(item, SpanRecord):
+                self._recorded += 1
+        if not self._running:
+            self._ensure_worker()
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def __call__(self, record: CallRecord) -> None:
+        """Observer of :class:`~llmops.llm.client.LLMClient`: record one call as a generation."""
+        if not self.enabled:
+            return
+        try:
+            self.emit(self._generation(record))
+        except Exception:  # tracing must never break the traced call
+            with self._count_lock:
+                self._dropped += 1
+
+    def _generation(self, record: CallRecord) -> SpanRecord:
+        meta = record.metadata
+        parent = _CURRENT.get()
+        attrs = _ATTRIBUTES.get()
+        if any(k in meta for k in _TRACE_KEYS):
+            tags = meta.get("tags") or ()
+            attrs = attrs.merged(TraceAttributes(
+                user_id=meta.get("user_id"), session_id=meta.get("session_id"),
+                tags=(tags,) if isinstance(tags, str) else tuple(str(t) for t in tags),
+                environment=meta.get("environment"), release=meta.get("release"),
+                trace_name=meta.get("trace_name")))
+        extra = {k: v for k, v in meta.items() if k not in _TRACE_KEYS and k not in _PROMPT_KEYS}
+        ref = meta.get("prompt")
+        purpose = meta.get("purpose")
+        if purpose == "judge":
+            name = "judge"
+        elif purpose == "regenerate":
+            name = f"regenerate {ref}" if ref else "regenerate"
+        else:
+            name = str(ref) if ref else "completion"
+        completion, error = record.completion, record.error
+        if completion is not None:
+            extra["finish_reason"] = completion.finish_reason
+            extra["attempts"] = completion.attempts
+            extra["provider_latency_s"] = completion.latency_s
+            if completion.cached:
+                extra["cached_cost_usd"] = completion.cost_usd
+        version = meta.get("prompt_version")
+        return SpanRecord(
+            trace_id=parent.trace_id if parent is not None else new_trace_id(),
+            span_id=new_span_id(),
+            parent_id=parent.span_id if parent is not None else None,
+            name=name, kind="generation", start_time=record.started_at, end_time=record.ended_at,
+            status="error" if error is not None else "ok",
+            error=error.message if error is not None else None,
+            error_type=type(error).__name__ if error is not None else None,
+            status_code=getattr(error, "status_code", None),
+            input=record.messages, output=completion.text if completion is not None else None,
+            metadata=extra, model=record.model, resolved_model=record.resolved_model,
+            params=record.params,
+            prompt_tokens=completion.usage.prompt_tokens if completion is not None else None,
+            completion_tokens=completion.usage.completion_tokens if completion is not None else None,
+            # A cache hit spent nothing; the original cost stays in metadata.
+            cost_usd=(0.0 if completion.cached else completion.cost_usd) if completion is not None else None,
+            cached=bool(completion is not None and completion.cached),
+            prompt_name=meta.get("prompt_name"),
+            prompt_version=version if isinstance(version, int) else None,
+            prompt_hash=meta.get("prompt_hash"), attributes=attrs)
+
+    def score(self, trace_id: str, name: str, value: float | None, *, span_id: str | None = None,
+              status: str | None = None, comment: str | None = None, source: str = "api",
+              metadata: Mapping[str, Any] | None = None) -> None:
+        """Attach a score to a trace (and optionally one of its spans). Never blocks."""
+        if status is None:
+            status = "unmeasured" if value is None else "pass"
+        self.emit(ScoreRecord(trace_id=trace_id, name=name, value=value, span_id=span_id, status=status,
+                              comment=comment, source=source, metadata=dict(metadata or {})))
+
+    # ---- worker ------------------------------------------------------------------------------
+    def _ensure_worker(self) -> None:
+        with self._lock:
+            if self._running or self._closed:
+                return
+            self._running = True
+            threading.Thread(target=self._work, name="llmops-tracer", daemon=True).start()
+
+    def _work(self) -> None:
+        try:
+            if not self._exporter_started and self.exporter is not None:
+                self._exporter_started = True
+                try:
+                    self.exporter.start()
+                except Exception as exc:  # e.g. langfuse missing, or the process already exiting
+                    self._warn_once("exporter-start", f"tracing exporter failed to start: {exc}; "
+                                                      "spans are kept in the local trace store only")
+                    self.exporter = None
+            while True:
+                if self._closed and not self._queue:
+                    with self._lock:
+                        self._running = False
+                    return
+                if not self._wake.wait(self.idle_exit_s):
+                    with self._lock:
+                        if self._queue:
+                            continue
+                        self._running = False
+                    if self.store is not None:
+                        self.store.close()
+                    return
+                self._wake.clear()
+                # Gather a batch: short bursts of work keep the median call undisturbed.
+                self._hurry.wait(self.batch_interval_s)
+                self._drain()
+        except Exception as exc:  # never let the worker die silently with spans queued
+            self._warn_once("worker", f"tracing worker stopped: {exc!r}")
+            with self._lock:
+                self._running = False
+
+    def _drain(self) -> None:
+        while self._queue:
+            batch: list[SpanRecord | ScoreRecord] = []
+            while self._queue and len(batch) < 1000:
+                batch.append(self._queue.popleft())
+            self._process(batch)
+            with self._done:
+                self._processed += len(batch)
+                self._done.notify_all()
+
+    def _process(self, batch: list[SpanRecord | ScoreRecord]) -> None:
+        spans: list[SpanRecord] = []
+        scores: list[ScoreRecord] = []
+        for item in batch:
+            try:
+                if isinstance(item, SpanRecord):
+                    spans.append(self.redactor.span(self._with_defaults(item)))
+                else:
+                    scores.append(self.redactor.score(item))
+            except Exception:  # an unredactable item is dropped, never exported as is
+                with self._count_lock:
+                    self._dropped += 1
+        if self.store is not None:
+            try:
+                self.store.add([SpanRow.from_record(s) for s in spans], [ScoreRow.from_record(s) for s in scores])
+                self._stored += len(spans)
+            except Exception as exc:
+                self._store_errors += 1
+                self._warn_once("store", f"could not write traces to {self.store.path}: {exc}")
+        if self.exporter is None and self._exporter_wanted:
+            self._export_skipped += len(spans)
+        if self.exporter is not None:
+            try:
+                if spans:
+                    self.exporter.export(spans)
+                if scores:
+                    self.exporter.score(scores)
+            except Exception as exc:
+                self._warn_once("export", f"tracing export failed: {exc!r}")
+
+    def _with_defaults(self, span: SpanRecord) -> SpanRecord:
+        a = span.attributes
+        if (a.environment or not self.environment) and (a.release or not self.release):
+            return span
+        return dataclasses.replace(span, attributes=dataclasses.replace(
+            a, environment=a.environment or self.environment, release=a.release or self.release))
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("llmops: %s", message)
+
+    # ---- control (never on the request path) -------------------------------------------------
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Store and hand over everything queued so far, then flush the exporter.
+
+        Returns:
+            True if everything was processed (and the exporter flushed) within ``timeout_s``.
+        """
+        if not self.enabled:
+            return True
+        deadline = time.monotonic() + timeout_s
+        target = self._enqueued
+        if self._queue and not self._running:
+            self._ensure_worker()
+        self._hurry.set()
+        self._wake.set()
+        try:
+            with self._done:
+                while self._processed < target:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or (not self._running and not self._queue):
+                        break
+                    self._done.wait(min(remaining, 0.05))
+        finally:
+            self._hurry.clear()
+        ok = self._processed >= target
+        if self.exporter is not None and self._exporter_started:
+            ok = self.exporter.flush(max(0.0, deadline - time.monotonic())) and ok
+        return ok
+
+    def shutdown(self, timeout_s: float = 5.0) -> TracingStats:
+        """Flush (bounded by ``timeout_s``), stop the worker and report undelivered spans.
+
+        Returns:
+            The final :class:`TracingStats`.
+        """
+        if self._closed:
+            return self.stats()
+        deadline = time.monotonic() + timeout_s
+        self.flush(timeout_s)
+        self._closed = True
+        if self.exporter is not None and self._exporter_started:
+            try:
+                self.exporter.shutdown(max(0.0, deadline - time.monotonic()))
+            except Exception as exc:
+                self._warn_once("export-shutdown", f"tracing exporter shutdown failed: {exc!r}")
+        self._wake.set()
+        if self.store is not None:
+            self.store.close()
+        stats = self.stats()
+        if stats.undelivered and self._exporter_wanted:
+            where = f"; they are kept in the local trace store {self.store.path}" if self.store else ""
+            log.warning("llmops: %d span(s) could not be delivered to the trace exporter%s",
+                        stats.undelivered, where)
+        _LIVE.discard(self)
+        return stats
+
+    def stats(self) -> TracingStats:
+        """Current counters."""
+        return TracingStats(recorded=self._recorded, dropped=self._dropped, stored=self._stored,
+                            store_errors=self._store_errors, redaction_failures=self.redactor.failures,
+                            export_skipped=self._export_skipped,
+                            export=self.exporter.stats() if self.exporter is not None else None)
+
+    def attach(self, client: LLMClient) -> LLMClient:
+        """Make ``client`` report its calls to this tracer (idempotent). Returns the client."""
+        if self.enabled and not any(o is self for o in client.observers):
+            client.observers.append(self)
+            self.start()
+        return client
+
+    # ---- eval runs ---------------------------------------------------------------------------
+    @contextmanager
+    def eval_unit(self, *, run_id: str, suite: str, case_id: str, prompt: str, model: str, repeat: int = 0,
+                  inputs: Mapping[str, Any] | None = None,
+                  manifest: Mapping[str, Any] | None = None) -> Iterator[EvalUnitTrace]:
+        """One trace for one unit of an eval run; generations and judge calls inside nest under it.
+
+        Args:
+            run_id: The run.
+            suite: The suite name.
+            case_id: The case.
+            prompt: Prompt reference of the unit.
+            model: Model of the unit.
+            repeat: Repeat index.
+            inputs: The case's template inputs (the trace input).
+            manifest: The run manifest (stored as the root span's metadata).
+        """
+        meta: dict[str, Any] = {"run_id": run_id, "suite": suite, "case_id": case_id, "prompt": prompt,
+                                "model": model, "repeat": repeat}
+        if manifest is not None:
+            meta["manifest"] = dict(manifest)
+        with span(f"eval {suite}/{case_id}", input=dict(inputs or {}), metadata=meta, tracer=self,
+                  new_trace=True, tags=[f"suite:{suite}", f"run:{run_id}"],
+                  trace_name=f"eval {suite}/{case_id}",
+                  trace_metadata={"run_id": run_id, "suite": suite, "case_id": case_id}) as active:
+            yield EvalUnitTrace(self, active)
+
+
+class EvalUnitTrace:
+    """Handle of an eval unit's trace: record the unit's result and its evaluator scores."""
+
+    def __init__(self, tracer: Tracer, active: ActiveSpan) -> None:
+        self.tracer = tracer
+        self.span = active
+
+    @property
+    def trace_id(self) -> str:
+        """The unit's trace id."""
+        return self.span.trace_id
+
+    def set_result(self, result: Any) -> None:
+        """Record a :class:`~llmops.runner.results.UnitResult`: output, status, cost and scores."""
+        self.span.update(output=result.output, metadata={
+            "status": result.status, "cost_usd": result.cost_usd, "judge_cost_usd": result.judge_cost_usd,
+            "latency_s": result.latency_s, "cached": result.cached})
+        if result.status == "error":
+            self.span.fail(result.error or "error")
+        run_id = self.span.metadata.get("run_id")
+        for s in result.scores:
+            self.tracer.score(self.span.trace_id, s.name, s.value, status=s.status, comment=s.reason or None,
+                              source="eval-run", metadata={"evaluator": s.evaluator, "version": s.version,
+                                                           "threshold": s.threshold, "run_id": run_id})
+
+
+# ---- process-wide tracers --------------------------------------------------------------------
+_LIVE: weakref.WeakSet[Tracer] = weakref.WeakSet()
+_TRACERS: collections.OrderedDict[tuple[Any, ...], Tracer] = collections.OrderedDict()
+_TRACERS_LOCK = threading.Lock()
+_MAX_TRACERS = 4
+_default_hook: RedactHook | None = None
+_NULL = Tracer(enabled=False)
+# The tracer of `get_tracer()` without settings (what `@observe` uses): resolved once, because
+# loading settings reads pyproject.toml and that must not happen on every span.
+_default_tracer: Tracer | None = None
+
+
+def _key(settings: Settings) -> tuple[Any, ...]:
+    lf = settings.langfuse
+    return (str(settings.path(settings.trace_path)), settings.tracing, settings.environment, settings.release,
+            lf.host if lf else None, lf.public_key if lf else None)
+
+
+def create_tracer(settings: Settings, *, redact: RedactHook | None = None,
+                  exporter: Exporter | None = None, **kwargs: Any) -> Tracer:
+    """Build a tracer for ``settings`` (mode ``tracing``: auto, local, langfuse or off).
+
+    ``auto`` exports to Langfuse when its keys are set and always keeps the local store;
+    ``langfuse`` requires the keys; ``off`` records nothing.
+
+    Args:
+        settings: Configuration.
+        redact: A user redaction hook (``str -> str``) run after the built-in patterns.
+        exporter: Use this exporter instead of the one the settings imply.
+        **kwargs: Passed to :class:`Tracer` (batch_interval_s, max_queue, ...).
+
+    Raises:
+        ConfigError: ``tracing = "langfuse"`` without Langfuse keys.
+    """
+    if settings.tracing == "off":
+        return Tracer(enabled=False)
+    if exporter is None and settings.tracing in ("auto", "langfuse"):
+        if settings.langfuse is not None:
+            from llmops.tracing.langfuse_exporter import LangfuseExporter
+
+            exporter = LangfuseExporter(settings.langfuse, environment=settings.environment,
+                                        release=settings.release, prompts_path=settings.prompts_path)
+        elif settings.tracing == "langfuse":
+            from llmops.errors import ConfigError
+
+            raise ConfigError("tracing = 'langfuse' needs Langfuse credentials", key="tracing",
+                              hint="set LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_HOST "
+                                   "(or LANGFUSE_BASE_URL), or use tracing = 'auto'")
+    return Tracer(store=TraceStore(settings.path(settings.trace_path)), exporter=exporter,
+                  redactor=Redactor(redact or _default_hook), environment=settings.environment,
+                  release=settings.release, **kwargs)
+
+
+def get_tracer(settings: Settings | None = None) -> Tracer:
+    """The process-wide tracer for ``settings`` (default: the current project's settings).
+
+    Tracers are shared per configuration (store path, mode, Langfuse host and key), so every
+    client and ``@observe`` of one project feed the same background worker.
+    """
+    global _default_tracer
+    if settings is None:
+        cached = _default_tracer
+        if cached is not None and not cached._closed:
+            return cached
+        from llmops.config import load_settings
+
+        try:
+            settings = load_settings()
+        except Exception:  # a broken config must not break the user's traced function
+            _default_tracer = _NULL
+            return _NULL
+        _default_tracer = get_tracer(settings)
+        return _default_tracer
+    if settings.tracing == "off":
+        return _NULL
+    key = _key(settings)
+    with _TRACERS_LOCK:
+        tracer = _TRACERS.get(key)
+        if tracer is not None and not tracer._closed:
+            _TRACERS.move_to_end(key)
+            return tracer
+        tracer = create_tracer(settings)
+        tracer.start()
+        _TRACERS[key] = tracer
+        evicted = []
+        while len(_TRACERS) > _MAX_TRACERS:
+            evicted.append(_TRACERS.popitem(last=False)[1])
+    for old in evicted:  # outside the lock: shutdown may wait for a flush
+        old.shutdown(timeout_s=1.0)
+    return tracer
+
+
+def set_tracer(tracer: Tracer, settings: Settings | None = None) -> None:
+    """Use ``tracer`` as the process-wide tracer for ``settings`` (default: the current project)."""
+    global _default_tracer
+    if settings is None:
+        from llmops.config import load_settings
+
+        settings = load_settings()
+        _default_tracer = tracer
+    with _TRACERS_LOCK:
+        _TRACERS[_key(settings)] = tracer
+
+
+def set_redact_hook(hook: RedactHook | None) -> None:
+    """Install a redaction hook (``str -> str``) for every tracer, current and future."""
+    global _default_hook
+    _default_hook = hook
+    for tracer in list(_LIVE):
+        tracer.redactor.hook = hook
+
+
+def reset_tracing(timeout_s: float = 2.0) -> None:
+    """Shut down every process-wide tracer (tests; applications rely on the exit hook)."""
+    global _default_tracer
+    _default_tracer = None
+    with _TRACERS_LOCK:
+        tracers = list(_TRACERS.values())
+        _TRACERS.clear()
+    for tracer in tracers:
+        tracer.shutdown(timeout_s=timeout_s)
+
+
+def _shutdown_all(timeout_s: float = 3.0) -> None:
+    """Exit hook: store what is queued and give exporters a bounded last chance to deliver."""
+    deadline = time.monotonic() + timeout_s
+    for tracer in list(_LIVE):
+        with suppress(Exception):
+            tracer.shutdown(timeout_s=max(0.2, deadline - time.monotonic()))
+
+
+atexit.register(_shutdown_all)
