@@ -14,7 +14,6 @@ before such a file is collected.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +26,17 @@ if TYPE_CHECKING:
     from llmops.evalsets.loader import LoadedSuite
     from llmops.llm.client import LLMClient
     from llmops.regression import Verdict
-    from llmops.runner.results import RunResult, UnitResult
+    from llmops.runner.engine import Runner
+    from llmops.runner.results import Manifest, RunResult, UnitResult
     from llmops.runner.store import RunStore
 
 _STATE = pytest.StashKey["_State"]()
+
+
+def _worker(config: pytest.Config) -> str | None:
+    """The xdist worker id (``gw0``...) in a worker process, else None."""
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else None
 
 
 @dataclass
@@ -109,6 +115,8 @@ class SuiteFile(pytest.File):
 
     loaded: LoadedSuite
     item_count: int = 0
+    _runner: Runner
+    _manifest: Manifest
 
     def collect(self) -> Iterator[SuiteItem]:
         """One item per case × prompt × model."""
@@ -140,30 +148,59 @@ class SuiteFile(pytest.File):
         return str(super().repr_failure(excinfo))
 
     def results_for(self, item: SuiteItem) -> list[UnitResult]:
-        """Run every selected item of this file together (once), then hand out one item's results."""
+        """This item's results (running them on first use).
+
+        Without xdist, every selected item of the file runs together on first use (concurrently);
+        an xdist worker runs just the items it is handed, one by one, into one run per worker
+        (the controller merges the workers' runs).
+        """
         state = self.config.stash[_STATE]
         key = str(self.path)
-        if key not in state.runs:
-            selected = [i for i in self.session.items if isinstance(i, SuiteItem) and i.parent is self]
-            # Under xdist each worker holds a share of the items; the merge makes the whole.
-            complete = len(selected) == self.item_count or bool(os.environ.get("PYTEST_XDIST_WORKER"))
-            state.runs[key] = self._run(selected, complete=complete)
-        return state.runs[key].results.get((item.case_id, item.prompt, item.model), [])
+        suite_run = state.runs.get(key)
+        if suite_run is None:
+            suite_run = state.runs[key] = self._start()
+        wanted = (item.case_id, item.prompt, item.model)
+        if wanted not in suite_run.results:
+            if _worker(self.config):
+                keys = {wanted}
+            else:
+                keys = {(i.case_id, i.prompt, i.model) for i in self.session.items
+                        if isinstance(i, SuiteItem) and i.parent is self}
+            self._execute(suite_run, keys)
+        return suite_run.results.get(wanted, [])
 
-    def _run(self, items: list[SuiteItem], *, complete: bool) -> _SuiteRun:
-        from llmops.runner.engine import new_run_id, run_suite
+    def _start(self) -> _SuiteRun:
+        from llmops.runner.engine import Runner, new_run_id
+        from llmops.tracing import get_tracer
 
         settings = _settings(self.config)
-        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        from llmops.llm.client import LLMClient
+
+        selected = [i for i in self.session.items if isinstance(i, SuiteItem) and i.parent is self]
+        models = self.config.getoption("llmops_model") or self.loaded.suite.models or [settings.default_model]
+        self._runner = Runner(self.loaded, settings=settings, client=LLMClient(settings), store=_store(self.config),
+                              models=models, repeat=self.config.getoption("llmops_repeat"), progress=False,
+                              tracer=get_tracer(settings), only=set())
+        worker = _worker(self.config)
         run_id = new_run_id() + (f"-{worker}" if worker else "")
-        only = {(i.case_id, i.prompt, i.model) for i in items}
-        run = run_suite(self.loaded, settings=settings, store=_store(self.config),
-                        models=sorted({i.model for i in items}), repeat=self.config.getoption("llmops_repeat"),
-                        run_id=run_id, progress=False, only=only)
-        suite_run = _SuiteRun(path=str(self.path), name=self.loaded.name, run_id=run.run_id, complete=complete)
+        self._manifest = self._runner.new_manifest(run_id)
+        self._runner.store.create_run(self._manifest, self._runner.plan())
+        # Under xdist each worker holds a share of the items; the merge makes the whole.
+        complete = len(selected) == self.item_count or worker is not None
+        return _SuiteRun(path=str(self.path), name=self.loaded.name, run_id=run_id, complete=complete)
+
+    def _execute(self, suite_run: _SuiteRun, keys: set[tuple[str, str, str]]) -> None:
+        from llmops._async import run_sync
+
+        runner = self._runner
+        runner.only = keys
+        assert suite_run.run_id is not None
+        done = runner.store.done_units(suite_run.run_id)
+        run = run_sync(runner.execute(suite_run.run_id, self._manifest, done))
+        self._manifest = run.manifest
+        suite_run.results.clear()
         for r in run.results:
             suite_run.results.setdefault((r.case_id, r.prompt, r.model), []).append(r)
-        return suite_run
 
 
 def _store(config: pytest.Config) -> RunStore:
@@ -253,7 +290,7 @@ class ItemFailure(Exception):
 # ---- end of session: merge worker runs, gate each suite ----------------------------------------
 
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist controller: collect the runs each worker stored."""
+    """On the xdist controller: collect the runs each worker stored."""
     output = getattr(node, "workeroutput", {}) or {}
     node.config.stash[_STATE].worker_runs.extend(output.get("llmops_runs", []))
 

@@ -130,7 +130,7 @@ def test_inactive_for_unrelated_projects(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", config="a: 1\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    assert "llmops" not in result.stdout.str()
+    assert "llmops suite gates" not in result.stdout.str()
 
 
 def test_fixtures_and_async_tests(proj: pytest.Pytester) -> None:

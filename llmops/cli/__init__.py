@@ -13,17 +13,21 @@ from collections.abc import Sequence
 
 from llmops.cli import (
     _common,
+    calibrate_cmd,
     compare_cmd,
     complete_cmd,
+    init_cmd,
     models_cmd,
     prompts_cmd,
     report_cmd,
     run_cmd,
     runs_cmd,
     schema_cmd,
+    traces_cmd,
 )
 
-COMMAND_MODULES = [run_cmd, compare_cmd, report_cmd, runs_cmd, prompts_cmd, complete_cmd, models_cmd, schema_cmd]
+COMMAND_MODULES = [init_cmd, run_cmd, compare_cmd, report_cmd, runs_cmd, prompts_cmd, complete_cmd, models_cmd,
+                   schema_cmd, traces_cmd, calibrate_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -83,6 +83,25 @@ def parse_inputs(pairs: list[str] | None, inputs_file: str | None) -> dict[str, 
     return data
 
 
+def check_output_path(path: str | None, flag: str) -> None:
+    """Refuse an output file whose folder does not exist (before a long run, not after it)."""
+    from llmops.errors import UserError
+
+    if path and not Path(path).resolve().parent.is_dir():
+        raise UserError(f"cannot write {path}: folder {Path(path).parent} does not exist", key=flag,
+                        hint="create the folder first, or pick another path")
+
+
+def write_output(path: str, text: str, flag: str) -> None:
+    """Write a report file; an unwritable path is a usage error (exit 2), not a traceback."""
+    from llmops.errors import UserError
+
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}", file=path, key=flag) from None
+
+
 def run_handler(args: argparse.Namespace) -> int:
     """Run a command handler, turning our errors into messages and exit codes."""
     from llmops.errors import LLMOpsError
@@ -91,10 +110,13 @@ def run_handler(args: argparse.Namespace) -> int:
     try:
         return handler(args)
     except LLMOpsError as err:
+        from rich.markup import escape
+
+        # Messages quote files, flags and provider answers: never read them as markup.
         out = console(stderr=True)
-        out.print(f"[bold red]error:[/] {err.message}", markup=True, highlight=False)
+        out.print(f"[bold red]error:[/] {escape(err.message)}", markup=True, highlight=False)
         if err.hint:
-            out.print(f"  [yellow]hint:[/] {err.hint}", markup=True, highlight=False)
+            out.print(f"  [yellow]hint:[/] {escape(err.hint)}", markup=True, highlight=False)
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from llmops.cli._common import EXIT_OK, add_model_options, console, settings_from
+from llmops.cli._common import (
+    EXIT_OK,
+    add_model_options,
+    check_output_path,
+    console,
+    settings_from,
+    write_output,
+)
 
 
 def _csv(value: str) -> list[str]:
@@ -29,12 +36,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from llmops.compare import compare_run
     from llmops.runner.engine import run_suite
 
     settings = settings_from(args)
+    check_output_path(args.html, "--html")
+    check_output_path(args.markdown, "--markdown")
     models = args.models or ([args.model] if args.model else None)
     run = run_suite(args.suite, settings=settings, models=models, prompts=args.prompts, repeat=args.repeat,
                     progress=False if args.no_progress else None)
@@ -42,11 +49,11 @@ def _compare(args: argparse.Namespace) -> int:
     if args.html:
         from llmops.reports.html import render_html
 
-        Path(args.html).write_text(render_html(run, comparison=comparison), encoding="utf-8")
+        write_output(args.html, render_html(run, comparison=comparison), "--html")
     if args.markdown:
         from llmops.reports.markdown import render_markdown
 
-        Path(args.markdown).write_text(render_markdown(run, comparison=comparison), encoding="utf-8")
+        write_output(args.markdown, render_markdown(run, comparison=comparison), "--markdown")
     if args.json:
         print(comparison.model_dump_json(indent=2))
         return EXIT_OK

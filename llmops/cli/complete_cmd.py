@@ -20,12 +20,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _complete(args: argparse.Namespace) -> int:
     import json
 
-    from llmops.api import complete
-    from llmops.llm.client import LLMClient
+    from llmops.api import complete, default_client
 
     settings = settings_from(args)
     inputs = parse_inputs(args.input, args.inputs_file)
-    result = complete(args.ref, inputs, model=args.model, client=LLMClient(settings))
+    result = complete(args.ref, inputs, model=args.model, client=default_client(settings))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return EXIT_OK

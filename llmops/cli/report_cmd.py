@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llmops.cli._common import EXIT_OK, console, settings_from
+from llmops.cli._common import EXIT_OK, console, settings_from, write_output
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,16 +22,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from llmops.reports.build import build_report
 
     settings = settings_from(args)
     report = build_report(args.run_id, settings=settings, baseline=args.baseline, store=args.store)
     out = console()
-    for path, text in ((args.html, report.html), (args.markdown, report.markdown), (args.json, report.json)):
+    outputs = (("--html", args.html, report.html), ("--markdown", args.markdown, report.markdown),
+               ("--json", args.json, report.json))
+    for flag, path, text in outputs:
         if path:
-            Path(path).write_text(text(), encoding="utf-8")
+            write_output(path, text(), flag)
             out.print(f"wrote {path}", markup=False)
     if not (args.html or args.markdown or args.json):
         print(report.markdown(), end="")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from llmops.cli._common import EXIT_OK, add_model_options, console, settings_from
+from llmops.cli._common import (
+    EXIT_OK,
+    add_model_options,
+    check_output_path,
+    console,
+    settings_from,
+    write_output,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,11 +49,15 @@ def _run(args: argparse.Namespace) -> int:
         return _dry_run(args, settings)
     if not args.suite and not args.resume:
         raise UserError("give a SUITE to run (or --resume RUN_ID)", key="suite")
+    check_output_path(args.markdown, "--markdown")
+    check_output_path(args.html, "--html")
+    from llmops.tracing import get_tracer
+
     outcome = run_and_gate(
         args.suite, settings=settings, models=args.models, prompts=args.prompts, repeat=args.repeat,
         seed=args.seed, max_cost_usd=args.max_cost_usd, max_errors=args.max_errors, shard=args.shard,
         resume=args.resume, baseline=args.baseline, update_baseline=args.update_baseline,
-        progress=False if args.no_progress else None)
+        progress=False if args.no_progress else None, tracer=get_tracer(settings))
     _write_reports(args, outcome)
     if args.json:
         import json
@@ -63,17 +74,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _write_reports(args: argparse.Namespace, outcome: object) -> None:
-    from pathlib import Path
-
     run, verdict = outcome.run, outcome.verdict  # type: ignore[attr-defined]
     if args.markdown:
         from llmops.reports.markdown import render_markdown
 
-        Path(args.markdown).write_text(render_markdown(run, verdict=verdict), encoding="utf-8")
+        write_output(args.markdown, render_markdown(run, verdict=verdict), "--markdown")
     if args.html:
         from llmops.reports.html import render_html
 
-        Path(args.html).write_text(render_html(run, verdict=verdict), encoding="utf-8")
+        write_output(args.html, render_html(run, verdict=verdict), "--html")
 
 
 def _dry_run(args: argparse.Namespace, settings: object) -> int:

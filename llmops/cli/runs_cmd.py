@@ -39,6 +39,7 @@ def _list(args: argparse.Namespace) -> int:
     import datetime
 
     from rich.table import Table
+    from rich.text import Text
 
     store = _store(args)
     table = Table("run", "suite", "started", "status", "units", "cost $", "commit")
@@ -46,7 +47,7 @@ def _list(args: argparse.Namespace) -> int:
         counts = store.result_counts(m.run_id)
         started = datetime.datetime.fromtimestamp(m.started_at).strftime("%Y-%m-%d %H:%M")
         done = sum(counts.values())
-        table.add_row(m.run_id, m.suite, started, m.status, f"{done}/{m.units}",
+        table.add_row(Text(m.run_id), Text(m.suite), started, m.status, f"{done}/{m.units}",
                       f"{m.cost_usd + m.judge_cost_usd:.4f}", (m.git_commit or "")[:10])
     console().print(table)
     return EXIT_OK

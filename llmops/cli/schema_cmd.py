@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llmops.cli._common import EXIT_OK, console
+from llmops.cli._common import EXIT_OK, console, write_output
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -14,6 +14,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    import contextlib
     import json
     from pathlib import Path
 
@@ -22,8 +23,9 @@ def _schema(args: argparse.Namespace) -> int:
     text = json.dumps(suite_json_schema(), indent=2, sort_keys=True) + "\n"
     if args.output:
         path = Path(args.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        with contextlib.suppress(OSError):  # write_output names the problem
+            path.parent.mkdir(parents=True, exist_ok=True)
+        write_output(str(path), text, "--output")
         console().print(f"wrote {path}", markup=False)
     else:
         print(text, end="")

@@ -174,7 +174,11 @@ class Runner:
         self.store = store
         self.models = list(models or suite.suite.models or [settings.default_model])
         self.prompt_refs = list(prompts or suite.suite.prompts)
-        self.repeat = repeat or suite.suite.repeat
+        self.repeat = repeat if repeat is not None else suite.suite.repeat
+        if self.repeat < 1:
+            raise UserError(f"repeat must be at least 1, got {self.repeat}", key="repeat")
+        if max_cost_usd is not None and not max_cost_usd >= 0:  # `not >=` also refuses NaN
+            raise UserError(f"max_cost_usd must be 0 or more, got {max_cost_usd}", key="max_cost_usd")
         self.seed = seed if seed is not None else (suite.suite.seed if suite.suite.seed is not None
                                                    else settings.seed)
         self.max_cost_usd = max_cost_usd
@@ -246,17 +250,21 @@ class Runner:
                 "case_id": unit.case.id, "repeat": unit.repeat}
         try:
             messages = pv.render(inputs)
-            completion = await self.client.acomplete(messages, unit.model, call_params, seed=self.seed,
-                                                     repeat=unit.repeat, metadata=meta)
+            # Each repeat samples with its own seed: identical seeds make a seeded local model
+            # answer identically even at temperature > 0, and repeats must be independent.
+            completion = await self.client.acomplete(messages, unit.model, call_params,
+                                                     seed=self.seed + unit.repeat, repeat=unit.repeat,
+                                                     metadata=meta)
         except LLMOpsError as err:
             return UnitResult(**base, status="error", error=str(err), ended_at=time.time())
 
         async def regenerate(inputs: dict[str, Any], sample: int = 0,
                              params: dict[str, Any] | None = None) -> Completion:
             msgs = pv.render(inputs)
+            sample_key = unit.repeat * 100_003 + 1 + sample  # never collides with a real repeat
             return await self.client.acomplete(
-                msgs, unit.model, {**call_params, **(params or {})}, seed=self.seed,
-                repeat=unit.repeat * 100_003 + 1 + sample, metadata={**meta, "purpose": "regenerate"})
+                msgs, unit.model, {**call_params, **(params or {})}, seed=self.seed + sample_key,
+                repeat=sample_key, metadata={**meta, "purpose": "regenerate"})
 
         sample_ = Sample(case_id=unit.case.id, output=completion.text, inputs=inputs,
                          expected=unit.case.expected, contexts=_contexts(unit.case, inputs),
@@ -342,6 +350,8 @@ class Runner:
         latencies = [r.latency_s for r in results if r.latency_s is not None]
         cached = sum(r.cached for r in results)
         return manifest.model_copy(update={
+            # A run extended item by item (pytest-xdist workers) grows past its first plan.
+            "units": max(manifest.units, len(results)),
             "cache_hits": cached,
             "cache_hit_rate": cached / len(results) if results else None,
             "provider_calls": manifest.provider_calls + self.client.provider_calls - calls_before,
@@ -445,6 +455,8 @@ async def arun_suite(
     runner = Runner(loaded, settings=settings, client=client, store=store, models=models, prompts=prompts,
                     repeat=repeat, seed=seed, max_cost_usd=max_cost_usd, shard=shard, progress=progress,
                     on_result=on_result, tracer=tracer, only=only)
+    if client.cache is not None:
+        client.cache.check()  # a damaged cache is one clear error up front, not an error per unit
     rid = run_id or new_run_id()
     manifest = runner.new_manifest(rid)
     store.create_run(manifest, runner.plan())
@@ -483,6 +495,8 @@ async def aresume_run(run_id: str, *, settings: Settings | None = None, client: 
         if runner.prompts[ref].content_hash != digest:
             raise UserError(f"prompt {ref} changed since run {rid} started", key=ref,
                             hint="start a new run instead of resuming")
+    if client.cache is not None:
+        client.cache.check()
     done = store.done_units(rid)
     return await runner.execute(rid, manifest, done)
 
@@ -531,7 +545,7 @@ def dry_run(suite: str | Path | LoadedSuite, *, settings: Settings | None = None
             continue
         resolved, merged = client.resolve(unit.model, params)
         if client.cache is not None and client.cache_mode in ("read-write", "read-only"):
-            key = request_key(resolved, messages, merged, runner.seed, unit.repeat)
+            key = request_key(resolved, messages, merged, runner.seed + unit.repeat, unit.repeat)
             if client.cache.get(key) is not None:
                 cached += 1
                 continue

