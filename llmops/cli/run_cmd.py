@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from llmops.cli._common import (
     EXIT_OK,
@@ -12,6 +13,9 @@ from llmops.cli._common import (
     settings_from,
     write_output,
 )
+
+if TYPE_CHECKING:
+    from llmops.config import Settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed, max_cost_usd=args.max_cost_usd, max_errors=args.max_errors, shard=args.shard,
         resume=args.resume, baseline=args.baseline, update_baseline=args.update_baseline,
         progress=False if args.no_progress else None, tracer=get_tracer(settings))
-    _write_reports(args, outcome)
+    _write_reports(args, outcome, settings)
     if args.json:
         import json
 
@@ -73,16 +77,21 @@ def _run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _write_reports(args: argparse.Namespace, outcome: object) -> None:
+def _write_reports(args: argparse.Namespace, outcome: object, settings: Settings) -> None:
+    from llmops.reports.trust import evaluator_trust
+
     run, verdict = outcome.run, outcome.verdict  # type: ignore[attr-defined]
+    if not (args.markdown or args.html):
+        return
+    trust = evaluator_trust(run.manifest, settings.root)
     if args.markdown:
         from llmops.reports.markdown import render_markdown
 
-        write_output(args.markdown, render_markdown(run, verdict=verdict), "--markdown")
+        write_output(args.markdown, render_markdown(run, verdict=verdict, trust=trust), "--markdown")
     if args.html:
         from llmops.reports.html import render_html
 
-        write_output(args.html, render_html(run, verdict=verdict), "--html")
+        write_output(args.html, render_html(run, verdict=verdict, trust=trust), "--html")
 
 
 def _dry_run(args: argparse.Namespace, settings: object) -> int:

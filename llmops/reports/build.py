@@ -10,6 +10,7 @@ from llmops.compare import Comparison, compare_run
 from llmops.config import Settings, load_settings
 from llmops.evalsets.models import Gate
 from llmops.regression import Baseline, Verdict, baseline_from_run, baseline_path, judge_run, read_baseline
+from llmops.reports.trust import EvaluatorTrust, evaluator_trust
 from llmops.runner.results import RunResult
 from llmops.runner.store import RunStore
 
@@ -22,19 +23,20 @@ class Report:
     comparison: Comparison
     verdict: Verdict
     baseline_run: RunResult | None = None
+    trust: list[EvaluatorTrust] | None = None
 
     def html(self) -> str:
         """Self-contained HTML."""
         from llmops.reports.html import render_html
 
         return render_html(self.run, comparison=self.comparison, verdict=self.verdict,
-                           baseline_run=self.baseline_run)
+                           baseline_run=self.baseline_run, trust=self.trust)
 
     def markdown(self) -> str:
         """Markdown for a PR comment or step summary."""
         from llmops.reports.markdown import render_markdown
 
-        return render_markdown(self.run, comparison=self.comparison, verdict=self.verdict)
+        return render_markdown(self.run, comparison=self.comparison, verdict=self.verdict, trust=self.trust)
 
     def json(self) -> str:
         """Run, comparison and verdict as JSON."""
@@ -77,4 +79,5 @@ def build_report(run_id: str, *, settings: Settings | None = None, baseline: str
         default = baseline_path(settings, run.manifest.suite)
         reference = read_baseline(default) if default.exists() else None
     verdict = judge_run(run, gate, reference)
-    return Report(run=run, comparison=compare_run(run), verdict=verdict, baseline_run=baseline_run)
+    return Report(run=run, comparison=compare_run(run), verdict=verdict, baseline_run=baseline_run,
+                  trust=evaluator_trust(run.manifest, settings.root))

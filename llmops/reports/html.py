@@ -18,6 +18,7 @@ from llmops.runner.results import RunResult, UnitResult
 
 if TYPE_CHECKING:
     from llmops.regression.verdict import Verdict
+    from llmops.reports.trust import EvaluatorTrust
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -235,8 +236,33 @@ def _verdict_section(verdict: Verdict | None) -> str:
     return f'<section class="{cls}" id="verdict"><h2>Gate: {word}</h2><ul>{items}</ul></section>'
 
 
+def _trust_section(trust: list[EvaluatorTrust] | None) -> str:
+    if not trust:
+        return ""
+    rows = []
+    for t in trust:
+        if not t.calibrated:
+            rows.append(f"<tr><td>{escape(t.name)}</td><td>{escape(t.kind)} v{escape(t.version)}</td>"
+                        "<td colspan=5 class=muted>not calibrated (llmops calibrate KIND --labels FILE.jsonl)"
+                        "</td></tr>")
+            continue
+
+        def pct(x: float | None) -> str:
+            return "—" if x is None else f"{x * 100:.1f}%"
+
+        kappa = "—" if t.kappa is None else f"{t.kappa:.2f} ({escape(t.agreement or '')})"
+        rows.append(f"<tr><td>{escape(t.name)}</td><td>{escape(t.kind)} v{escape(t.version)}</td>"
+                    f"<td class=num>{t.n}</td>"
+                    f"<td class=num>{pct(t.accuracy)}</td><td class=num>{kappa}</td><td class=num>{pct(t.tpr)}</td>"
+                    f"<td class=num>{pct(t.fpr)}</td></tr>")
+    return ("<section id=\"trust\"><h2>Evaluator calibration</h2><table><thead><tr><th>evaluator</th><th>kind</th>"
+            "<th>labels</th><th>accuracy</th><th>Cohen's kappa</th><th>fails caught</th><th>false alarms</th>"
+            "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></section>")
+
+
 def render_html(run: RunResult, *, comparison: Comparison | None = None, verdict: Verdict | None = None,
-                baseline_run: RunResult | None = None, title: str | None = None) -> str:
+                baseline_run: RunResult | None = None, title: str | None = None,
+                trust: list[EvaluatorTrust] | None = None) -> str:
     """Render a run (optionally with its gate verdict and a baseline run) as one HTML document.
 
     Args:
@@ -245,6 +271,7 @@ def render_html(run: RunResult, *, comparison: Comparison | None = None, verdict
         verdict: The gate verdict, for the verdict box and the "regressed" filter.
         baseline_run: Another run whose outputs can be shown side by side with this one.
         title: Page title.
+        trust: Calibration of the run's evaluators (see :func:`llmops.reports.trust.evaluator_trust`).
     """
     c = comparison or compare_run(run)
     m = run.manifest
@@ -279,6 +306,7 @@ def render_html(run: RunResult, *, comparison: Comparison | None = None, verdict
 <body><header><h1>{heading}</h1><div class="meta">{meta}</div></header><main>
 {_verdict_section(verdict)}
 <section id="summary"><h2>Summary</h2><p>{escape(c.verdict)}</p>{_summary_table(c)}{_pairwise_table(c)}</section>
+{_trust_section(trust)}
 <section id="charts"><h2>Charts</h2><div class="charts">{_charts(run, c)}</div></section>
 <section id="cases"><h2>Cases</h2>
 <div class="controls"><label>left <select id="variant-a"></select></label>

@@ -13,6 +13,7 @@ from llmops.runner.results import RunResult
 
 if TYPE_CHECKING:
     from llmops.regression.verdict import Verdict
+    from llmops.reports.trust import EvaluatorTrust
 
 
 def cell(text: object, limit: int = 120) -> str:
@@ -31,7 +32,7 @@ def _pct(value: float | None) -> str:
 
 
 def render_markdown(run: RunResult, *, comparison: Comparison | None = None, verdict: Verdict | None = None,
-                    max_failures: int = 15) -> str:
+                    max_failures: int = 15, trust: list[EvaluatorTrust] | None = None) -> str:
     """Summary, verdict, comparison and the first failing cases of a run, as Markdown."""
     c = comparison or compare_run(run)
     m = run.manifest
@@ -74,6 +75,12 @@ def render_markdown(run: RunResult, *, comparison: Comparison | None = None, ver
                 lines.append(f"| {cell(p.b)} vs {cell(p.a)} | {cell(p.metric)} | {p.difference * scale:+.2f}{unit} | "
                              f"[{p.low * scale:+.2f}, {p.high * scale:+.2f}] | {p.p_adjusted:.3g} |")
             lines.append("")
+    calibrated = [t for t in trust or [] if t.calibrated]
+    if calibrated:
+        lines.append("Evaluator calibration against human labels: " + "; ".join(
+            f"{cell(t.name)} accuracy {(t.accuracy or 0) * 100:.0f}%, kappa "
+            f"{'—' if t.kappa is None else f'{t.kappa:.2f}'} (n={t.n})" for t in calibrated) + ".")
+        lines.append("")
     bad = [u for u in run.results if u.status in ("fail", "error", "unmeasured")]
     if bad:
         lines.append(f"<details><summary>{len(bad)} failing, errored or unmeasured units</summary>")

@@ -8,6 +8,7 @@ from llmops.runner.results import RunResult, UnitResult, VariantSummary
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+    from rich.text import Text
 
 
 def _pct(value: float | None) -> str:
@@ -22,6 +23,13 @@ def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value * 1000:.0f}"
 
 
+def _plain(text: str) -> Text:
+    """User text (suite, model, evaluator names) as a literal: ``[x]`` in it is never markup."""
+    from rich.text import Text
+
+    return Text(text)
+
+
 def summary_table(summaries: list[VariantSummary], title: str = "") -> RenderableType:
     """One row per prompt × model: counts, pass rate, evaluator means, latency, tokens, cost."""
     from rich.table import Table
@@ -31,16 +39,16 @@ def summary_table(summaries: list[VariantSummary], title: str = "") -> Renderabl
         for name in s.means:
             if name not in evaluators:
                 evaluators.append(name)
-    table = Table(title=title or None, show_lines=False)
+    table = Table(title=_plain(title) if title else None, show_lines=False)
     for column in ("prompt", "model", "pass", "fail", "unmeas.", "error", "pass rate"):
         table.add_column(column, justify="left" if column in ("prompt", "model") else "right")
     for name in evaluators:
-        table.add_column(f"{name} (mean)", justify="right")
+        table.add_column(_plain(f"{name} (mean)"), justify="right")
     for column in ("p50 ms", "p95 ms", "tokens", "cost $"):
         table.add_column(column, justify="right")
     for s in summaries:
         means = [_num(s.means.get(n)) for n in evaluators]
-        table.add_row(s.prompt, s.model, str(s.passed), str(s.failed), str(s.unmeasured), str(s.errors),
+        table.add_row(_plain(s.prompt), _plain(s.model), str(s.passed), str(s.failed), str(s.unmeasured), str(s.errors),
                       _pct(s.pass_rate), *means, _ms(s.latency_p50_s), _ms(s.latency_p95_s),
                       str(s.prompt_tokens + s.completion_tokens), f"{s.cost_usd + s.judge_cost_usd:.4f}")
     return table
@@ -94,11 +102,11 @@ def comparison_table(c: Any) -> RenderableType:
     from rich.table import Table
 
     metrics = sorted({m for v in c.variants for m in v.means})
-    table = Table(title=f"{c.suite} — run {c.run_id}")
+    table = Table(title=_plain(f"{c.suite} — run {c.run_id}"))
     table.add_column("variant")
     table.add_column("pass rate (95% CI)", justify="right")
     for m in metrics:
-        table.add_column(f"{m} mean (95% CI)", justify="right")
+        table.add_column(_plain(f"{m} mean (95% CI)"), justify="right")
     for column in ("p50 ms", "p95 ms", "tokens/case", "$ / 1k cases", "front"):
         table.add_column(column, justify="right")
 
@@ -113,7 +121,7 @@ def comparison_table(c: Any) -> RenderableType:
     for v in c.variants:
         fronts = [name for name, members in (("cost", c.pareto_cost), ("latency", c.pareto_latency))
                   if v.label in members]
-        table.add_row(v.label, interval(v.pass_rate, True), *[interval(v.means.get(m), False) for m in metrics],
+        table.add_row(_plain(v.label), interval(v.pass_rate, True), *[interval(v.means.get(m), False) for m in metrics],
                       _ms(v.latency_p50_s), _ms(v.latency_p95_s), f"{v.tokens_per_case:.0f}",
                       f"{v.cost_per_1000_cases_usd + v.judge_cost_per_1000_cases_usd:.4f}", ", ".join(fronts))
     return table

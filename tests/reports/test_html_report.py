@@ -113,3 +113,21 @@ def test_comparison_pareto_and_verdict(project: Path, settings: Any, client: Any
     assert len([p for p in c.pairwise if p.metric == "pass rate"]) == 6
     assert c.pareto_cost and set(c.pareto_cost) <= {v.label for v in c.variants}
     assert "not statistically significant" in c.verdict or "significantly better" in c.verdict
+
+
+def test_reports_show_evaluator_calibration(project: Path, settings: Any, client: Any) -> None:
+    from llmops.evaluators.calibration import LabelledSample, calibrate, save_calibration
+    from llmops.reports.trust import evaluator_trust
+
+    run = make_run(project, settings, client)
+    labels = [LabelledSample(output="yes it is", label=True, expected="yes"),
+              LabelledSample(output="no", label=False, expected="yes"),
+              LabelledSample(output="yes", label=False, expected="yes")]
+    report = calibrate("contains", labels, save=False)
+    save_calibration(report, settings.root)
+    trust = evaluator_trust(run.manifest, settings.root)
+    assert [t.name for t in trust] == ["has_answer"] and trust[0].calibrated
+    assert trust[0].n == 3 and abs((trust[0].accuracy or 0) - 2 / 3) < 1e-9
+    md = render_markdown(run, trust=trust)
+    assert "Evaluator calibration against human labels: has_answer accuracy 67%" in md
+    assert "Cohen&#x27;s kappa" in render_html(run, trust=trust) or "Cohen's kappa" in render_html(run, trust=trust)
