@@ -39,7 +39,7 @@ def cli_reference() -> str:
 
 def _type_of(spec: dict[str, Any], defs: dict[str, Any]) -> str:
     if "$ref" in spec:
-        return spec["$ref"].split("/")[-1]
+        return str(spec["$ref"]).split("/")[-1]
     if "anyOf" in spec:
         return " or ".join(_type_of(s, defs) for s in spec["anyOf"])
     if spec.get("type") == "array":

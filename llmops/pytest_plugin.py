@@ -102,7 +102,7 @@ def _is_suite(file_path: Path, config: pytest.Config) -> bool:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """Collect suite files inside the evalsets directory."""
     if _is_suite(file_path, parent.config):
-        return SuiteFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+        return SuiteFile.from_parent(parent, path=file_path)
     return None
 
 
@@ -267,7 +267,9 @@ class ItemFailure(Exception):
         self.item, self.results, self.message = item, results, message
 
     def explain(self) -> str:
-        """Multi-line explanation."""
+        """Multi-line explanation (model text with its control characters shown escaped)."""
+        from llmops.reports.terminal import printable
+
         lines = [f"{self.item.case_id} [{self.item.prompt} × {self.item.model}]"]
         if self.message:
             lines.append(self.message)
@@ -277,13 +279,13 @@ class ItemFailure(Exception):
                 head += " (cached response)"
             lines.append(head)
             if r.error:
-                lines.append(f"  error: {r.error}")
+                lines.append(f"  error: {printable(r.error)}")
                 continue
-            lines.append("  output: " + (r.output or "").replace("\n", "\n          "))
+            lines.append("  output: " + printable(r.output or "").replace("\n", "\n          "))
             for s in r.scores:
                 value = "—" if s.value is None else f"{s.value:.2f}"
                 threshold = "" if s.threshold is None else f" (threshold {s.threshold:g})"
-                lines.append(f"  {s.name}: {s.status} {value}{threshold} — {s.reason}")
+                lines.append(f"  {s.name}: {s.status} {value}{threshold} — {printable(s.reason)}")
         return "\n".join(lines)
 
 

@@ -66,7 +66,9 @@ cases:
     inputs: {question: "Who created Python?", context: "Python was created by Guido van Rossum."}
     expected: Guido
   - id: boiling-point
-    inputs: {question: "At what temperature does water boil at sea level?", context: "At sea level water boils at 100 degrees Celsius."}
+    inputs:
+      question: "At what temperature does water boil at sea level?"
+      context: "At sea level water boils at 100 degrees Celsius."
     expected: "100"
 """
 
@@ -102,7 +104,10 @@ jobs:
         if: always() && github.event.pull_request.head.repo.full_name == github.repository
         env:
           GH_TOKEN: ${{ github.token }}
-        run: gh pr comment ${{ github.event.pull_request.number }} --body-file llmops-summary.md --edit-last || gh pr comment ${{ github.event.pull_request.number }} --body-file llmops-summary.md || true
+          PR: ${{ github.event.pull_request.number }}
+        run: |
+          gh pr comment "$PR" --body-file llmops-summary.md --edit-last \
+            || gh pr comment "$PR" --body-file llmops-summary.md || true
 """
 
 GITIGNORE = ".llmops/\n"

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
@@ -159,7 +158,8 @@ async def test_async(llmops):
 
 def test_xdist_merges_worker_runs_into_one(proj: pytest.Pytester) -> None:
     cases = "\n".join(f"  - {{id: c{i}, inputs: {{text: 'v{i}'}}, expected: 'v{i}'}}" for i in range(12))
-    (proj.path / "evalsets" / "qa.yaml").write_text("name: qa\nprompt: echo@1\nevaluators: [contains]\ncases:\n" + cases)
+    suite = "name: qa\nprompt: echo@1\nevaluators: [contains]\ncases:\n" + cases
+    (proj.path / "evalsets" / "qa.yaml").write_text(suite)
     result = proj.runpytest_subprocess("evalsets", "-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=12)
     db = sqlite3.connect(proj.path / ".llmops" / "runs.sqlite")

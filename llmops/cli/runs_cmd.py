@@ -75,12 +75,10 @@ def _diff(args: argparse.Namespace) -> int:
     for line in [*verdict.reasons, *verdict.notes]:
         out.print(f"  {line}", markup=False, highlight=False)
     for variant in verdict.variants:
-        for change in variant.regressed_cases:
-            out.print(f"  regressed {change.case_id}: {change.baseline_pass_rate:.0%} -> {change.current_pass_rate:.0%}",
-                      markup=False)
-        for change in variant.improved_cases:
-            out.print(f"  improved  {change.case_id}: {change.baseline_pass_rate:.0%} -> {change.current_pass_rate:.0%}",
-                      markup=False)
+        for word, changes in (("regressed", variant.regressed_cases), ("improved ", variant.improved_cases)):
+            for c in changes:
+                out.print(f"  {word} {c.case_id}: {c.baseline_pass_rate:.0%} -> {c.current_pass_rate:.0%}",
+                          markup=False)
     return verdict.exit_code
 
 

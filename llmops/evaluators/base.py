@@ -109,7 +109,9 @@ class Regenerate(Protocol):
     """
 
     def __call__(self, inputs: dict[str, Any], sample: int = 0,
-                 params: dict[str, Any] | None = None) -> Awaitable[Completion]: ...
+                 params: dict[str, Any] | None = None) -> Awaitable[Completion]:
+        """Render with ``inputs`` and call the case's model; returns the completion."""
+        ...
 
 
 @dataclass
