@@ -63,9 +63,16 @@ def parse_inputs(pairs: list[str] | None, inputs_file: str | None) -> dict[str, 
         try:
             loaded = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise UserError("inputs file not found", file=path) from None
+            raise UserError("inputs file not found", file=path, key="--inputs-file") from None
         except json.JSONDecodeError as exc:
             raise UserError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno) from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"not valid UTF-8 (byte {exc.start})", file=path) from None
+        except RecursionError:
+            raise UserError("JSON nested too deeply", file=path) from None
+        except OSError as exc:
+            raise UserError(f"cannot read inputs file: {exc.strerror or exc}", file=path,
+                            key="--inputs-file") from None
         if not isinstance(loaded, dict):
             raise UserError("inputs file must hold a JSON object", file=path)
         data.update(loaded)
@@ -77,7 +84,7 @@ def parse_inputs(pairs: list[str] | None, inputs_file: str | None) -> dict[str, 
             value: Any = json.loads(raw)
             if not isinstance(value, (list, dict, int, float, bool)) or isinstance(value, str):
                 value = raw
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             value = raw
         data[key] = value
     return data

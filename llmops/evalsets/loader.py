@@ -10,7 +10,6 @@ import csv
 import hashlib
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from llmops._yaml import YAMLProblem, line_at, load_yaml
 from llmops.errors import EvalsetError, did_you_mean
 from llmops.evalsets.models import Case, EvaluatorSpec, Gate, Suite
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
-MAX_NODES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -52,14 +51,17 @@ class LoadedSuite:
 def _read_text(path: Path) -> str:
     try:
         size = path.stat().st_size
+        if path.is_dir():
+            raise EvalsetError("is a directory, not a suite file", file=path,
+                               hint="name a .yaml file, e.g. evalsets/<suite>.yaml")
+        if size > MAX_FILE_BYTES:
+            raise EvalsetError(f"file is {size / 1e6:.0f} MB, above the {MAX_FILE_BYTES // 2**20} MiB limit",
+                               file=path, hint="move bulk cases into a JSONL file referenced by cases_file")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise EvalsetError("suite file not found", file=path) from None
     except OSError as exc:
-        raise EvalsetError(f"cannot read: {exc.strerror}", file=path) from None
-    if size > MAX_FILE_BYTES:
-        raise EvalsetError(f"file is {size / 1e6:.0f} MB, above the {MAX_FILE_BYTES // 2**20} MiB limit",
-                           file=path, hint="move bulk cases into a JSONL file referenced by cases_file")
-    raw = path.read_bytes()
+        raise EvalsetError(f"cannot read: {exc.strerror or exc}", file=path) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -68,88 +70,11 @@ def _read_text(path: Path) -> str:
                            hint="save the file as UTF-8") from None
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loader with YAML 1.2 booleans: only true/false, so ``expected: yes`` stays a string."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                              list("tTfF"))
-
-
-def _count_nodes(node: yaml.Node, budget: list[int], seen_depth: int = 0) -> None:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise ValueError("too many nodes after expanding aliases")
-    if seen_depth > 200:
-        raise ValueError("nesting deeper than 200 levels")
-    if isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            _count_nodes(child, budget, seen_depth + 1)
-    elif isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            _count_nodes(key, budget, seen_depth + 1)
-            _count_nodes(value, budget, seen_depth + 1)
-
-
-def _compose(text: str, path: Path) -> yaml.Node | None:
+def _parse(text: str, path: Path) -> tuple[Any, yaml.Node | None]:
     try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise EvalsetError(f"invalid YAML: {exc.problem or exc}", file=path, line=line) from None
-    except yaml.YAMLError as exc:
-        raise EvalsetError(f"invalid YAML: {exc}", file=path) from None
-    if node is not None:
-        try:
-            _count_nodes(node, [MAX_NODES])
-        except (ValueError, RecursionError) as exc:
-            raise EvalsetError(f"YAML is too large or too deep ({exc}); aliases may be recursive",
-                               file=path) from None
-        _check_duplicate_keys(node, path)
-    return node
-
-
-def _check_duplicate_keys(node: yaml.Node, path: Path, depth: int = 0) -> None:
-    if depth > 200:
-        return
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    raise EvalsetError(f"duplicate key '{key.value}'", file=path,
-                                       line=key.start_mark.line + 1, key=key.value)
-                seen.add(key.value)
-            _check_duplicate_keys(value, path, depth + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            _check_duplicate_keys(child, path, depth + 1)
-
-
-def _line_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """Line (1-based) of the deepest node along ``loc`` in a composed YAML tree."""
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    line = key.start_mark.line + 1
-                    node = value
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+        return load_yaml(text)
+    except YAMLProblem as exc:
+        raise EvalsetError(exc.message, file=path, line=exc.line, key=exc.key) from None
 
 
 def _model_for(loc: tuple[Any, ...]) -> type[BaseModel]:
@@ -168,7 +93,7 @@ def _validation_error(exc: ValidationError, path: Path, root: yaml.Node | None,
     err = exc.errors()[0]
     loc = tuple(err["loc"])
     key = ".".join(str(p) for p in loc) or "(top level)"
-    line = line_offset if line_offset is not None else _line_at(root, loc)
+    line = line_offset if line_offset is not None else line_at(root, loc)
     hint = None
     if err["type"] == "extra_forbidden" and loc:
         hint = did_you_mean(str(loc[-1]), _model_for(loc).model_fields)
@@ -190,6 +115,8 @@ def _load_cases_file(path: Path) -> list[tuple[dict[str, Any], int]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise EvalsetError(f"invalid JSON: {exc.msg}", file=path, line=number) from None
+            except RecursionError:
+                raise EvalsetError("JSON nested too deeply", file=path, line=number) from None
             if not isinstance(row, dict):
                 raise EvalsetError("each line must be a JSON object", file=path, line=number)
             rows.append((row, number))
@@ -227,11 +154,7 @@ def load_suite(path: Path | str) -> LoadedSuite:
     """
     path = Path(path)
     text = _read_text(path)
-    root = _compose(text, path)
-    try:
-        data = _Loader(text).get_single_data() if root is not None else None
-    except yaml.YAMLError as exc:
-        raise EvalsetError(f"invalid YAML: {exc}", file=path) from None
+    data, root = _parse(text, path)
     if data is None:
         raise EvalsetError("suite file is empty", file=path,
                            hint="a suite needs at least 'prompt:' and 'cases:'")
@@ -243,7 +166,7 @@ def load_suite(path: Path | str) -> LoadedSuite:
         raise _validation_error(exc, path, root) from None
     case_lines: dict[str, tuple[str, int]] = {}
     for index, case in enumerate(suite.cases):
-        line = _line_at(root, ("cases", index)) or 1
+        line = line_at(root, ("cases", index)) or 1
         if case.id in case_lines:
             raise EvalsetError(f"duplicate case id '{case.id}' (first at line {case_lines[case.id][1]})",
                                file=path, line=line, key=f"cases.{index}.id")
@@ -267,7 +190,7 @@ def load_suite(path: Path | str) -> LoadedSuite:
         raise EvalsetError("suite names no prompt", file=path, line=1, key="prompt",
                            hint="add 'prompt: name@version' (or 'prompts: [...]')")
     if not cases:
-        raise EvalsetError("suite has no cases", file=path, line=_line_at(root, ("cases",)), key="cases",
+        raise EvalsetError("suite has no cases", file=path, line=line_at(root, ("cases",)), key="cases",
                            hint="add cases: [...] or cases_file: cases.jsonl")
     suite = suite.model_copy(update={"cases": cases})
     return LoadedSuite(suite=suite, path=path, name=suite.name or path.stem,

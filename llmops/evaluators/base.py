@@ -11,6 +11,7 @@ Every evaluator, deterministic or model-graded, returns a :class:`Score` with a 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -193,6 +194,7 @@ class Evaluator:
 EvaluatorFactory = Callable[..., Evaluator]
 _REGISTRY: dict[str, EvaluatorFactory] = {}
 _BUILTINS_LOADED = False
+_BUILTINS_LOCK = threading.RLock()
 
 
 def register_evaluator(kind: str) -> Callable[[type[Evaluator]], type[Evaluator]]:
@@ -210,15 +212,20 @@ def _load_builtins() -> None:
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
         return
-    _BUILTINS_LOADED = True
     import importlib
 
-    for module in BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a real missing dependency inside the module
-                raise
+    # Runs in several threads at once (suites run concurrently): the flag is set only once the
+    # modules are registered, under a lock, so no thread sees a half-filled registry.
+    with _BUILTINS_LOCK:
+        if _BUILTINS_LOADED:
+            return
+        for module in BUILTIN_MODULES:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:  # a real missing dependency inside the module
+                    raise
+        _BUILTINS_LOADED = True
 
 
 # Modules that register built-in evaluators on import (deterministic ones are always there).

@@ -136,7 +136,11 @@ class StartsWith(Evaluator):
 def _parse_json(text: str) -> Any:
     stripped = text.strip()
     fence = re.match(r"^```(?:json)?\s*(.*?)\s*```$", stripped, re.DOTALL)
-    return json.loads(fence.group(1) if fence else stripped)
+    body = fence.group(1) if fence else stripped
+    try:
+        return json.loads(body)
+    except RecursionError:  # model output nested past the parser's limit: not usable JSON
+        raise json.JSONDecodeError("nested too deeply", body, 0) from None
 
 
 @register_evaluator("is-json")

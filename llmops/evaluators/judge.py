@@ -65,6 +65,7 @@ class JudgeReply(Generic[M]):
                 "judge_raw": [r[:2000] for r in self.raw]}
 
 
+_MAX_JSON_STARTS = 200
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 
 
@@ -77,11 +78,15 @@ def extract_json(text: str) -> Any:
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
     for candidate in candidates:
+        starts = 0
         for i, ch in enumerate(candidate):
             if ch in "{[":
+                starts += 1
+                if starts > _MAX_JSON_STARTS:  # a garbage reply must not cost quadratic time
+                    break
                 try:
                     value, _ = decoder.raw_decode(candidate, i)
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, RecursionError):  # garbage, or nested past the limit
                     continue
                 return value
     raise ValueError("no JSON object found in the reply")

@@ -64,13 +64,25 @@ class ResponseCache:
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL,"
                     " completion TEXT NOT NULL, created REAL NOT NULL)")
-                conn.execute("PRAGMA quick_check").fetchone()
+                check = conn.execute("PRAGMA quick_check").fetchone()
+                if check and check[0] != "ok":
+                    conn.close()
+                    raise sqlite3.DatabaseError(check[0])
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: the response cache is not a usable SQLite file ({exc})",
                                  hint="delete it (it only holds cached responses) or point "
                                       "cache_path elsewhere") from None
             self._conn = conn
         return self._conn
+
+    def check(self) -> None:
+        """Open the file now, so that a damaged cache is reported before a run starts.
+
+        Raises:
+            StoreError: when the file is not a usable SQLite database.
+        """
+        with self._lock:
+            self._connect()
 
     def get(self, key: str) -> Completion | None:
         """The cached completion for ``key``, marked ``cached=True``, or None."""
@@ -86,8 +98,10 @@ class ResponseCache:
             return None
         try:
             data = json.loads(row[0])
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
             completion = Completion.from_dict(data)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise StoreError(f"{self.path}: corrupted cache entry {key[:12]} ({exc})",
                              hint="delete the cache file; it will be rebuilt") from None
         self.hits += 1

@@ -53,7 +53,7 @@ def read_lock(registry: PromptRegistry) -> LockFile:
         return LockFile()
     try:
         return LockFile.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError, RecursionError, OSError) as exc:
         raise PromptError(f"corrupted lock file: {exc}", file=path,
                           hint="restore it from git (it records released prompt versions)") from None
 

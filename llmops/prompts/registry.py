@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from llmops._yaml import SafeLoader, YAMLProblem, load_yaml
 from llmops.errors import PromptError, did_you_mean
 from llmops.prompts.template import PromptVersion
 
@@ -110,9 +111,14 @@ class PromptRegistry:
         if not path.exists():
             return {}
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise PromptError(f"invalid labels file: {exc}", file=path) from None
+            data = load_yaml(path.read_text(encoding="utf-8"), loader=SafeLoader, max_nodes=10_000)[0] or {}
+        except UnicodeDecodeError as exc:
+            raise PromptError(f"invalid labels file: not valid UTF-8 at byte {exc.start}", file=path) from None
+        except OSError as exc:
+            raise PromptError(f"cannot read labels file: {exc.strerror or exc}", file=path) from None
+        except YAMLProblem as exc:
+            raise PromptError(f"invalid labels file: {exc.message}", file=path, line=exc.line,
+                              key=exc.key) from None
         if not isinstance(data, dict):
             raise PromptError("labels file must map label names to version numbers", file=path)
         labels: dict[str, int] = {}

@@ -19,13 +19,13 @@ A body without ``message`` blocks renders to one user message.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.ext import Extension
@@ -34,6 +34,7 @@ from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llmops._yaml import SafeLoader, YAMLProblem, line_at, load_yaml
 from llmops.errors import PromptError, did_you_mean
 from llmops.llm.types import Message
 
@@ -105,8 +106,28 @@ class MessageExtension(Extension):
         return f"{_OPEN}{role}\x00{caller()}{_CLOSE}"
 
 
+# A template is untrusted code (it may come from prompt management): beyond the sandbox's
+# attribute rules, refuse the one-expression memory and CPU bombs ('x' * 10**10, 10**10**10).
+MAX_REPEAT_ITEMS = 10_000_000
+MAX_POWER_BITS = 100_000
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        ints = type(left) is int and type(right) is int
+        if operator == "**" and ints and abs(left) > 1 and right > 0 and right * math.log2(abs(left)) > MAX_POWER_BITS:
+            raise SecurityError(f"{left} ** {right} is too large for a template")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and type(times) is int and len(seq) * times > MAX_REPEAT_ITEMS:
+                    raise SecurityError(f"repeating a {type(seq).__name__} {times} times is too large for a template")
+        return super().call_binop(context, operator, left, right)
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _Sandbox(
         undefined=StrictUndefined,
         extensions=[MessageExtension],
         autoescape=False,
@@ -125,6 +146,7 @@ def _tojson(value: Any, indent: int | None = None) -> str:
 
 
 _ENV = _environment()
+FRONT_MATTER_MAX_NODES = 100_000
 
 
 def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
@@ -136,12 +158,11 @@ def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]
         if lines[index].rstrip() == "---":
             header = "\n".join(lines[1:index])
             try:
-                data = yaml.safe_load(header) or {}
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                line = mark.line + 2 if mark is not None else None
-                raise PromptError(f"invalid YAML front matter: {getattr(exc, 'problem', exc)}",
-                                  file=path, line=line) from None
+                data = load_yaml(header, loader=SafeLoader, max_nodes=FRONT_MATTER_MAX_NODES)[0] or {}
+            except YAMLProblem as exc:
+                line = exc.line + 1 if exc.line is not None else None  # the header starts on line 2
+                raise PromptError(f"invalid YAML front matter: {exc.message.removeprefix('invalid YAML: ')}",
+                                  file=path, line=line, key=exc.key) from None
             if not isinstance(data, dict):
                 raise PromptError("front matter must be a YAML mapping", file=path, line=2)
             return data, "\n".join(lines[index + 1:]), index + 1
@@ -199,7 +220,8 @@ class PromptVersion:
                 hint = did_you_mean(top, FrontMatter.model_fields if len(err["loc"]) == 1
                                     else InputSpec.model_fields)
             raise PromptError(f"front matter key '{key}': {err['msg']}", file=path,
-                              line=_key_line(text, str(err["loc"][-1])), key=key, hint=hint) from None
+                              line=_front_matter_line(text, header_lines, tuple(err["loc"])), key=key,
+                              hint=hint) from None
         pv = cls(name=name, version=version, path=path, source=text, meta=meta,
                  content_hash=hashlib.sha256(raw).hexdigest(), body=body, header_lines=header_lines)
         pv._compile()  # syntax errors surface at load, with file and line
@@ -263,6 +285,9 @@ class PromptVersion:
         except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
             raise PromptError(f"{self.ref}: rendering failed: {type(exc).__name__}: {exc}",
                               file=self.path, line=_template_line(self.path)) from None
+        except RecursionError:
+            raise PromptError(f"{self.ref}: rendering failed: recursion too deep (a macro calling itself?)",
+                              file=self.path) from None
         return _to_messages(text)
 
     def _undefined_hint(self, context: dict[str, Any]) -> str:
@@ -273,11 +298,15 @@ class PromptVersion:
 _COMPILED: dict[str, Any] = {}
 
 
-def _key_line(text: str, key: str) -> int | None:
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.strip().startswith(f"{key}:"):
-            return number
-    return None
+def _front_matter_line(text: str, header_lines: int, loc: tuple[Any, ...]) -> int | None:
+    """File line of the front matter key at ``loc`` (the header starts on line 2)."""
+    header = "\n".join(text.split("\n")[1:max(1, header_lines - 1)])
+    try:
+        node = load_yaml(header, loader=SafeLoader, max_nodes=FRONT_MATTER_MAX_NODES)[1]
+    except YAMLProblem:
+        return None
+    line = line_at(node, loc)
+    return line + 1 if line is not None else None
 
 
 def _template_line(path: Path) -> int | None:

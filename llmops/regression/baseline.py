@@ -399,6 +399,8 @@ def read_baseline(path: str | Path) -> Baseline:
         what = "truncated (half-written?)" if truncated else "not valid JSON"
         raise StoreError(f"{p}: baseline is {what}: {exc.msg} at line {exc.lineno} column {exc.colno}",
                          hint=hint) from None
+    except RecursionError:
+        raise StoreError(f"{p}: baseline is not a baseline (JSON nested too deeply)", hint=hint) from None
     if isinstance(data, dict) and data.get("format_version") not in (None, FORMAT_VERSION):
         raise StoreError(f"{p}: baseline format_version {data.get('format_version')!r} is not supported "
                          f"(this llmops reads {FORMAT_VERSION})", hint="write a new baseline with "

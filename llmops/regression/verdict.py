@@ -550,6 +550,12 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
     ran = sum(r.status != "skipped" for r in run.results)
     if not run.results:
         reasons.append("the run has no results")
+    elif not ran:
+        reasons.append("no unit ran (all were skipped)")
+    if run.manifest.status in ("running", "interrupted") and len(run.results) < run.manifest.units:
+        # A run killed (or still going) must not pass CI on the units it happened to finish.
+        reasons.append(f"the run is incomplete: {len(run.results)} of {run.manifest.units} units have a "
+                       f"result (resume it with `llmops run --resume {run.manifest.run_id}`)")
     too_many = _error_limit_exceeded(errors, ran, gate.max_errors)
     if too_many:
         reasons.append(too_many)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from llmops.compare import PASS_RATE, Comparison, compare_run
+from llmops.reports.terminal import printable
 from llmops.runner.results import RunResult
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 def cell(text: object, limit: int = 120) -> str:
     """Escape a value for a Markdown table cell."""
-    flat = " ".join(str(text).split())
+    flat = printable(" ".join(str(text).split()))
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
     for char, repl in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from llmops.runner.results import RunResult, UnitResult, VariantSummary
@@ -54,10 +55,26 @@ def summary_table(summaries: list[VariantSummary], title: str = "") -> Renderabl
     return table
 
 
+def printable(text: str, *, keep: str = "\n\t") -> str:
+    """Untrusted text made safe for a terminal: control and format characters shown escaped.
+
+    Model output can carry ANSI escape sequences (clear the screen, move the cursor up and
+    overwrite a FAILED line, set the window title) and bidi overrides that reorder what is
+    shown; rich strips only some control characters, so every one becomes visible text.
+    """
+    out = []
+    for ch in text:
+        if ch not in keep and unicodedata.category(ch) in ("Cc", "Cf"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _snippet(text: str | None, limit: int = 160) -> str:
     if text is None:
         return ""
-    flat = " ".join(text.split())
+    flat = printable(" ".join(text.split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

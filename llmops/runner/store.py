@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS results (
     result TEXT NOT NULL,
     PRIMARY KEY (run_id, unit)
 );
+-- The next seq of a run is MAX(seq) + 1: without this index each insert scanned the whole run.
+CREATE INDEX IF NOT EXISTS results_by_seq ON results (run_id, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 STORE_FORMAT = "1"
@@ -158,9 +160,18 @@ class RunStore:
         raise UserError(f"run id prefix '{run_id}' is ambiguous", key=run_id)
 
     def results(self, run_id: str) -> list[UnitResult]:
-        """Unit results of a run in completion order."""
-        rows = self._execute("SELECT result FROM results WHERE run_id = ? ORDER BY seq", (run_id,))
-        return [self._parse(UnitResult, r[0], f"result in run {run_id}") for r in rows]
+        """Unit results of a run in completion order (read in batches: no copy of every row at once)."""
+        return list(self.iter_results(run_id))
+
+    def count(self, run_id: str) -> int:
+        """How many unit results a run has."""
+        return int(self._execute("SELECT COUNT(*) FROM results WHERE run_id = ?", (run_id,))[0][0])
+
+    def spent(self, run_id: str) -> float:
+        """USD spent by the stored results of a run (calls and judges), summed in SQL."""
+        rows = self._execute("SELECT SUM(json_extract(result, '$.cost_usd') + json_extract(result, "
+                             "'$.judge_cost_usd')) FROM results WHERE run_id = ?", (run_id,))
+        return float(rows[0][0] or 0.0)
 
     def iter_results(self, run_id: str, batch: int = 1000) -> Iterator[UnitResult]:
         """Stream results without loading the whole run."""
