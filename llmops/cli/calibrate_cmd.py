@@ -59,10 +59,11 @@ def _calibrate(args: argparse.Namespace) -> int:
         print(report.model_dump_json(indent=2))
         return EXIT_FAILED if failed_gate else EXIT_OK
 
+    from rich.markup import escape
     from rich.table import Table
 
     out = console()
-    out.print(f"[bold]{report.evaluator}[/] v{report.version} against {report.labels_file} "
+    out.print(f"[bold]{escape(report.evaluator)}[/] v{report.version} against {escape(report.labels_file)} "
               f"({report.n} labelled outputs; positive = fail)")
     table = Table("measure", "value", "meaning")
     c = report.confusion

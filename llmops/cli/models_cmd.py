@@ -18,6 +18,7 @@ def _models(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from rich.table import Table
+    from rich.text import Text
 
     from llmops.api import list_models
 
@@ -27,6 +28,6 @@ def _models(args: argparse.Namespace) -> int:
         return EXIT_OK
     table = Table("model", "kind", "target", "note")
     for row in rows:
-        table.add_row(row.name, row.kind, row.target, row.note)
+        table.add_row(Text(row.name), row.kind, Text(row.target), Text(row.note))
     console().print(table)
     return EXIT_OK

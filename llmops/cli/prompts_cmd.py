@@ -50,6 +50,7 @@ def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _list(args: argparse.Namespace) -> int:
     from rich.table import Table
+    from rich.text import Text
 
     reg = _registry(args)
     table = Table("prompt", "versions", "labels", "description")
@@ -57,15 +58,18 @@ def _list(args: argparse.Namespace) -> int:
         versions = reg.versions(name)
         labels = ", ".join(f"{k}→v{v}" for k, v in sorted(reg.labels(name).items()))
         latest = reg.get(f"{name}@{versions[-1]}")
-        table.add_row(name, " ".join(f"v{v}" for v in versions), labels, latest.meta.description)
+        # The description is free text from the prompt file: never read as markup.
+        table.add_row(name, " ".join(f"v{v}" for v in versions), labels, Text(latest.meta.description))
     console().print(table)
     return EXIT_OK
 
 
 def _show(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     pv = _registry(args).get(args.ref)
     out = console()
-    out.print(f"[bold]{pv.ref}[/]  {pv.path}  sha256:{pv.content_hash[:12]}", markup=True)
+    out.print(f"[bold]{pv.ref}[/]  {escape(str(pv.path))}  sha256:{pv.content_hash[:12]}", markup=True)
     out.print(pv.source, markup=False, highlight=False)
     return EXIT_OK
 

@@ -108,6 +108,7 @@ def _preview(value: Any, full: bool, width: int = 100) -> str:
 
 # ---- list / show -----------------------------------------------------------------------------------
 def _list(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Column, Table
 
     from llmops.tracing.monitor import prompt_filter
@@ -131,9 +132,10 @@ def _list(args: argparse.Namespace) -> int:
     for t in traces:
         scores = ", ".join(f"{k}={v:.2f}" if v is not None else f"{k}=–" for k, v in t.scores.items())
         err = f" [red]✗{t.errors}[/]" if t.errors else ""
-        table.add_row(t.trace_id[:12], _ago(t.start_time), t.name + err, _ms(t.duration_s), str(t.generations),
-                      f"{t.prompt_tokens}+{t.completion_tokens}", f"${t.cost_usd:.6f}", ", ".join(t.prompts),
-                      scores)
+        # Names, prompts and score names are user data: escaped so brackets are never read as markup.
+        table.add_row(t.trace_id[:12], _ago(t.start_time), escape(t.name) + err, _ms(t.duration_s),
+                      str(t.generations), f"{t.prompt_tokens}+{t.completion_tokens}", f"${t.cost_usd:.6f}",
+                      escape(", ".join(t.prompts)), escape(scores))
     out.print(table)
     return EXIT_OK
 
@@ -343,6 +345,7 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _print_score_summary(rows: list[Any], calls: int, sent_to: list[str]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     by_name: dict[str, list[Any]] = {}
@@ -353,7 +356,7 @@ def _print_score_summary(rows: list[Any], calls: int, sent_to: list[str]) -> Non
         values = [r.value for r in items if r.value is not None and r.status in ("pass", "fail")]
         mean = f"{sum(values) / len(values):.3f}" if values else "–"
         counts = [sum(r.status == s for r in items) for s in ("pass", "fail", "unmeasured", "error")]
-        table.add_row(name, mean, *map(str, counts))
+        table.add_row(escape(name), mean, *map(str, counts))
     out = console()
     out.print(f"scored {calls} call(s); scores written to {' and '.join(sent_to)}")
     out.print(table)
@@ -361,6 +364,7 @@ def _print_score_summary(rows: list[Any], calls: int, sent_to: list[str]) -> Non
 
 # ---- drift -------------------------------------------------------------------------------------
 def _drift(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from llmops.tracing.monitor import drift, format_window, parse_duration, prompt_filter
@@ -399,7 +403,7 @@ def _drift(args: argparse.Namespace) -> int:
         out.print(table)
         for f in v.flags:
             colour = "red" if f.direction == "worse" else "green"
-            out.print(f"  [{colour}]{f.direction}:[/] {f.metric} {f.before:.4g} → {f.after:.4g} "
+            out.print(f"  [{colour}]{f.direction}:[/] {escape(f.metric)} {f.before:.4g} → {f.after:.4g} "
                       f"(p={f.p_value:.3g}, last window vs previous)", markup=True)
     if not report.flags:
         out.print(f"no significant change between the last two windows (alpha={report.alpha})")

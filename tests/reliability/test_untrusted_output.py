@@ -144,3 +144,14 @@ def test_pytest_plugin_failure_text_and_junit_xml(project: Path) -> None:
     cases = tree.getroot().findall(".//testcase")
     assert len(cases) == len(HOSTILE) and all(c.find("failure") is not None for c in cases)
     assert not list(project.glob("**/llmops-pwned*"))
+
+
+def test_cli_tables_print_bracketed_user_text_literally(project, capsys) -> None:  # type: ignore[no-untyped-def]
+    from llmops.cli import main
+
+    folder = project / "prompts" / "weird"
+    folder.mkdir()
+    (folder / "v1.jinja").write_text("---\ndescription: 'uses [/bold] and [red]tags[/red]'\n---\nhi\n")
+    assert main(["prompts", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "[/bold]" in out and "[red]tags[/red]" in out  # printed as text (a table cell may wrap it)
