@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llmops._sqlite import open_sqlite
 from llmops.errors import StoreError
 from llmops.llm.types import Completion, Message
 
@@ -55,24 +56,10 @@ class ResponseCache:
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
-                                       isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL,"
-                    " completion TEXT NOT NULL, created REAL NOT NULL)")
-                check = conn.execute("PRAGMA quick_check").fetchone()
-                if check and check[0] != "ok":
-                    conn.close()
-                    raise sqlite3.DatabaseError(check[0])
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"{self.path}: the response cache is not a usable SQLite file ({exc})",
-                                 hint="delete it (it only holds cached responses) or point "
-                                      "cache_path elsewhere") from None
-            self._conn = conn
+            self._conn = open_sqlite(
+                self.path, "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL,"
+                           " completion TEXT NOT NULL, created REAL NOT NULL);",
+                what="response cache", hint="delete it (it only holds cached responses) or point cache_path elsewhere")
         return self._conn
 
     def check(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from llmops._sqlite import open_sqlite
 from llmops.errors import StoreError, UserError
 from llmops.runner.results import Manifest, RunResult, UnitResult
 
@@ -37,7 +38,6 @@ CREATE TABLE IF NOT EXISTS results (
 );
 -- The next seq of a run is MAX(seq) + 1: without this index each insert scanned the whole run.
 CREATE INDEX IF NOT EXISTS results_by_seq ON results (run_id, seq);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 STORE_FORMAT = "1"
 
@@ -72,26 +72,10 @@ class RunStore:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(SCHEMA)
-                row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-                if row is None:
-                    conn.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (STORE_FORMAT,))
-                elif row[0] != STORE_FORMAT:
-                    raise StoreError(f"{self.path}: run store format {row[0]}, expected {STORE_FORMAT}",
-                                     hint="use a new store_path, or an llmops version that wrote it")
-                check = conn.execute("PRAGMA quick_check").fetchone()
-                if check and check[0] != "ok":
-                    raise sqlite3.DatabaseError(check[0])
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"{self.path}: the run store is corrupted or not a SQLite file ({exc})",
-                                 hint="move it aside and re-run; finished results in it may be "
-                                      "recoverable with the sqlite3 '.recover' command") from None
-            self._conn = conn
+            self._conn = open_sqlite(
+                self.path, SCHEMA, what="run store", timeout=60, format_version=STORE_FORMAT, setting="store_path",
+                hint="move it aside and re-run; finished results in it may be recoverable with the sqlite3 "
+                     "'.recover' command")
         return self._conn
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llmops._sqlite import open_sqlite
 from llmops.errors import StoreError, UserError
 from llmops.tracing.model import ScoreRecord, SpanRecord
 
@@ -49,7 +50,6 @@ CREATE TABLE IF NOT EXISTS scores (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS scores_trace ON scores (trace_id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 STORE_FORMAT = "1"
 
@@ -224,22 +224,9 @@ class TraceStore:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(SCHEMA)
-                row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-                if row is None:
-                    conn.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (STORE_FORMAT,))
-                elif row[0] != STORE_FORMAT:
-                    raise StoreError(f"{self.path}: trace store format {row[0]}, expected {STORE_FORMAT}",
-                                     hint="use a new trace_path, or the llmops version that wrote it")
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"{self.path}: the trace store is corrupted or not a SQLite file ({exc})",
-                                 hint="move it aside; a new one is created on the next traced call") from None
-            self._conn = conn
+            self._conn = open_sqlite(self.path, SCHEMA, what="trace store", format_version=STORE_FORMAT,
+                                     setting="trace_path",
+                                     hint="move it aside; a new one is created on the next traced call")
         return self._conn
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:

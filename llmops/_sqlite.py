@@ -1,0 +1,55 @@
+"""One way to open the project's SQLite files (run store, trace store, response cache).
+
+WAL mode lets several processes (xdist workers, parallel suites) read and write one file; a file
+that is not SQLite, fails SQLite's quick check, or was written in another format is reported as
+a :class:`StoreError` that says what to do, never used silently.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from llmops.errors import StoreError
+
+
+def open_sqlite(path: Path, schema: str, *, what: str, hint: str, timeout: float = 30.0,
+                format_version: str | None = None, setting: str = "") -> sqlite3.Connection:
+    """Open (creating with its folder) a WAL-mode SQLite file and apply ``schema``.
+
+    Args:
+        path: The database file.
+        schema: ``CREATE ... IF NOT EXISTS`` statements.
+        what: Human name of the file ("run store"), for messages.
+        hint: What to do when the file is damaged.
+        timeout: Seconds to wait on a lock held by another process.
+        format_version: When given, recorded in a ``meta`` table and checked on every open.
+        setting: The setting that chooses the path (named when the format differs).
+
+    Raises:
+        StoreError: when the file is not a usable SQLite database or has another format.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(schema)
+        if format_version is not None:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+            if row is None:
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (format_version,))
+            elif row[0] != format_version:
+                conn.close()
+                raise StoreError(f"{path}: {what} format {row[0]}, expected {format_version}",
+                                 hint=f"use a new {setting or 'path'}, or the llmops version that wrote it")
+        check = conn.execute("PRAGMA quick_check").fetchone()
+        if check and check[0] != "ok":
+            raise sqlite3.DatabaseError(check[0])
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        raise StoreError(f"{path}: the {what} is corrupted or not a SQLite file ({exc})", hint=hint) from None
+    return conn
