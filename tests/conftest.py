@@ -106,3 +106,15 @@ def client(settings):  # type: ignore[no-untyped-def]
 
     return LLMClient(settings, retry=RetryPolicy(max_retries=3, base_delay_s=0.01, max_delay_s=0.2,
                                                  max_total_s=5))
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test must not leave an event loop marked as running in this thread (it breaks the next one)."""
+    import asyncio.events
+
+    yield
+    leaked = asyncio.events._get_running_loop()
+    if leaked is not None:
+        asyncio.events._set_running_loop(None)
+        pytest.fail(f"{request.node.nodeid} left an event loop running in the main thread")
