@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.config import Settings, load_settings
-from llmops.llm.client import LLMClient
+from llmops.llm.client import LLMClient, public_params
 from llmops.llm.local import BUILTIN_LOCAL_MODELS, smollm2_path
 from llmops.llm.types import Completion, Message
 from llmops.prompts.registry import PromptRegistry
@@ -152,8 +152,7 @@ def list_models(settings: Settings | None = None) -> list[ModelInfo]:
     """Configured aliases and embedded local models."""
     s = settings or load_settings()
     rows = [ModelInfo(name=alias, target=target.model, kind="alias",
-                      note=", ".join(f"{k}={v}" for k, v in sorted(target.params.items())
-                                     if k != "api_key"))
+                      note=", ".join(f"{k}={v}" for k, v in sorted(public_params(target.params).items())))
             for alias, target in sorted(s.models.items())]
     for name, note in BUILTIN_LOCAL_MODELS.items():
         available = smollm2_path() is not None

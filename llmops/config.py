@@ -245,3 +245,15 @@ def apply_process_defaults(env: Mapping[str, str] | None = None) -> None:
 def env_flag(name: str, env: Mapping[str, str] | None = None) -> str | None:
     """Read one environment variable (the only sanctioned way for other modules)."""
     return (os.environ if env is None else env).get(name)
+
+
+_SECRET_ENV_SUFFIXES = ("_API_KEY", "_SECRET_KEY", "_SECRET", "_TOKEN", "_ACCESS_KEY", "_PASSWORD")
+
+
+def secret_env_values(env: Mapping[str, str] | None = None) -> set[str]:
+    """Values of credential-looking environment variables (``*_API_KEY``, ``*_SECRET_KEY``, ...).
+
+    The LLM client scrubs them from third-party log records: providers' SDKs read them directly.
+    """
+    environ = os.environ if env is None else env
+    return {value for name, value in environ.items() if name.upper().endswith(_SECRET_ENV_SUFFIXES) and value}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.config import Settings, load_settings
+from llmops.errors import UserError
 from llmops.evalsets.loader import LoadedSuite, load_suite
 from llmops.evalsets.models import Gate
 from llmops.regression import Verdict, baseline_path, judge_run, read_baseline, write_baseline
@@ -57,6 +58,9 @@ async def arun_and_gate(
     **run_kwargs: Any,
 ) -> GateOutcome:
     """Run (or resume) a suite and judge it. See :func:`run_and_gate`."""
+    if max_errors is not None and not max_errors >= 0:  # `not >=` also refuses NaN
+        raise UserError(f"max_errors must be 0 or more, got {max_errors}", key="max_errors",
+                        hint="a count (>= 1) or a fraction (< 1) of the units")
     settings = settings or load_settings()
     if resume:
         run = await aresume_run(resume, settings=settings, progress=progress, max_cost_usd=max_cost_usd,

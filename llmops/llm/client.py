@@ -13,6 +13,7 @@ import datetime
 import email.utils
 import functools
 import json
+import logging
 import re
 import threading
 import time
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from llmops._async import run_sync
-from llmops.config import CacheMode, Settings, apply_process_defaults, load_settings
+from llmops.config import CacheMode, Settings, apply_process_defaults, load_settings, secret_env_values
 from llmops.errors import (
     AuthError,
     CacheMissError,
@@ -117,6 +118,61 @@ _SECRET_PARAMS = frozenset({"api_key", "headers", "extra_headers", "aws_secret_a
 def public_params(params: dict[str, Any]) -> dict[str, Any]:
     """Params with credentials removed (safe for traces, stores and reports)."""
     return {k: v for k, v in params.items() if k not in _SECRET_PARAMS}
+
+
+# ---- credentials never reach a log line -----------------------------------------------------
+# litellm and the OpenAI/Anthropic SDKs log requests at DEBUG, custom headers included. Every
+# client registers the credential values it may send; records of those libraries' loggers are
+# scrubbed of them when created, so no handler (pytest's, a CI log, basicConfig) ever sees them.
+_THIRD_PARTY_LOGGERS = ("LiteLLM", "litellm", "openai", "anthropic", "httpx", "httpcore")
+_MIN_SECRET_LEN = 8
+_log_secrets: frozenset[str] = frozenset()
+_log_lock = threading.Lock()
+
+
+def _strings(value: Any) -> set[str]:
+    if isinstance(value, str):
+        # "Bearer <token>": the token alone may be logged too.
+        return {value, value.split()[-1]} if " " in value.strip() else {value}
+    if isinstance(value, dict):
+        return set().union(*(_strings(v) for v in value.values())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*(_strings(v) for v in value)) if value else set()
+    return set()
+
+
+def register_log_secrets(values: set[str] | frozenset[str]) -> None:
+    """Scrub these values from every record of litellm's and the provider SDKs' loggers."""
+    global _log_secrets
+    new = {v for v in values if len(v) >= _MIN_SECRET_LEN} - _log_secrets
+    if not new:
+        return
+    with _log_lock:
+        if not _log_secrets:
+            previous = logging.getLogRecordFactory()
+
+            def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+                record = previous(*args, **kwargs)
+                secrets = _log_secrets
+                if secrets and record.name.startswith(_THIRD_PARTY_LOGGERS):
+                    try:
+                        text = record.getMessage()
+                    except Exception:  # a malformed record is the logging module's to report
+                        return record
+                    scrubbed = text
+                    for secret in secrets:
+                        scrubbed = scrubbed.replace(secret, "[REDACTED]")
+                    if scrubbed != text:
+                        record.msg, record.args = scrubbed, ()
+                return record
+
+            logging.setLogRecordFactory(factory)
+        _log_secrets = _log_secrets | new
+
+
+def secret_param_values(params: dict[str, Any]) -> set[str]:
+    """The credential values among call params (api_key, header values, ...)."""
+    return set().union(*(_strings(v) for k, v in params.items() if k in _SECRET_PARAMS)) if params else set()
 
 
 # ---- our own errors raised inside custom providers -----------------------------------------
@@ -413,6 +469,10 @@ class LLMClient:
         self._semaphores = weakref.WeakKeyDictionary()
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
+        secrets = set().union(*(secret_param_values(a.params) for a in self.settings.models.values()))
+        if self.settings.langfuse is not None:
+            secrets.add(self.settings.langfuse.secret_key.get_secret_value())
+        register_log_secrets(secrets | secret_env_values())
 
     def _deadline(self) -> float:
         """Hard limit of one attempt: the timeout plus a grace for litellm's own timeout to fire first.
@@ -465,6 +525,8 @@ class LLMClient:
                 for m in messages]
         requested = model or self.settings.default_model
         resolved, merged = self.resolve(requested, params)
+        if params and _SECRET_PARAMS.intersection(params):
+            register_log_secrets(secret_param_values(params))
         seed = self.settings.seed if seed is None else seed
         meta = dict(metadata or {})
         started = time.time()

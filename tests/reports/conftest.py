@@ -12,9 +12,13 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """Debian's headless chromium driven by Playwright (installed by .ci/run; never downloaded)."""
+    """Debian's headless chromium driven by Playwright (installed by .ci/run; never downloaded).
+
+    Function-scoped: Playwright's sync API keeps an event loop marked as running in this thread
+    while it is open, which would break every later test that calls ``asyncio.run``.
+    """
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed: .ci/run must install Debian's chromium package")
