@@ -139,6 +139,7 @@ if TYPE_CHECKING:
         render_prompt,
         set_default_client,
     )
+    from llmops.assertions import assert_scores, evaluate
     from llmops.config import Settings, load_settings
     from llmops.errors import (
         AuthError,
@@ -149,7 +150,6 @@ if TYPE_CHECKING:
         ProviderError,
         UserError,
     )
-    from llmops.assertions import assert_scores, evaluate
     from llmops.evalsets.loader import load_suite
     from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, create_evaluator, register_evaluator
     from llmops.gate import run_and_gate
