@@ -8,6 +8,7 @@ A fully replayed run is answered by the cache and never imports litellm.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import datetime
 import email.utils
@@ -15,6 +16,7 @@ import functools
 import json
 import logging
 import re
+import sys
 import threading
 import time
 import weakref
@@ -35,6 +37,7 @@ from llmops.errors import (
 )
 from llmops.llm.cache import ResponseCache, request_key
 from llmops.llm.retry import RetryPolicy
+from llmops.llm.throttle import Pacer
 from llmops.llm.types import Completion, Message, Usage
 
 # Statuses worth another attempt: rate limits, server errors, timeouts, overload.
@@ -204,8 +207,127 @@ def _litellm() -> Any:
             litellm.telemetry = False
             litellm.suppress_debug_info = True
             _register_providers(litellm)
+            _install_lean_path(litellm)
             _litellm_module = litellm
+            from llmops._runtime import after_heavy_import
+
+            after_heavy_import()
     return _litellm_module
+
+
+# ---- litellm's per-call work we already do ourselves ---------------------------------------
+# On every call litellm prices the response with its full cost calculator (~20% of its per-call
+# CPU here) and builds a standard logging payload for its success callbacks (~9%). We price with
+# our cached lookup (cost_of) and trace through our own observers, so while none of litellm's
+# own callbacks or budgets are configured, our calls skip both. Registering any litellm callback
+# (or litellm.max_budget) brings the full path back, call by call.
+_lean_call: contextvars.ContextVar[bool] = contextvars.ContextVar("llmops_lean_call", default=False)
+_internal_call: contextvars.ContextVar[bool] | None = None
+_CALLBACK_LISTS = ("callbacks", "success_callback", "failure_callback", "_async_success_callback",
+                   "_async_failure_callback", "input_callback", "service_callback")
+
+
+def _install_lean_path(litellm: Any) -> None:
+    """Let calls made under :func:`_lean` skip litellm's cost calculation (no-op if its internals moved)."""
+    global _internal_call
+    try:
+        from litellm._internal_context import is_internal_call
+        from litellm.litellm_core_utils.litellm_logging import Logging
+    except ImportError:  # another litellm layout: keep its full path
+        return
+    original = getattr(Logging, "response_cost_calculator", None)
+    if original is None or getattr(original, "_llmops_lean", False):
+        _internal_call = is_internal_call
+        return
+
+    @functools.wraps(original)
+    def response_cost_calculator(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _lean_call.get():
+            return None  # priced by cost_of from the usage, with our cached price lookup
+        return original(self, *args, **kwargs)
+
+    response_cost_calculator._llmops_lean = True  # type: ignore[attr-defined]
+    Logging.response_cost_calculator = response_cost_calculator  # type: ignore[method-assign]
+    _internal_call = is_internal_call
+
+
+def _litellm_needs_full_path(litellm: Any) -> bool:
+    """Whether the user configured litellm callbacks or budgets that want its cost and logging."""
+    if getattr(litellm, "max_budget", 0):
+        return True
+    return any(getattr(litellm, name, None) for name in _CALLBACK_LISTS)
+
+
+# litellm.acompletion hands its synchronous request setup (``completion(..., acompletion=True)``,
+# which for these providers only builds the request and returns a coroutine) to the loop's default
+# thread pool. The hop costs a thread switch, a self-pipe write and GIL hand-offs per call (~10% of
+# a call's CPU here); for providers whose setup does no blocking I/O (static keys, no credential
+# refresh), our calls run it inline instead. Anything else keeps the thread pool.
+_INLINE_SETUP_PROVIDERS = frozenset({
+    "openai", "anthropic", "groq", "mistral", "deepseek", "together_ai", "openrouter", "fireworks_ai",
+    "xai", "cerebras", "perplexity", "hosted_vllm", "fake", "local"})
+_inline_setup: contextvars.ContextVar[bool] = contextvars.ContextVar("llmops_inline_setup", default=False)
+_loops_with_inline_setup: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+class _InlineSetupExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A loop's default executor that runs litellm's request setup of our calls inline."""
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[_T]:
+        if _inline_setup.get() and _is_litellm_setup(fn):
+            future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # delivered to the awaiting call, like the pool would
+                future.set_exception(exc)
+            return future
+        return super().submit(fn, *args, **kwargs)
+
+
+def _is_litellm_setup(fn: Any) -> bool:
+    """``partial(context.run, partial(litellm.main.completion, ...))``, as litellm.acompletion submits it."""
+    inner = fn.args[0] if isinstance(fn, functools.partial) and fn.args else None
+    main = sys.modules.get("litellm.main")
+    return isinstance(inner, functools.partial) and main is not None and inner.func is getattr(main, "completion", None)
+
+
+def _use_inline_setup(loop: asyncio.AbstractEventLoop) -> bool:
+    """Install the inline-setup executor on ``loop`` unless it already has a default executor."""
+    if loop in _loops_with_inline_setup:
+        return True
+    if getattr(loop, "_default_executor", True) is not None:  # someone's (or asyncio's) pool: keep it
+        return False
+    loop.set_default_executor(_InlineSetupExecutor(thread_name_prefix="llmops-litellm"))
+    _loops_with_inline_setup.add(loop)
+    return True
+
+
+class _Lean:
+    """Context manager for one call: skip litellm's cost and logging; inline its setup where safe.
+
+    See the notes above on both.
+    """
+
+    __slots__ = ("_inline", "_resolved", "_tokens")
+
+    def __init__(self, resolved: str) -> None:
+        self._resolved = resolved
+        self._tokens: tuple[contextvars.Token[bool], contextvars.Token[bool]] | None = None
+        self._inline: contextvars.Token[bool] | None = None
+
+    def __enter__(self) -> None:
+        if _internal_call is not None and not _litellm_needs_full_path(_litellm_module):
+            self._tokens = (_lean_call.set(True), _internal_call.set(True))
+        provider = self._resolved.split("/", 1)[0] if "/" in self._resolved else ""
+        if provider in _INLINE_SETUP_PROVIDERS and _use_inline_setup(asyncio.get_running_loop()):
+            self._inline = _inline_setup.set(True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tokens is not None and _internal_call is not None:
+            _lean_call.reset(self._tokens[0])
+            _internal_call.reset(self._tokens[1])
+        if self._inline is not None:
+            _inline_setup.reset(self._inline)
 
 
 def _register_providers(litellm: Any) -> None:
@@ -469,6 +591,8 @@ class LLMClient:
         self._semaphores = weakref.WeakKeyDictionary()
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
+        # Per model, shared by every loop and thread of this client: learned from the provider's 429s.
+        self.pacers: dict[str, Pacer] = {}
         secrets = set().union(*(secret_param_values(a.params) for a in self.settings.models.values()))
         if self.settings.langfuse is not None:
             secrets.add(self.settings.langfuse.secret_key.get_secret_value())
@@ -534,11 +658,13 @@ class LLMClient:
         try:
             completion = await self._complete(msgs, requested, resolved, merged, seed, key, meta)
         except LLMOpsError as err:
-            self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), None, err,
-                                    started, time.time(), meta))
+            if self.observers:
+                self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), None, err,
+                                        started, time.time(), meta))
             raise
-        self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), completion, None,
-                                started, time.time(), meta))
+        if self.observers:  # no record to build for nobody
+            self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), completion, None,
+                                    started, time.time(), meta))
         return completion
 
     async def aembed(self, texts: Sequence[str], model: str, params: dict[str, Any] | None = None,
@@ -695,6 +821,9 @@ class LLMClient:
         litellm = _litellm()
         call_params = {k: v for k, v in params.items() if k not in ("stream",)}
         async with self._semaphore(resolved):
+            pacer = self.pacers.get(resolved) or self.pacers.setdefault(
+                resolved, Pacer(max_wait_s=self.retry.max_delay_s))
+            reserved = await pacer.wait()  # immediate unless the provider has rate-limited us
             self.in_flight[resolved] = self.in_flight.get(resolved, 0) + 1
             self.max_in_flight[resolved] = max(self.max_in_flight.get(resolved, 0),
                                                self.in_flight[resolved])
@@ -703,15 +832,18 @@ class LLMClient:
             own_errors: list[LLMOpsError] = []
             box = _own_errors.set(own_errors)
             try:
-                response = await asyncio.wait_for(
-                    litellm.acompletion(model=resolved, messages=[m.to_dict() for m in msgs], seed=seed,
-                                        timeout=self.timeout_s, max_retries=0, num_retries=0,
-                                        drop_params=True, **call_params),
-                    timeout=self._deadline())
+                with _Lean(resolved):
+                    response = await asyncio.wait_for(
+                        litellm.acompletion(model=resolved, messages=[m.to_dict() for m in msgs], seed=seed,
+                                            timeout=self.timeout_s, max_retries=0, num_retries=0,
+                                            drop_params=True, **call_params),
+                        timeout=self._deadline())
             except TimeoutError:
                 raise ProviderTimeoutError(f"no answer within {self.timeout_s:g} s", model=resolved,
                                            retryable=True) from None
-            except Exception:
+            except Exception as exc:
+                if getattr(exc, "status_code", None) == 429 or type(exc).__name__ == "RateLimitError":
+                    pacer.throttled(_retry_after(exc), reserved)
                 if own_errors:  # our provider's own error, unwrapped from litellm's
                     raise own_errors[-1] from None
                 raise
@@ -719,6 +851,7 @@ class LLMClient:
                 _own_errors.reset(box)
                 self.in_flight[resolved] -= 1
             latency = time.perf_counter() - start
+            pacer.success()
         return _to_completion(response, requested, resolved, latency, params)
 
 
