@@ -17,6 +17,10 @@ Design points, each forced by a constraint:
 - Never blocking: ``export()`` only creates spans in memory; the SDK's processor sends them from
   its own thread. ``flush()``/``shutdown()`` (CLI end, process exit) wait at most their timeout.
 - Counting: a thin wrapper around the OTLP exporter counts acknowledged and failed spans.
+- Host down: replaying a span costs more CPU than the traced call's own bookkeeping, so while
+  the host refuses connections (a TCP probe, off the request path) or its exports fail, spans
+  are not replayed (counted undelivered; the local store keeps them) until a probe after a
+  growing pause (30 s to 5 min) finds it back.
 - Trees: a trace's spans are replayed parent-first once its root has finished (children finish
   first), so Langfuse sees a well-formed tree; late children attach to their remote parent.
 
@@ -144,6 +148,7 @@ class LangfuseExporter:
         self._replayed: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._versions: dict[str, dict[str, int]] = {}
         self._scores_sent = 0
+        self._breaker = _Breaker(self._reachable)
         self._owns_client = False
         # export() runs on the tracer's worker, flush() on whoever flushes: both touch the buffers.
         self._lock = threading.RLock()
@@ -173,7 +178,7 @@ class LangfuseExporter:
             headers={"Authorization": f"Basic {auth}", "x-langfuse-sdk-name": "python",
                      "x-langfuse-sdk-version": sdk_version, "x-langfuse-public-key": creds.public_key,
                      "x-langfuse-ingestion-version": "4"})
-        counting = _counting_exporter(otlp, self._counter)
+        counting = _counting_exporter(otlp, self._counter, self._breaker)
         self._ids = _requested_ids()
         resource = Resource.create({k: v for k, v in {"service.name": "llmops",
                                                      "langfuse.environment": self.environment,
@@ -242,6 +247,10 @@ class LangfuseExporter:
         self._replay(spans)
 
     def _replay(self, spans: list[SpanRecord]) -> None:
+        if spans and not self._breaker.allow():  # the host is down: the local store keeps them
+            self._counter.add_sent(len(spans))
+            self._counter.add_failed(len(spans))
+            return
         ids = {s.span_id for s in spans}
         children: dict[str | None, list[SpanRecord]] = {}
         for s in sorted(spans, key=lambda x: x.start_time):
@@ -320,9 +329,24 @@ class LangfuseExporter:
                 otel_span.set_attribute(LangfuseOtelSpanAttributes.OBSERVATION_PROMPT_VERSION, int(version))
         return generation
 
+    def _reachable(self) -> bool:
+        """Whether the host accepts a TCP connection (refused or unreachable: False)."""
+        import socket
+        from urllib.parse import urlsplit
+
+        url = urlsplit(self.credentials.host)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            with socket.create_connection((url.hostname or "", port), timeout=min(1.0, self.export_timeout_s)):
+                return True
+        except (OSError, ValueError):
+            return False
+
     # ---- scores ------------------------------------------------------------------------------
     def score(self, scores: Sequence[ScoreRecord]) -> None:
         """Queue scores in the SDK (it posts them to ``/api/public/scores`` in the background)."""
+        if scores and not self._breaker.allow():  # the host is down: the local store keeps them
+            return
         for sc in scores:
             if sc.value is None:
                 # Langfuse has no "unmeasured" numeric value; the local store keeps the outcome.
@@ -389,8 +413,47 @@ class _Counts:
             self.failed += n
 
 
-def _counting_exporter(inner: Any, counts: _Counts) -> Any:
-    """Wrap an OTel span exporter to count delivered and failed spans."""
+class _Breaker:
+    """Stops replaying spans while the host is down; a probe after a growing pause lets them flow again."""
+
+    def __init__(self, probe: Callable[[], bool], pause_s: float = 30.0, max_pause_s: float = 300.0) -> None:
+        self._probe = probe
+        self._first_pause = self._pause = pause_s
+        self._max_pause = max_pause_s
+        self._closed_until: float | None = None  # None: not probed yet
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        """Whether spans may be replayed now (probes the host when a pause is over; worker thread)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._closed_until is not None and now < self._closed_until:
+                return False
+            if self._closed_until is None or self._closed_until > 0:
+                if not self._probe():
+                    self._open(now)
+                    return False
+                self._closed_until = 0.0
+            return True
+
+    def _open(self, now: float) -> None:
+        self._closed_until = now + self._pause
+        self._pause = min(self._pause * 2, self._max_pause)
+
+    def failure(self) -> None:
+        """An export failed (refused, error status, timeout)."""
+        with self._lock:
+            self._open(time.monotonic())
+
+    def success(self) -> None:
+        """An export was acknowledged."""
+        with self._lock:
+            self._closed_until = 0.0
+            self._pause = self._first_pause
+
+
+def _counting_exporter(inner: Any, counts: _Counts, breaker: _Breaker | None = None) -> Any:
+    """Wrap an OTel span exporter to count delivered and failed spans (and tell the breaker)."""
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     class CountingExporter(SpanExporter):
@@ -398,12 +461,15 @@ def _counting_exporter(inner: Any, counts: _Counts) -> Any:
             try:
                 result = inner.export(spans)
             except Exception:
-                counts.add_failed(len(spans))
-                return SpanExportResult.FAILURE
+                result = SpanExportResult.FAILURE
             if result == SpanExportResult.SUCCESS:
                 counts.add_delivered(len(spans))
+                if breaker is not None:
+                    breaker.success()
             else:
                 counts.add_failed(len(spans))
+                if breaker is not None:
+                    breaker.failure()
             return result
 
         def shutdown(self) -> None:

@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 SpanKind = Literal["span", "generation"]
 SpanStatus = Literal["ok", "error"]
@@ -34,6 +34,22 @@ def new_span_id() -> str:
     while value == 0:
         value = _rng.getrandbits(64)
     return f"{value:016x}"
+
+
+_T = TypeVar("_T")
+
+
+def evolve(record: _T, **changes: Any) -> _T:
+    """``dataclasses.replace`` for these frozen records without running ``__init__`` again.
+
+    The records have no ``__post_init__`` and every change comes from an instance of the same
+    type (already validated): a dict copy is ~10x cheaper, and the tracer's worker makes several
+    per span.
+    """
+    new = object.__new__(type(record))
+    new.__dict__.update(record.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ A failing hook never lets the original text through: the value becomes ``[REDACT
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes
+from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, evolve
 
 REDACTED = "[REDACTED]"
 FAILED = "[REDACTION FAILED]"
@@ -50,6 +49,31 @@ SECRET_KEYS = frozenset({
 })
 
 
+_MEMO_MAX_CHARS = 2000
+_MEMO_MAX_ITEMS = 20_000
+
+
+def _scoped(rx: str) -> str:
+    """``(?i)body`` as ``(?i:body)``, so that the pattern can be one branch of an alternation."""
+    m = re.match(r"\(\?([aiLmsux]+)\)", rx)
+    return f"(?{m.group(1)}:{rx[m.end():]})" if m else rx
+
+
+_KEY_WORDS = ("key", "secret", "pass", "pwd", "token")
+
+
+def _may_hold_builtin_secret(text: str) -> bool:
+    """False only when no built-in pattern can match: each test is a substring its pattern needs."""
+    if ("sk-" in text or "-lf-" in text or "eyJ" in text or "AIza" in text or "hf_" in text or "gh" in text
+            or "xox" in text or "AKIA" in text or "ASIA" in text or "k_live_" in text or "k_test_" in text
+            or "PRIVATE KEY" in text or ("://" in text and "@" in text)):
+        return True
+    lower = text.lower()
+    if "bearer" in lower or "authorization" in lower:
+        return True
+    return ("=" in text or ":" in text) and any(word in lower for word in _KEY_WORDS)
+
+
 class Redactor:
     """Removes secrets from strings and from nested JSON-like values.
 
@@ -64,14 +88,41 @@ class Redactor:
                  secret_keys: frozenset[str] = SECRET_KEYS) -> None:
         self.hook = hook
         self._patterns = [(name, re.compile(rx), repl) for name, rx, repl in patterns]
+        # One search that matches wherever any pattern would: most strings hold no secret and
+        # cost one scan instead of one per pattern.
+        # Built-in patterns: cheap substring tests that every match needs. Custom patterns: one
+        # search that matches wherever any of them would. Either way, most strings hold no
+        # secret and cost one scan instead of one per pattern.
+        self._gated = patterns is BUILTIN_PATTERNS
+        try:
+            self._any: re.Pattern[str] | None = re.compile(
+                "|".join(f"(?:{_scoped(rx)})" for _name, rx, _repl in patterns) or r"(?!)")
+        except re.error:  # a custom pattern that cannot be a branch: scan pattern by pattern
+            self._any = None
+        # The built-in patterns are pure functions of the text; manifests, model names and prompt
+        # refs recur in every span of a run, so their results are remembered (bounded).
+        self._seen: dict[str, str] = {}
         self._secret_keys = secret_keys
         self.failures = 0
 
+    def _builtin(self, value: str) -> str:
+        cached = self._seen.get(value)
+        if cached is not None:
+            return cached
+        out = value
+        if (_may_hold_builtin_secret(out) if self._gated
+                else self._any is None or self._any.search(out) is not None):
+            for _name, rx, repl in self._patterns:
+                out = rx.sub(repl, out)
+        if len(value) <= _MEMO_MAX_CHARS:
+            if len(self._seen) >= _MEMO_MAX_ITEMS:
+                self._seen.clear()
+            self._seen[value] = out
+        return out
+
     def text(self, value: str) -> str:
         """Redact one string."""
-        out = value
-        for _name, rx, repl in self._patterns:
-            out = rx.sub(repl, out)
+        out = self._builtin(value)
         if self.hook is not None:
             try:
                 hooked = self.hook(out)
@@ -119,7 +170,7 @@ class Redactor:
 
     def span(self, span: SpanRecord) -> SpanRecord:
         """A copy of ``span`` with every user-controlled field redacted."""
-        return dataclasses.replace(
+        return evolve(
             span,
             name=self.text(span.name),
             error=None if span.error is None else self.text(span.error),
@@ -132,5 +183,5 @@ class Redactor:
 
     def score(self, score: ScoreRecord) -> ScoreRecord:
         """A copy of ``score`` with its comment and metadata redacted."""
-        return dataclasses.replace(score, comment=None if score.comment is None else self.text(score.comment),
+        return evolve(score, comment=None if score.comment is None else self.text(score.comment),
                                    metadata=self.value(score.metadata))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,20 +104,26 @@ class SpanRow(BaseModel):
         return f"{self.prompt_name}@{self.prompt_version}" if self.prompt_version is not None else self.prompt_name
 
     @classmethod
-    def from_record(cls, span: SpanRecord) -> SpanRow:
-        """Build a row from a (redacted) in-memory span."""
+    def from_record(cls, span: SpanRecord, *, json_safe: bool = False) -> SpanRow:
+        """Build a row from a (redacted) in-memory span.
+
+        ``json_safe``: the span came out of :class:`~llmops.tracing.redaction.Redactor` (its
+        values are JSON-ready already): skip the copy and the validation (the tracer's worker).
+        """
         a = span.attributes
-        return cls(
+        safe: Callable[[Any], Any] = _as_is if json_safe else jsonable
+        fields: dict[str, Any] = dict(
             trace_id=span.trace_id, span_id=span.span_id, parent_id=span.parent_id, name=span.name,
             kind=span.kind, start_time=span.start_time, end_time=span.end_time, status=span.status,
             error=span.error, error_type=span.error_type, status_code=span.status_code,
-            input=jsonable(span.input), output=jsonable(span.output), metadata=jsonable(dict(span.metadata)),
-            model=span.model, resolved_model=span.resolved_model, params=jsonable(dict(span.params)),
+            input=safe(span.input), output=safe(span.output), metadata=safe(dict(span.metadata)),
+            model=span.model, resolved_model=span.resolved_model, params=safe(dict(span.params)),
             prompt_tokens=span.prompt_tokens, completion_tokens=span.completion_tokens,
             cost_usd=span.cost_usd, cached=span.cached, prompt_name=span.prompt_name,
             prompt_version=span.prompt_version, prompt_hash=span.prompt_hash, user_id=a.user_id,
             session_id=a.session_id, tags=list(a.tags), environment=a.environment, release=a.release,
-            trace_name=a.trace_name, trace_metadata=jsonable(dict(a.metadata)))
+            trace_name=a.trace_name, trace_metadata=safe(dict(a.metadata)))
+        return cls.model_construct(**fields) if json_safe else cls(**fields)
 
 
 class ScoreRow(BaseModel):
@@ -137,11 +143,14 @@ class ScoreRow(BaseModel):
     created_at: float = 0.0
 
     @classmethod
-    def from_record(cls, score: ScoreRecord) -> ScoreRow:
-        """Build a row from a (redacted) in-memory score."""
-        return cls(score_id=score.score_id, trace_id=score.trace_id, span_id=score.span_id, name=score.name,
-                   value=score.value, status=score.status, comment=score.comment, source=score.source,
-                   metadata=jsonable(dict(score.metadata)), created_at=score.created_at)
+    def from_record(cls, score: ScoreRecord, *, json_safe: bool = False) -> ScoreRow:
+        """Build a row from a (redacted) in-memory score (``json_safe``: as for spans)."""
+        fields: dict[str, Any] = dict(
+            score_id=score.score_id, trace_id=score.trace_id, span_id=score.span_id, name=score.name,
+            value=score.value, status=score.status, comment=score.comment, source=score.source,
+            metadata=dict(score.metadata) if json_safe else jsonable(dict(score.metadata)),
+            created_at=score.created_at)
+        return cls.model_construct(**fields) if json_safe else cls(**fields)
 
 
 class TraceSummary(BaseModel):
@@ -189,6 +198,10 @@ class TraceDetail(BaseModel):
     def generations(self) -> list[SpanRow]:
         """The trace's LLM calls."""
         return [s for s in self.spans if s.kind == "generation"]
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def jsonable(value: Any, _depth: int = 0) -> Any:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import dataclasses
 import logging
 import threading
 import time
@@ -25,7 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, new_span_id, new_trace_id
+from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, evolve, new_span_id, new_trace_id
 from llmops.tracing.observe import _ATTRIBUTES, _CURRENT, ActiveSpan, span
 from llmops.tracing.redaction import RedactHook, Redactor
 from llmops.tracing.store import ScoreRow, SpanRow, TraceStore
@@ -325,7 +324,8 @@ class Tracer:
                     self._dropped += 1
         if self.store is not None:
             try:
-                self.store.add([SpanRow.from_record(s) for s in spans], [ScoreRow.from_record(s) for s in scores])
+                self.store.add([SpanRow.from_record(s, json_safe=True) for s in spans],
+                               [ScoreRow.from_record(s, json_safe=True) for s in scores])
                 self._stored += len(spans)
             except Exception as exc:
                 self._store_errors += 1
@@ -345,7 +345,7 @@ class Tracer:
         a = span.attributes
         if (a.environment or not self.environment) and (a.release or not self.release):
             return span
-        return dataclasses.replace(span, attributes=dataclasses.replace(
+        return evolve(span, attributes=evolve(
             a, environment=a.environment or self.environment, release=a.release or self.release))
 
     def _warn_once(self, key: str, message: str) -> None:
