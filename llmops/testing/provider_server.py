@@ -15,9 +15,17 @@ Example:
     ...     # point a client at server.openai_base / server.anthropic_base with api_key="sk-test"
     ...     print(server.stats().requests, server.stats().max_in_flight)
 
-Behaviour per request, in order: the next scripted :class:`Fault` if any (else random
-``error_rate`` / ``rate_limit_rate`` injection, else success); authentication is checked before
-any fault, so a wrong key always gets the provider's real 401 body.
+Behaviour per request, in order: the next scripted :class:`Fault` if any (else a 429 when the
+``rate_limit_rps`` token bucket is empty, else random ``error_rate`` / ``rate_limit_rate``
+injection, else success); authentication is checked before any fault, so a wrong key always gets
+the provider's real 401 body.
+
+For benchmarks, run it in its own process so it does not compete with the client for the GIL::
+
+    python -m llmops.testing --port 8765 --latency 0.05 [--rate-limit-rps 200]
+
+It prints ``READY <port>`` when it listens; ``GET /_double/stats`` returns its counters as JSON
+and ``POST /_double/reset`` resets them (these control paths are not counted as requests).
 """
 
 from __future__ import annotations
@@ -168,6 +176,9 @@ class ServerStats:
         by_status: Requests per HTTP status sent.
         by_outcome: Requests per outcome (``ok``, ``status``, ``hang``, ``auth``, ...).
         elapsed_s: Seconds since start or reset.
+        first_ok_at: ``time.monotonic()`` of the first successful (200) answer, if any.
+        last_ok_at: ``time.monotonic()`` of the last successful answer, if any.
+        throttled: Requests refused by the ``rate_limit_rps`` token bucket.
     """
 
     requests: int
@@ -176,6 +187,17 @@ class ServerStats:
     by_status: dict[int, int] = field(default_factory=dict)
     by_outcome: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    first_ok_at: float | None = None
+    last_ok_at: float | None = None
+    throttled: int = 0
+
+    @property
+    def ok_rate(self) -> float:
+        """Successful answers per second between the first and the last one."""
+        ok = self.by_status.get(200, 0)
+        if ok < 2 or self.first_ok_at is None or self.last_ok_at is None or self.last_ok_at <= self.first_ok_at:
+            return 0.0
+        return (ok - 1) / (self.last_ok_at - self.first_ok_at)
 
     @property
     def throughput(self) -> float:
@@ -262,6 +284,13 @@ class ProviderServer:
         error_status: The status of random failures.
         rate_limit_rate: Probability that an unscripted request gets a 429.
         rate_limit_retry_after: The ``retry-after`` of random 429s (None: no header).
+        rate_limit_rps: The allowed request rate (a token bucket of ``rate_limit_burst`` tokens
+            refilled at this rate per second, checked on arrival); a request that finds it empty
+            gets a 429 with ``retry-after-ms`` / ``retry-after`` saying when the next token comes.
+            None: no limit.
+        rate_limit_burst: The bucket's size (default: 0.1 s worth of ``rate_limit_rps``, at
+            least 1 token); the bucket starts full.
+        record: Keep every :class:`RecordedRequest` (turn off for long benchmarks; counters stay).
         responder: Makes the reply text from (provider, messages as ``{"role", "content"}``
             dicts, system prompt included); echoes the last user message by default.
         seed: Seed of the latency jitter and the random fault injection.
@@ -280,6 +309,9 @@ class ProviderServer:
         error_status: int = 500,
         rate_limit_rate: float = 0.0,
         rate_limit_retry_after: float | None = None,
+        rate_limit_rps: float | None = None,
+        rate_limit_burst: float | None = None,
+        record: bool = True,
         responder: Responder | None = None,
         seed: int = 0,
         host: str = "127.0.0.1",
@@ -293,6 +325,16 @@ class ProviderServer:
         self.error_status = error_status
         self.rate_limit_rate = rate_limit_rate
         self.rate_limit_retry_after = rate_limit_retry_after
+        self.rate_limit_rps = rate_limit_rps
+        self.rate_limit_burst = rate_limit_burst
+        self.record = record
+        self._tokens: float | None = None
+        self._tokens_at = 0.0
+        self._counts: Counter[tuple[str, int | None]] = Counter()
+        self._total = 0
+        self._first_ok: float | None = None
+        self._last_ok: float | None = None
+        self._throttled = 0
         self.responder: Responder = responder or _echo
         self.host = host
         self._requested_port = port
@@ -362,6 +404,8 @@ class ProviderServer:
     async def _startup(self) -> None:
         self._stopping = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("GET", "/_double/stats", self._control_stats)
+        app.router.add_route("POST", "/_double/reset", self._control_reset)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
         await runner.setup()
@@ -424,6 +468,11 @@ class ProviderServer:
         with self._lock:
             self._script.clear()
             self._records.clear()
+            self._counts.clear()
+            self._total = 0
+            self._first_ok = self._last_ok = None
+            self._throttled = 0
+            self._tokens = None
             self._max_in_flight = self._in_flight
             self._since = time.monotonic()
 
@@ -437,7 +486,7 @@ class ProviderServer:
     def count(self) -> int:
         """How many requests were received since start or reset."""
         with self._lock:
-            return len(self._records)
+            return self._total
 
     @property
     def max_in_flight(self) -> int:
@@ -448,13 +497,19 @@ class ProviderServer:
     def stats(self) -> ServerStats:
         """A snapshot of the counters."""
         with self._lock:
-            records = list(self._records)
-            in_flight, peak, since = self._in_flight, self._max_in_flight, self._since
-        statuses = Counter(r.status for r in records if r.status is not None)
-        outcomes: Counter[str] = Counter(r.outcome for r in records)
-        return ServerStats(requests=len(records), in_flight=in_flight, max_in_flight=peak,
+            counts = dict(self._counts)
+            total, in_flight, peak, since = self._total, self._in_flight, self._max_in_flight, self._since
+            first_ok, last_ok, throttled = self._first_ok, self._last_ok, self._throttled
+        statuses: Counter[int] = Counter()
+        outcomes: Counter[str] = Counter()
+        for (outcome, status), n in counts.items():
+            outcomes[outcome] += n
+            if status is not None:
+                statuses[status] += n
+        return ServerStats(requests=total, in_flight=in_flight, max_in_flight=peak,
                            by_status=dict(sorted(statuses.items())), by_outcome=dict(outcomes),
-                           elapsed_s=time.monotonic() - since)
+                           elapsed_s=time.monotonic() - since, first_ok_at=first_ok, last_ok_at=last_ok,
+                           throttled=throttled)
 
     def report(self) -> str:
         """A short human-readable summary of the counters."""
@@ -466,11 +521,33 @@ class ProviderServer:
                 f"  statuses: {statuses}\n  outcomes: {outcomes}")
 
     # ---- request handling --------------------------------------------------------------------
+    def _take_token(self) -> float | None:
+        """Spend a token of the rate limit; None if allowed, else seconds until the next token."""
+        rps = self.rate_limit_rps
+        if rps is None or rps <= 0:
+            return None
+        burst = self.rate_limit_burst if self.rate_limit_burst is not None else max(1.0, rps / 10)
+        now = time.monotonic()
+        # Called with self._lock held.
+        tokens = burst if self._tokens is None else min(burst, self._tokens + (now - self._tokens_at) * rps)
+        self._tokens_at = now
+        if tokens >= 1.0:
+            self._tokens = tokens - 1.0
+            return None
+        self._tokens = tokens
+        self._throttled += 1
+        return (1.0 - tokens) / rps
+
     def _next_fault(self) -> Fault:
         with self._lock:
             if self._script:
                 return self._script.popleft()
+            wait = self._take_token()
             roll = self._rng.random()
+        if wait is not None:
+            wait_ms = max(1.0, round(wait * 1000.0, 1))
+            # Refused on arrival, answered at once (like real providers), with when to come back.
+            return Fault.error(429, retry_after=max(1, int(-(-wait // 1))), retry_after_ms=wait_ms, delay_s=0.0)
         if roll < self.rate_limit_rate:
             return Fault.rate_limited(retry_after=self.rate_limit_retry_after)
         if roll < self.rate_limit_rate + self.error_rate:
@@ -495,7 +572,26 @@ class ProviderServer:
 
     def _record(self, **fields: Any) -> None:
         with self._lock:
-            self._records.append(RecordedRequest(index=len(self._records), **fields))
+            if self.record:
+                self._records.append(RecordedRequest(index=self._total, **fields))
+            self._total += 1
+            self._counts[(fields["outcome"], fields["status"])] += 1
+            if fields["status"] == 200 and fields["outcome"] == "ok":
+                arrived = fields["received_at"]
+                if self._first_ok is None:
+                    self._first_ok = arrived
+                self._last_ok = arrived
+
+    async def _control_stats(self, request: web.Request) -> web.StreamResponse:
+        stats = self.stats()
+        data = {**stats.__dict__, "by_status": {str(k): v for k, v in stats.by_status.items()},
+                "throughput": stats.throughput, "ok_rate": stats.ok_rate,
+                "process_cpu_s": time.process_time()}  # the double's own CPU (it shares the machine)
+        return web.json_response(data)
+
+    async def _control_reset(self, request: web.Request) -> web.StreamResponse:
+        self.reset()
+        return web.json_response({"reset": True})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
@@ -709,3 +805,45 @@ class ProviderServer:
             transport.abort()
         # aiohttp's write_eof now fails with a ConnectionError: a quiet client disconnection.
         return response
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m llmops.testing``: serve until interrupted (for benchmarks)."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m llmops.testing",
+                                     description="A local OpenAI/Anthropic-compatible test double.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed as READY <port>)")
+    parser.add_argument("--api-key", default=None, help="required key (default: accept any)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="S", help="seconds before each answer")
+    parser.add_argument("--jitter", type=float, default=0.0, metavar="S", help="extra uniform latency")
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--error-status", type=int, default=500)
+    parser.add_argument("--rate-limit-rate", type=float, default=0.0, help="probability of a random 429")
+    parser.add_argument("--retry-after", type=float, default=None, metavar="S",
+                        help="retry-after of the random 429s")
+    parser.add_argument("--rate-limit-rps", type=float, default=None, metavar="RPS",
+                        help="allowed request rate (token bucket); beyond it: 429 with retry-after-ms")
+    parser.add_argument("--rate-limit-burst", type=float, default=None, metavar="N")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backlog", type=int, default=4096)
+    args = parser.parse_args(argv)
+    server = ProviderServer(api_key=args.api_key, latency_s=args.latency, jitter_s=args.jitter,
+                            error_rate=args.error_rate, error_status=args.error_status,
+                            rate_limit_rate=args.rate_limit_rate, rate_limit_retry_after=args.retry_after,
+                            rate_limit_rps=args.rate_limit_rps, rate_limit_burst=args.rate_limit_burst,
+                            record=False, seed=args.seed, host=args.host, port=args.port, backlog=args.backlog)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with server:
+        print(f"READY {server.port}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
