@@ -58,10 +58,7 @@ async def arun_and_gate(
     **run_kwargs: Any,
 ) -> GateOutcome:
     """Run (or resume) a suite and judge it. See :func:`run_and_gate`."""
-    if max_errors is not None and not max_errors >= 0:  # `not >=` also refuses NaN
-        raise UserError(f"max_errors must be 0 or more, got {max_errors}", key="max_errors",
-                        hint="a count (>= 1) or a fraction (< 1) of the units")
-    settings = settings or load_settings()
+    settings = _checked(settings, max_errors)
     if resume:
         run = await aresume_run(resume, settings=settings, progress=progress, max_cost_usd=max_cost_usd,
                                 **run_kwargs)
@@ -72,6 +69,18 @@ async def arun_and_gate(
         run = await arun_suite(loaded, settings=settings, models=models, prompts=prompts, repeat=repeat,
                                seed=seed, max_cost_usd=max_cost_usd, shard=shard, progress=progress,
                                **run_kwargs)
+    return _judged(run, loaded, settings, max_errors, baseline, update_baseline)
+
+
+def _checked(settings: Settings | None, max_errors: float | None) -> Settings:
+    if max_errors is not None and not max_errors >= 0:  # `not >=` also refuses NaN
+        raise UserError(f"max_errors must be 0 or more, got {max_errors}", key="max_errors",
+                        hint="a count (>= 1) or a fraction (< 1) of the units")
+    return settings or load_settings()
+
+
+def _judged(run: RunResult, loaded: LoadedSuite, settings: Settings, max_errors: float | None,
+            baseline: str | Path | None, update_baseline: bool) -> GateOutcome:
     gate: Gate = loaded.suite.gate
     if max_errors is not None:
         gate = gate.model_copy(update={"max_errors": max_errors})
@@ -95,8 +104,35 @@ def run_and_gate(suite: str | Path | None, **kwargs: Any) -> GateOutcome:
         suite: Suite file or name (None with ``resume``).
         **kwargs: settings, models, prompts, repeat, seed, max_cost_usd, max_errors, shard,
             resume, baseline, update_baseline, progress, and any :func:`llmops.runner.engine.run_suite`
-            argument (client, store, cache, concurrency, ...).
+            argument (client, store, cache, concurrency, workers, ...).
     """
     from llmops._async import run_sync
 
+    workers = kwargs.pop("workers", None)
+    if workers is not None and workers > 1:
+        return _run_and_gate_in_processes(suite, workers, **kwargs)
     return run_sync(arun_and_gate(suite, **kwargs))
+
+
+def _run_and_gate_in_processes(
+    suite: str | Path | None, workers: int, *, settings: Settings | None = None,
+    models: Sequence[str] | None = None, prompts: Sequence[str] | None = None, repeat: int | None = None,
+    seed: int | None = None, max_cost_usd: float | None = None, max_errors: float | None = None,
+    shard: str | None = None, resume: str | None = None, baseline: str | Path | None = None,
+    update_baseline: bool = False, progress: bool | None = None, **run_kwargs: Any,
+) -> GateOutcome:
+    """:func:`run_and_gate` with ``workers`` processes (forked from this sync frame, before any loop)."""
+    from llmops.runner.engine import resume_run, run_suite
+
+    settings = _checked(settings, max_errors)
+    if resume:
+        run = resume_run(resume, workers=workers, settings=settings, progress=progress,
+                         max_cost_usd=max_cost_usd, **run_kwargs)
+        loaded: LoadedSuite = load_suite(run.manifest.suite_path)
+    else:
+        assert suite is not None
+        loaded = load_suite(_suite_path(suite, settings))
+        run = run_suite(loaded, workers=workers, settings=settings, models=models, prompts=prompts,
+                        repeat=repeat, seed=seed, max_cost_usd=max_cost_usd, shard=shard, progress=progress,
+                        **run_kwargs)
+    return _judged(run, loaded, settings, max_errors, baseline, update_baseline)

@@ -8,6 +8,7 @@ litellm, ragas or langfuse.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -62,4 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     """``python -m llmops`` and the console script."""
-    sys.exit(main())
+    from llmops import _runtime
+
+    _runtime.freeze_heap_after_import = True
+    code = main()
+    # The interpreter's final collection would walk every object left (~1 s after importing
+    # LiteLLM); frozen objects are skipped. Exit handlers (trace flushing) still run.
+    gc.freeze()
+    sys.exit(code)

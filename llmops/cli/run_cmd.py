@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="errors allowed before the run fails: a count (>= 1) or a fraction (< 1)")
     p.add_argument("--dry-run", action="store_true", help="count calls and estimate cost; call nothing")
     p.add_argument("--shard", default=None, metavar="I/N", help="run one deterministic slice of the cases")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes sharing the run store and the concurrency limit "
+                        "(0: one per CPU core; default 1)")
     p.add_argument("--resume", default=None, metavar="RUN_ID", help="finish an interrupted run")
     p.add_argument("--baseline", default=None, metavar="FILE",
                    help="baseline file (default: evalsets/baselines/<suite>.json)")
@@ -61,7 +64,8 @@ def _run(args: argparse.Namespace) -> int:
         args.suite, settings=settings, models=args.models, prompts=args.prompts, repeat=args.repeat,
         seed=args.seed, max_cost_usd=args.max_cost_usd, max_errors=args.max_errors, shard=args.shard,
         resume=args.resume, baseline=args.baseline, update_baseline=args.update_baseline,
-        progress=False if args.no_progress else None, tracer=get_tracer(settings))
+        progress=False if args.no_progress else None, tracer=get_tracer(settings),
+        workers=_workers(args.workers))
     _write_reports(args, outcome, settings)
     if args.json:
         import json
@@ -92,6 +96,18 @@ def _write_reports(args: argparse.Namespace, outcome: object, settings: Settings
         from llmops.reports.html import render_html
 
         write_output(args.html, render_html(run, verdict=verdict, trust=trust), "--html")
+
+
+def _workers(requested: int) -> int:
+    from llmops.errors import UserError
+
+    if requested < 0:
+        raise UserError(f"--workers must be 0 (one per CPU core) or more, got {requested}", key="--workers")
+    if requested == 0:
+        import os
+
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return requested
 
 
 def _dry_run(args: argparse.Namespace, settings: object) -> int:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from llmops.tracing.tracer import Tracer
 
 ResultCallback = Callable[[UnitResult], None]
+# The manifest fields each unit's trace carries: what identifies a run and makes it reproducible.
+# Paths, counters and timings stay in the run store (one copy per run, not one per unit).
+TRACE_MANIFEST_FIELDS = frozenset({"run_id", "suite", "llmops_version", "git_commit", "git_dirty", "prompts",
+                                   "models", "params", "seed", "repeat", "dataset_hash", "cache_mode"})
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,21 @@ def _contexts(case: Case, inputs: dict[str, Any]) -> tuple[str, ...]:
     if isinstance(raw, list):
         return tuple(str(c) for c in raw)
     return ()
+
+
+@dataclass
+class PartStats:
+    """What one process of a run did (it is merged with the others' at the end).
+
+    Attributes:
+        units: Units run and stored.
+        provider_calls: Calls that reached a provider (cache misses, retries included).
+        skipped: (case id, prompt, model, repeat) of units skipped for the budget.
+    """
+
+    units: int = 0
+    provider_calls: int = 0
+    skipped: list[tuple[str, str, str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -282,31 +301,55 @@ class Runner:
             judge_cost_usd=sum(s.cost_usd for s in scores), latency_s=completion.latency_s,
             cached=completion.cached, attempts=completion.attempts, ended_at=time.time())
 
-    async def _traced_unit(self, unit: Unit, run_id: str, manifest: Manifest) -> UnitResult:
+    async def _traced_unit(self, unit: Unit, run_id: str, manifest: dict[str, Any]) -> UnitResult:
         """Run a unit inside its own trace when a tracer is set (calls made inside nest under it)."""
-        if self.tracer is None:
+        if self.tracer is None or not self.tracer.enabled:
             return await self._unit(unit, run_id)
         with self.tracer.eval_unit(run_id=run_id, suite=self.suite.name, case_id=unit.case.id,
                                    prompt=unit.prompt, model=unit.model, repeat=unit.repeat,
-                                   inputs=unit.case.inputs, manifest=manifest.model_dump()) as trace:
+                                   inputs=unit.case.inputs, manifest=manifest) as trace:
             result = await self._unit(unit, run_id)
             trace.set_result(result)
         return result
 
     async def execute(self, run_id: str, manifest: Manifest, done: set[str]) -> RunResult:
         """Run every unit not in ``done``; store each result as it completes."""
-        todo = (u for u in self.units() if u.key not in done)
-        total = manifest.units
         results: list[UnitResult] = self.store.results(run_id) if done else []
-        budget = _Budget(self.max_cost_usd)
-        budget.spent = sum(r.cost_usd + r.judge_cost_usd for r in results)
+        part = await self.execute_part(run_id, manifest, done, progress_total=manifest.units, collect=results)
+        return self.complete(run_id, manifest, [part], results)
+
+    async def execute_part(self, run_id: str, manifest: Manifest, done: set[str],
+                           part: tuple[int, int] | None = None, *, max_cost_usd: float | None = None,
+                           progress_total: int | None = None,
+                           collect: list[UnitResult] | None = None) -> PartStats:
+        """Run this process's share of the units not in ``done``, streaming each result to the store.
+
+        Args:
+            run_id: The registered run.
+            manifest: Its manifest.
+            done: Keys of units that already have a result.
+            part: ``(i, n)``, 1-based: every n-th unit starting at the i-th; None: all units.
+            max_cost_usd: This part's budget (default: the runner's).
+            progress_total: Show a progress bar over this many units (None: no bar).
+            collect: Append each result here too (the objects made here are smaller than the
+                same results read back from the store: their strings are shared).
+        """
+        todo = (u for k, u in enumerate(self.units())
+                if (part is None or k % part[1] == part[0] - 1) and u.key not in done)
+        budget = _Budget(self.max_cost_usd if max_cost_usd is None else max_cost_usd)
+        if done and part is None:
+            budget.spent = self.store.spent(run_id)
         workers = max(1, self.client.concurrency * len(self.models))
         skipped: list[Unit] = []
         lock = asyncio.Lock()
         calls_before = self.client.provider_calls
-        hits_before = self.client.cache.hits if self.client.cache else 0
-
-        progress, task = _progress(self.progress, total, len(results), self.suite.name)
+        stats = PartStats()
+        # Every unit's trace carries what identifies the run (the whole manifest is in the run
+        # store under the same run id): computed once, not per unit.
+        manifest_meta = (manifest.model_dump(include=set(TRACE_MANIFEST_FIELDS))
+                         if self.tracer is not None and self.tracer.enabled else {})
+        progress, task = (_progress(self.progress, progress_total, len(done), self.suite.name)
+                          if progress_total is not None else (None, None))
 
         async def worker() -> None:
             while True:
@@ -319,34 +362,53 @@ class Runner:
                         continue
                     budget.in_flight += 1
                 try:
-                    result = await self._traced_unit(unit, run_id, manifest)
+                    result = await self._traced_unit(unit, run_id, manifest_meta)
                 finally:
                     budget.in_flight -= 1
                 budget.record(result.cost_usd + result.judge_cost_usd)
                 self.store.add_result(run_id, result)
-                results.append(result)
+                stats.units += 1
+                if collect is not None:
+                    collect.append(result)
                 if self.on_result is not None:
                     self.on_result(result)
                 if progress is not None:
                     progress.update(task, advance=1)
 
+        async def follow_store() -> None:  # other processes' results move the bar too
+            while progress is not None:
+                await asyncio.sleep(0.25)
+                progress.update(task, completed=self.store.count(run_id))
+
+        follower = asyncio.ensure_future(follow_store()) if progress is not None and part is not None else None
         try:
             if progress is not None:
                 progress.start()
             await asyncio.gather(*(worker() for _ in range(workers)))
         finally:
+            if follower is not None:
+                follower.cancel()
             if progress is not None:
                 progress.stop()
-        skipped_results = [UnitResult(case_id=u.case.id, prompt=u.prompt, model=u.model, repeat=u.repeat,
-                                      status="skipped", error="budget exhausted (max_cost_usd)")
-                           for u in skipped]
-        manifest = self._finish(manifest, results, calls_before, hits_before,
+        stats.provider_calls = self.client.provider_calls - calls_before
+        stats.skipped = [(u.case.id, u.prompt, u.model, u.repeat) for u in skipped]
+        return stats
+
+    def complete(self, run_id: str, manifest: Manifest, parts: Sequence[PartStats],
+                 results: list[UnitResult] | None = None) -> RunResult:
+        """Finish the run's manifest and return the run (``results``: all of them; None: read from the store)."""
+        if results is None:
+            results = self.store.results(run_id)
+        skipped = [UnitResult(case_id=c, prompt=p, model=m, repeat=r, status="skipped",
+                              error="budget exhausted (max_cost_usd)")
+                   for part in parts for c, p, m, r in part.skipped]
+        manifest = self._finish(manifest, results, sum(p.provider_calls for p in parts),
                                 "budget_exhausted" if skipped else "completed")
         self.store.update_manifest(manifest)
-        return RunResult(manifest=manifest, results=results + skipped_results)
+        return RunResult(manifest=manifest, results=results + skipped)
 
-    def _finish(self, manifest: Manifest, results: list[UnitResult], calls_before: int,
-                hits_before: int, status: str) -> Manifest:
+    def _finish(self, manifest: Manifest, results: list[UnitResult], provider_calls: int,
+                status: str) -> Manifest:
         latencies = [r.latency_s for r in results if r.latency_s is not None]
         cached = sum(r.cached for r in results)
         return manifest.model_copy(update={
@@ -354,7 +416,7 @@ class Runner:
             "units": max(manifest.units, len(results)),
             "cache_hits": cached,
             "cache_hit_rate": cached / len(results) if results else None,
-            "provider_calls": manifest.provider_calls + self.client.provider_calls - calls_before,
+            "provider_calls": manifest.provider_calls + provider_calls,
             "prompt_tokens": sum(r.prompt_tokens for r in results),
             "completion_tokens": sum(r.completion_tokens for r in results),
             "cost_usd": sum(r.cost_usd for r in results),
@@ -384,7 +446,9 @@ def _resources(settings: Settings | None, client: LLMClient | None, store: RunSt
     if client is None:
         client = LLMClient(settings, cache_mode=cache, concurrency=concurrency)  # type: ignore[arg-type]
     else:
-        if cache is not None:
+        # Only a different cache mode needs another client: the caller's own (a subclass, its
+        # retry policy, observers) is kept otherwise, e.g. when resume re-applies the plan's mode.
+        if cache is not None and cache != client.cache_mode:
             client = LLMClient(client.settings, cache=client.cache, cache_mode=cache,  # type: ignore[arg-type]
                                retry=client.retry, concurrency=concurrency or client.concurrency,
                                timeout_s=client.timeout_s, observers=client.observers)
@@ -450,6 +514,20 @@ async def arun_suite(
         tracer: Trace each unit (e.g. ``llmops.tracing.get_tracer(settings)``); None: untraced.
         only: Run just these (case id, prompt ref, model) combinations (all their repeats).
     """
+    runner, rid, manifest = _prepare_run(
+        suite, settings=settings, client=client, store=store, models=models, prompts=prompts, repeat=repeat,
+        concurrency=concurrency, cache=cache, seed=seed, max_cost_usd=max_cost_usd, shard=shard, run_id=run_id,
+        progress=progress, on_result=on_result, tracer=tracer, only=only)
+    return await runner.execute(rid, manifest, set())
+
+
+def _prepare_run(suite: str | Path | LoadedSuite, *, settings: Settings | None, client: LLMClient | None,
+                 store: RunStore | None, models: Sequence[str] | None, prompts: Sequence[str] | None,
+                 repeat: int | None, concurrency: int | None, cache: str | None, seed: int | None,
+                 max_cost_usd: float | None, shard: str | None, run_id: str | None, progress: bool | None,
+                 on_result: ResultCallback | None, tracer: Tracer | None,
+                 only: set[tuple[str, str, str]] | None) -> tuple[Runner, str, Manifest]:
+    """Validate everything and register a new run (no unit runs yet)."""
     settings, client, store = _resources(settings, client, store, cache, concurrency)
     loaded = suite if isinstance(suite, LoadedSuite) else load_suite(_suite_path(suite, settings))
     runner = Runner(loaded, settings=settings, client=client, store=store, models=models, prompts=prompts,
@@ -460,12 +538,31 @@ async def arun_suite(
     rid = run_id or new_run_id()
     manifest = runner.new_manifest(rid)
     store.create_run(manifest, runner.plan())
-    return await runner.execute(rid, manifest, set())
+    return runner, rid, manifest
 
 
-def run_suite(suite: str | Path | LoadedSuite, **kwargs: Any) -> RunResult:
-    """Run a suite (sync; safe inside a running event loop). See :func:`arun_suite`."""
+def run_suite(suite: str | Path | LoadedSuite, *, workers: int | None = None, **kwargs: Any) -> RunResult:
+    """Run a suite (sync; safe inside a running event loop). See :func:`arun_suite`.
+
+    Args:
+        suite: Path or name of a suite, or a loaded suite.
+        workers: Run the units in this many processes sharing the run store (see
+            :func:`llmops.runner.parallel.execute_in_processes`); None or 1: this process only.
+        **kwargs: Any :func:`arun_suite` argument.
+    """
+    if workers is not None and workers > 1:
+        from llmops.runner.parallel import execute_in_processes, forking_possible
+
+        if forking_possible():
+            runner, rid, manifest = _prepare_run(suite, **{**_RUN_DEFAULTS, **kwargs})
+            return execute_in_processes(runner, rid, manifest, set(), workers)
     return run_sync(arun_suite(suite, **kwargs))
+
+
+_RUN_DEFAULTS: dict[str, Any] = {
+    "settings": None, "client": None, "store": None, "models": None, "prompts": None, "repeat": None,
+    "concurrency": None, "cache": None, "seed": None, "max_cost_usd": None, "shard": None, "run_id": None,
+    "progress": None, "on_result": None, "tracer": None, "only": None}
 
 
 async def aresume_run(run_id: str, *, settings: Settings | None = None, client: LLMClient | None = None,
@@ -477,6 +574,17 @@ async def aresume_run(run_id: str, *, settings: Settings | None = None, client: 
     Raises:
         UserError: when the run is unknown, or its prompts or cases changed since it started.
     """
+    runner, rid, manifest, done = _prepare_resume(run_id, settings=settings, client=client, store=store,
+                                                  progress=progress, max_cost_usd=max_cost_usd,
+                                                  on_result=on_result, tracer=tracer)
+    return await runner.execute(rid, manifest, done)
+
+
+def _prepare_resume(run_id: str, *, settings: Settings | None = None, client: LLMClient | None = None,
+                    store: RunStore | None = None, progress: bool | None = None,
+                    max_cost_usd: float | None = None, on_result: ResultCallback | None = None,
+                    tracer: Tracer | None = None) -> tuple[Runner, str, Manifest, set[str]]:
+    """Check that an interrupted run can be resumed; return its runner, id, manifest and finished units."""
     settings = settings or (client.settings if client else load_settings())
     store = store or RunStore(settings.path(settings.store_path))
     rid = store.resolve_id(run_id)
@@ -497,12 +605,17 @@ async def aresume_run(run_id: str, *, settings: Settings | None = None, client: 
                             hint="start a new run instead of resuming")
     if client.cache is not None:
         client.cache.check()
-    done = store.done_units(rid)
-    return await runner.execute(rid, manifest, done)
+    return runner, rid, manifest, store.done_units(rid)
 
 
-def resume_run(run_id: str, **kwargs: Any) -> RunResult:
-    """Sync :func:`aresume_run`."""
+def resume_run(run_id: str, *, workers: int | None = None, **kwargs: Any) -> RunResult:
+    """Sync :func:`aresume_run`; ``workers`` as in :func:`run_suite`."""
+    if workers is not None and workers > 1:
+        from llmops.runner.parallel import execute_in_processes, forking_possible
+
+        if forking_possible():
+            runner, rid, manifest, done = _prepare_resume(run_id, **kwargs)
+            return execute_in_processes(runner, rid, manifest, done, workers)
     return run_sync(aresume_run(run_id, **kwargs))
 
 
