@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from runner_helpers import interrupt_after
 
 from llmops.errors import UserError
 from llmops.llm import fake
@@ -119,12 +120,7 @@ def test_shard_runs_merge_into_the_full_run(project: Path, settings, client) -> 
 def test_resume_after_interruption_does_only_missing_work(project: Path, settings, client) -> None:  # type: ignore[no-untyped-def]
     fake.script("fake/m", responder=answer_by_question)
     path = make_suite(project, n=6)
-    seen: list[str] = []
-
-    def stop_after_three(result):  # type: ignore[no-untyped-def]
-        seen.append(result.key)
-        if len(seen) == 3:
-            raise KeyboardInterrupt
+    stop_after_three, _ = interrupt_after(3)
 
     with pytest.raises(KeyboardInterrupt):
         run_suite(path, settings=settings, client=client, progress=False, concurrency=1,

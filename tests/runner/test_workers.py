@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from runner_helpers import interrupt_after
 
 from llmops.llm import fake
 from llmops.runner.parallel import split
@@ -115,12 +116,7 @@ def test_resume_with_workers_finishes_only_missing_units(project: Path, settings
 
     log = project / "calls.log"
     fake.script("fake/m", responder=logging_responder(log))
-    seen: list[str] = []
-
-    def stop_after_three(result):  # type: ignore[no-untyped-def]
-        seen.append(result.key)
-        if len(seen) == 3:
-            raise KeyboardInterrupt
+    stop_after_three, _ = interrupt_after(3)
 
     with pytest.raises(KeyboardInterrupt):
         run_suite(make_suite(project, 10), settings=settings, client=client, progress=False, concurrency=1,
