@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from llmops._jsonl import json_objects
 from llmops._yaml import YAMLProblem, line_at, load_yaml
 from llmops.errors import EvalsetError, did_you_mean
 from llmops.evalsets.models import Case, EvaluatorSpec, Gate, Suite
@@ -108,18 +109,7 @@ def _load_cases_file(path: Path) -> list[tuple[dict[str, Any], int]]:
     text = _read_text(path)
     rows: list[tuple[dict[str, Any], int]] = []
     if path.suffix.lower() == ".jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalsetError(f"invalid JSON: {exc.msg}", file=path, line=number) from None
-            except RecursionError:
-                raise EvalsetError("JSON nested too deeply", file=path, line=number) from None
-            if not isinstance(row, dict):
-                raise EvalsetError("each line must be a JSON object", file=path, line=number)
-            rows.append((row, number))
+        rows.extend(json_objects(text, path, EvalsetError))
     elif path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text))
         for index, row in enumerate(reader):

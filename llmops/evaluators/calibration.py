@@ -32,6 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmops._async import run_sync
+from llmops._jsonl import json_objects
 from llmops.errors import UserError
 from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, create_evaluator
 
@@ -84,15 +85,7 @@ def load_labels(path: str | Path) -> list[LabelledSample]:
     except OSError as exc:
         raise UserError(f"labels file not readable: {exc.strerror}", file=file) from None
     rows: list[LabelledSample] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"invalid JSON: {exc.msg}", file=file, line=number) from None
-        if not isinstance(data, dict):
-            raise UserError("each line must be a JSON object", file=file, line=number)
+    for data, number in json_objects(text, file):
         if "label" not in data:
             raise UserError("missing 'label' (pass/fail)", file=file, line=number, key="label")
         try:

@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from llmops.errors import EvalsetError
@@ -64,6 +65,21 @@ __all__ = [
 DISTANCE_MEASURES = ("levenshtein", "hamming", "jaro", "jaro_winkler")
 
 
+def _tally(statements: Sequence[tuple[str, bool]], *, empty: str, held: str, failed: str) -> str:
+    """The reason for a statement-level score: how many held, and the first few that did not.
+
+    Raises:
+        Unmeasured: With ``empty`` when the judge produced no statements (ragas would score 0 or NaN).
+    """
+    if not statements:
+        raise Unmeasured(empty)
+    failing = [text for text, ok in statements if not ok]
+    reason = f"{len(statements) - len(failing)} of {len(statements)} {held}"
+    if failing:
+        reason += f"; {failed}: " + "; ".join(repr(text[:120]) for text in failing[:5])
+    return reason
+
+
 @register_evaluator("faithfulness")
 class FaithfulnessEvaluator(RagasLLMEvaluator):
     """Share of the output's statements that the retrieved contexts support (ragas Faithfulness).
@@ -86,14 +102,10 @@ class FaithfulnessEvaluator(RagasLLMEvaluator):
         metric = Faithfulness(llm=self._llm(ctx, ledger))
         result = await metric.ascore(user_input=self._ask(sample), response=sample.output,
                                      retrieved_contexts=retrieved_of(sample))
-        verdicts = [v for out in ledger.parsed("NLIStatementOutput") for v in out.statements]
-        if not verdicts:
-            raise Unmeasured("the judge found no statements in the output to check")
-        unsupported = [v.statement for v in verdicts if not v.verdict]
-        reason = f"{len(verdicts) - len(unsupported)} of {len(verdicts)} statements supported by the contexts"
-        if unsupported:
-            reason += "; unsupported: " + "; ".join(repr(s[:120]) for s in unsupported[:5])
-        return float(result.value), reason
+        verdicts = [(v.statement, bool(v.verdict)) for out in ledger.parsed("NLIStatementOutput")
+                    for v in out.statements]
+        return float(result.value), _tally(verdicts, empty="the judge found no statements in the output to check",
+                                           held="statements supported by the contexts", failed="unsupported")
 
 
 @register_evaluator("response-relevancy")
@@ -217,14 +229,11 @@ class ContextRecallEvaluator(RagasLLMEvaluator):
 
         result = await ContextRecall(llm=self._llm(ctx, ledger)).ascore(
             user_input=self._ask(sample), retrieved_contexts=retrieved_of(sample), reference=reference_of(sample))
-        classified = [c for out in ledger.parsed("ContextRecallOutput") for c in out.classifications]
-        if not classified:
-            raise Unmeasured("the judge found no statements in the expected answer to attribute")
-        missing = [c.statement for c in classified if not c.attributed]
-        reason = f"{len(classified) - len(missing)} of {len(classified)} expected statements found in the contexts"
-        if missing:
-            reason += "; not found: " + "; ".join(repr(s[:120]) for s in missing[:5])
-        return float(result.value), reason
+        classified = [(c.statement, bool(c.attributed)) for out in ledger.parsed("ContextRecallOutput")
+                      for c in out.classifications]
+        return float(result.value), _tally(
+            classified, empty="the judge found no statements in the expected answer to attribute",
+            held="expected statements found in the contexts", failed="not found")
 
 
 @register_evaluator("factual-correctness")
