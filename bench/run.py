@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -427,55 +428,93 @@ def bench_memory(rep: Report, quick: bool, reps: int) -> None:
 
 
 # ---- embedded model ---------------------------------------------------------------------------
-EMBED = r'''
+# Raw llama-cpp-python and llmops run the very same loaded model with the same arguments (llmops
+# passes temperature, max_tokens and seed exactly as below; same chat template, threads, context
+# and KV-cache reuse), alternating. Both paths go through one timer around
+# `create_chat_completion`, so within each llmops call the time spent outside llama-cpp (litellm,
+# event loop, thread hop, lock) is measured directly: that is the verdict. Comparing two separate
+# calls is left as a cross-check, because on these 2 shared cores other benchmarks slow whichever
+# call they overlap: wall-clock ratios of single pairs spread ±20%, and even a call's own CPU time
+# (cache and core sharing) ±4%, between two identical raw calls.
+EMBED = r"""
 import json, sys, time
 from llmops.config import Settings
 from llmops.llm.client import LLMClient
 from llmops.llm.local import resolve_local_path, runtime
-reps = int(sys.argv[1])
+pairs = int(sys.argv[1])
 messages = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "Write a short paragraph about the history of the bicycle."}]
 params = {"temperature": 0.0, "max_tokens": 128}
 client = LLMClient(Settings(cache="off"))
 client.complete(messages, "local/smollm2", params)  # loads the model (and litellm) once
-# Raw llama-cpp-python on the very same loaded model: only the path to it differs.
-raw, _lock = runtime()._load(resolve_local_path("smollm2"))
-raw.create_chat_completion(messages=messages, seed=0, **params)
-out = {"raw": [], "llmops": [], "outside_s": []}
-for i in range(reps):
+llama, _lock = runtime()._load(resolve_local_path("smollm2"))
+generate = llama.create_chat_completion
+inside = []
+def timed(**kw):  # what both paths call: the time llama-cpp itself takes
+    t = time.perf_counter()
+    try:
+        return generate(**kw)
+    finally:
+        inside.append(time.perf_counter() - t)
+llama.create_chat_completion = timed  # local.py looks the method up on the instance per call
+timed(messages=messages, seed=0, **params)  # warm-up of the raw path
+out = {k: [] for k in ("raw", "llmops", "raw_cpu", "llmops_cpu", "outside_s", "call_s", "tokens")}
+for i in range(pairs):
     for who in (("raw", "llmops") if i % 2 == 0 else ("llmops", "raw")):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         if who == "raw":
-            r = raw.create_chat_completion(messages=messages, seed=0, **params)
-            out["raw"].append(r["usage"]["completion_tokens"] / (time.perf_counter() - t))
+            n = timed(messages=messages, seed=0, **params)["usage"]["completion_tokens"]
         else:
-            c = client.complete(messages, "local/smollm2", params)
-            elapsed = time.perf_counter() - t
-            out["llmops"].append(c.usage.completion_tokens / elapsed)
-            out["outside_s"].append(elapsed - c.latency_s)  # our time around the generation
-out["tokens"] = c.usage.completion_tokens
+            n = client.complete(messages, "local/smollm2", params).usage.completion_tokens
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        out[who].append(n / wall)
+        out[who + "_cpu"].append(n / cpu)
+        out["tokens"].append(n)
+        if who == "llmops":
+            out["outside_s"].append(wall - inside[-1])
+            out["call_s"].append(wall)
 print(json.dumps(out))
-'''
+"""
+
+
+def _middle_half(values: list[float]) -> str:
+    """The interquartile range of per-pair ratios: how far one pair can be trusted on this machine."""
+    if len(values) < 4:
+        return ""
+    q = statistics.quantiles(values, n=4)
+    return f"; middle half {q[0]:.2f}–{q[2]:.2f}×"
 
 
 def bench_embedded(rep: Report, quick: bool, reps: int) -> None:
+    pairs = 4 * reps  # each pair is 2 generations of a few seconds
     with tempdir() as d:
-        r = run([PY, "-c", EMBED, str(4 if quick else 10)], cwd=d, timeout=900)
+        r = run([PY, "-c", EMBED, str(pairs)], cwd=d, timeout=900)
     title = "embedded model (SmolLM2-135M, temperature 0, same prompt)"
     if r.returncode != 0 or not r.data:
         rep.add(title, "tokens/s through llmops / raw llama-cpp-python",
                 f"not measured: {r.stderr.strip().splitlines()[-1:] or r.returncode}", "≥ 0.95×", None)
         return
-    raw, ours = r.data["raw"], r.data["llmops"]
-    rep.raw["embedded"] = r.data
-    rel = median([ratio(o, w) for o, w in zip(ours, raw, strict=True)])
-    outside = median(r.data["outside_s"])
-    per_call = r.data["tokens"] / median(ours)
-    rep.add(title, f"tokens/s through llmops / raw llama-cpp ({r.data['tokens']} tokens, alternating)",
-            f"{fmt(rel)} ({median(ours):.0f} vs {median(raw):.0f} tokens/s)", "≥ 0.95× (≤ 5% overhead)",
-            rel >= 0.95)
-    rep.add(title, "llmops's own time around each generation (litellm path, thread hop)",
-            f"{outside * 1000:.1f} ms = {100 * outside / per_call:.2f}% of a call", "≤ 5%", outside / per_call <= 0.05)
+    data = r.data
+    rep.raw["embedded"] = data
+    counts = sorted(set(data["tokens"]))
+    # tokens/s over different token counts would compare different work: fail and say so.
+    same = len(counts) == 1
+    tokens = f"{counts[0]} tokens" if same else f"UNEQUAL token counts {counts}"
+    # Same call: tokens/s through complete() over tokens/s of the llama-cpp call it made.
+    within = median([1 - o / c for o, c in zip(data["outside_s"], data["call_s"], strict=True)])
+    rep.add(title, f"tokens/s through llmops / raw llama-cpp, within each call ({tokens}, {pairs} calls)",
+            f"{within:.3f}× ({median(data['outside_s']) * 1000:.1f} ms of {median(data['call_s']):.1f} s "
+            "outside llama-cpp: litellm, event loop, thread hop, lock)", "≥ 0.95× (≤ 5% overhead)",
+            within >= 0.95 and same)
+    # Cross-checks on separate calls: generation itself must not be slower on llmops's thread.
+    cpu = [ratio(o, w) for o, w in zip(data["llmops_cpu"], data["raw_cpu"], strict=True)]
+    rep.add(title, f"tokens per CPU-second of the process, llmops / raw (median of {pairs} alternating pairs)",
+            f"{fmt(median(cpu))} ({median(data['llmops_cpu']):.0f} vs {median(data['raw_cpu']):.0f}"
+            f"{_middle_half(cpu)})", "≥ 0.95×", median(cpu) >= 0.95 and same)
+    wall = [ratio(o, w) for o, w in zip(data["llmops"], data["raw"], strict=True)]
+    rep.add(title, f"wall-clock tokens/s, llmops / raw (median of {pairs} alternating pairs; for the record)",
+            f"{fmt(median(wall))} ({median(data['llmops']):.0f} vs {median(data['raw']):.0f} tokens/s"
+            f"{_middle_half(wall)})", "≈ 1× (shared cores: noisy)", None)
 
 
 SECTIONS: dict[str, Callable[[Report, bool, int], None]] = {

@@ -72,3 +72,28 @@ def test_json_schema_response_format_constrains_the_embedded_model(settings: Set
     done = make(settings).complete([{"role": "user", "content": "Is Paris in France?"}], "local/smollm2",
                                    {**PARAMS, "max_tokens": 40, "response_format": fmt})
     assert json.loads(done.text)["verdict"] in ("yes", "no")
+
+
+def test_llmops_makes_the_same_llama_cpp_call_as_raw_llama_cpp_python(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded benchmark compares tokens/s with a raw call: both must be the same work."""
+    from llmops.llm.local import resolve_local_path, runtime
+
+    client = make(settings)
+    messages = [{"role": "system", "content": "You are terse."}, *ASK]
+    ours = client.complete(messages, "local/smollm2", PARAMS, seed=0)
+    llama, _ = runtime()._load(resolve_local_path("smollm2"))
+    seen: list[dict[str, object]] = []
+    generate = llama.create_chat_completion
+
+    def spy(**kw: object) -> object:
+        seen.append(kw)
+        return generate(**kw)
+
+    monkeypatch.setattr(llama, "create_chat_completion", spy)
+    client.complete(messages, "local/smollm2", PARAMS, seed=0)
+    assert seen == [{"messages": messages, "temperature": 0.0, "max_tokens": 8, "seed": 0}]
+    raw = generate(messages=messages, temperature=0.0, max_tokens=8, seed=0)
+    assert raw["choices"][0]["message"]["content"] == ours.text
+    assert raw["usage"]["completion_tokens"] == ours.usage.completion_tokens
+    assert raw["usage"]["prompt_tokens"] == ours.usage.prompt_tokens
