@@ -704,7 +704,7 @@ class LLMClient:
             started = time.time()
             record_msgs = tuple(Message(role="user", content=t) for t in asked)
             try:
-                fresh, usage, latency = await self._retrying(
+                (fresh, usage, latency), _ = await self._retrying(
                     lambda: self._embed_attempt(asked, resolved, merged), resolved)
                 if len(fresh) != len(asked):
                     raise ProviderError(f"asked for {len(asked)} embeddings, got {len(fresh)}",
@@ -728,14 +728,18 @@ class LLMClient:
         return EmbeddingResult(vectors=done, model=model, resolved_model=resolved, usage=usage,
                                cost_usd=cost, cached=len(keys) - len(missing))
 
-    async def _retrying(self, attempt_fn: Callable[[], Awaitable[_T]], resolved: str) -> _T:
-        """Run ``attempt_fn`` under the retry policy, mapping every failure to our errors."""
+    async def _retrying(self, attempt_fn: Callable[[], Awaitable[_T]], resolved: str) -> tuple[_T, int]:
+        """Run ``attempt_fn`` under the retry policy, mapping every failure to our errors.
+
+        Returns:
+            The first successful result and the number of attempts it took.
+        """
         waited = 0.0
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await attempt_fn()
+                return await attempt_fn(), attempt
             except Exception as exc:  # mapped right below; nothing escapes unmapped
                 err = map_exception(exc, resolved)
             if not isinstance(err, ProviderError) or not err.retryable:
@@ -791,30 +795,12 @@ class LLMClient:
                     f"replay mode: no cached response for {resolved} ({what}), key {key[:16]}",
                     key=key, hint="record it first with --cache read-write (needs the provider), "
                                   "or run with --cache off")
-        completion = await self._call_with_retries(msgs, requested, resolved, params, seed)
-        completion = Completion(**{**completion.__dict__, "cache_key": key})
+        completion, attempts = await self._retrying(
+            lambda: self._attempt(msgs, requested, resolved, params, seed), resolved)
+        completion = Completion(**{**completion.__dict__, "cache_key": key, "attempts": attempts})
         if self.cache is not None and self.cache_mode in ("read-write", "refresh"):
             self.cache.put(key, completion)
         return completion
-
-    async def _call_with_retries(self, msgs: list[Message], requested: str, resolved: str,
-                                 params: dict[str, Any], seed: int) -> Completion:
-        waited = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                completion = await self._attempt(msgs, requested, resolved, params, seed)
-                return Completion(**{**completion.__dict__, "attempts": attempt})
-            except Exception as exc:  # mapped right below; nothing escapes unmapped
-                err = map_exception(exc, resolved)
-            if not isinstance(err, ProviderError) or not err.retryable:
-                raise err
-            delay = self.retry.delay(attempt, err.retry_after)
-            if not self.retry.allows(attempt, waited, delay):
-                raise err
-            await asyncio.sleep(delay)
-            waited += delay
 
     async def _attempt(self, msgs: list[Message], requested: str, resolved: str,
                        params: dict[str, Any], seed: int) -> Completion:
