@@ -19,8 +19,10 @@ Design points, each forced by a constraint:
 - Counting: a thin wrapper around the OTLP exporter counts acknowledged and failed spans.
 - Host down: replaying a span costs more CPU than the traced call's own bookkeeping, so while
   the host refuses connections (a TCP probe, off the request path) or its exports fail, spans
-  are not replayed (counted undelivered; the local store keeps them) until a probe after a
-  growing pause (30 s to 5 min) finds it back.
+  are not replayed: no OpenTelemetry span is built, they are counted undelivered (the exit
+  warning gives the count and points at the local store, which keeps every one of them) until a
+  probe after a growing pause (30 s to 5 min) finds the host back; later spans flow again.
+  Spans of the outage are not re-sent (``llmops traces list`` shows them from the local store).
 - Trees: a trace's spans are replayed parent-first once its root has finished (children finish
   first), so Langfuse sees a well-formed tree; late children attach to their remote parent.
 
@@ -210,6 +212,12 @@ class LangfuseExporter:
         self._tracer = self._provider.get_tracer(LANGFUSE_TRACER_NAME, sdk_version,
                                                  attributes={"public_key": creds.public_key})
         self._versions = read_version_map(self.prompts_path)
+        # The SDK, OpenTelemetry and their dependencies are ~30,000 long-lived objects imported
+        # after LiteLLM froze the heap (when the process opted in, as the CLI does): freeze them
+        # too, or every full collection during the run walks them again, traced calls or not.
+        from llmops._runtime import after_heavy_import
+
+        after_heavy_import()
         # Registered after the SDK's own exit hook, so it runs first (atexit is LIFO): our queue
         # is drained into the SDK before the SDK flushes and stops.
         from llmops.tracing.tracer import _shutdown_all

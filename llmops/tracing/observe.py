@@ -39,6 +39,7 @@ _ATTRIBUTES: ContextVar[TraceAttributes] = ContextVar("llmops_trace_attributes",
 # Snapshots keep traces small and make them safe to hand to another thread.
 MAX_TEXT = 20_000
 MAX_ITEMS = 200
+_SCALARS = (bool, int, float)
 
 
 class ActiveSpan:
@@ -332,7 +333,16 @@ def snapshot(value: Any, _depth: int = 0) -> Any:
     Long strings and big collections are truncated; unknown objects become ``to_dict()``,
     ``model_dump()`` or ``repr`` (cut at a few hundred characters).
     """
-    if value is None or isinstance(value, bool | int | float):
+    # Exact types first, without isinstance: every eval unit snapshots its inputs and metadata
+    # (mostly short strings in small dicts) on the request path.
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…[truncated]"
+    if value is None or kind in _SCALARS:
+        return value
+    if kind is dict and len(value) <= MAX_ITEMS and _depth <= 8:
+        return {k if type(k) is str else str(k): snapshot(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, _SCALARS):  # subclasses (IntEnum, ...)
         return value
     if isinstance(value, str):
         return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…[truncated]"

@@ -74,6 +74,51 @@ def _may_hold_builtin_secret(text: str) -> bool:
     return ("=" in text or ":" in text) and any(word in lower for word in _KEY_WORDS)
 
 
+# Substrings of the generic patterns (key_value, auth_header, bearer) and of the secret keys,
+# casefolded: a JSON text holds one of them wherever those rules could apply. Unlike the per-string
+# gate, there is no ":"/"=" condition: every JSON text has colons.
+_JSON_WORDS = ("key", "secret", "passw", "pwd", "auth", "access", "bearer")
+
+
+def _json_may_hold_builtin_secret(text: str, folded: str) -> bool:
+    """False only when no built-in pattern can match inside any string value of the JSON ``text``.
+
+    ``folded`` is ``text.casefold()`` (casefold, not lower: case-insensitive regexes also equate
+    e.g. the long s with "s"). Every test is a substring that a match needs, made only of
+    characters JSON never escapes, so it is in the JSON whenever it is in one of the values.
+    Prefixes are the exact ones of the case-sensitive patterns (``ghp_`` rather than ``gh``,
+    which common words contain).
+    """
+    # Shared prefixes are tested once ("gh" before "ghp_", ...); "PRIVATE KEY" is in "key" below.
+    return ("sk-" in text or "-lf-" in text or "eyJ" in text or "AIza" in text or "hf_" in text
+            or ("gh" in text and ("ghp_" in text or "gho_" in text or "ghu_" in text or "ghs_" in text
+                                  or "ghr_" in text or "github_pat_" in text))
+            or "xox" in text or "AKIA" in text or "ASIA" in text
+            or ("k_" in text and ("k_live_" in text or "k_test_" in text)) or _json_may_hold_url_password(text)
+            # _JSON_WORDS, spelled out: a generator costs more than these scans.
+            or "key" in folded or "secret" in folded or "passw" in folded or "pwd" in folded or "auth" in folded
+            or "access" in folded or "bearer" in folded)
+
+
+def _json_may_hold_url_password(text: str) -> bool:
+    """Whether a ``scheme://user:password@`` can be inside a string of the JSON ``text``.
+
+    Such a match has no ``/``, no whitespace and no other ``@`` between ``://`` and its ``@``, and
+    JSON escaping adds none of those; a record with a URL (``api_base``) and an ``@`` elsewhere
+    (``prompt@2``) is then still clean.
+    """
+    start = text.find("://")
+    while start != -1:
+        at = text.find("@", start)
+        if at == -1:
+            return False
+        between = text[start + 3:at]
+        if "/" not in between and not any(c.isspace() for c in between):
+            return True
+        start = text.find("://", start + 3)
+    return False
+
+
 class Redactor:
     """Removes secrets from strings and from nested JSON-like values.
 
@@ -103,6 +148,14 @@ class Redactor:
         # refs recur in every span of a run, so their results are remembered (bounded).
         self._seen: dict[str, str] = {}
         self._secret_keys = secret_keys
+        # The JSON fast path (see `clean_json`) is exact for the built-in patterns and for secret
+        # keys that JSON writes verbatim; anything else always takes the full walk.
+        self._json_fast = self._gated and all(
+            k == k.casefold() and '"' not in k and "\\" not in k and all(c >= " " for c in k) for k in secret_keys)
+        # Secret keys the substring gate does not already catch ("token", "cookie", ...), quoted as
+        # JSON keys are, and the endings they share (one scan for "token", "refresh_token", ...).
+        self._json_keys = tuple(f'"{k}"' for k in sorted(secret_keys) if not any(w in k for w in _JSON_WORDS))
+        self._json_key_ends = tuple(sorted({k[-6:] for k in self._json_keys}))
         self.failures = 0
 
     def _builtin(self, value: str) -> str:
@@ -134,6 +187,25 @@ class Redactor:
                 return FAILED
             out = hooked
         return out
+
+    def clean_json(self, text: str) -> bool:
+        """Whether redacting the values serialized in ``text`` would change nothing.
+
+        ``text`` is ``json.dumps`` of the values (``ensure_ascii=False``). True means: no user hook
+        is set, no built-in pattern can match any string in it (a few substring tests over the
+        whole text instead of a walk over every value) and no key is a secret key; the caller may
+        then store and export the values as they are. False means "walk them": most records
+        hold no secret, and this check costs a small fraction of :meth:`value`.
+        """
+        if self.hook is not None or not self._json_fast:
+            return False
+        folded = text.casefold()
+        if _json_may_hold_builtin_secret(text, folded):
+            return False
+        # A secret key stands quoted in the JSON (a quoted value alike only costs the full walk).
+        # Most records hold none of the shared endings: the keys themselves are rarely scanned.
+        return not any(end in folded for end in self._json_key_ends) or not any(
+            k in folded for k in self._json_keys)
 
     def value(self, value: Any, _depth: int = 0) -> Any:
         """Redact a JSON-like value (dicts, lists, tuples, strings; other scalars pass through)."""

@@ -200,6 +200,66 @@ class TraceDetail(BaseModel):
         return [s for s in self.spans if s.kind == "generation"]
 
 
+def _to_dict(value: Any) -> Any:
+    """Objects with ``to_dict()`` (the call's messages) are stored as that, like the redactor sees them."""
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    raise TypeError(f"{type(value).__name__} is not plain JSON")
+
+
+# One encoder for every row: json.dumps with options builds a new encoder on each call.
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_to_dict).encode
+
+
+def span_json(span: SpanRecord) -> str | None:
+    """The stored JSON of a span (the fields of :class:`SpanRow`), or None if it is not plain JSON.
+
+    One C-level ``json`` call instead of a pydantic row and its serializer: the tracer's worker
+    writes every span through here. Objects with ``to_dict()`` are stored as its result; other
+    values that plain JSON cannot hold (objects, non-dict mappings, NaN) give None, and the caller
+    takes the validating path.
+    """
+    a = span.attributes
+    try:
+        return _encode({
+            "trace_id": span.trace_id, "span_id": span.span_id, "parent_id": span.parent_id, "name": span.name,
+            "kind": span.kind, "start_time": span.start_time, "end_time": span.end_time, "status": span.status,
+            "error": span.error, "error_type": span.error_type, "status_code": span.status_code,
+            "input": span.input, "output": span.output, "metadata": span.metadata, "model": span.model,
+            "resolved_model": span.resolved_model, "params": span.params, "prompt_tokens": span.prompt_tokens,
+            "completion_tokens": span.completion_tokens, "cost_usd": span.cost_usd, "cached": span.cached,
+            "prompt_name": span.prompt_name, "prompt_version": span.prompt_version,
+            "prompt_hash": span.prompt_hash, "user_id": a.user_id, "session_id": a.session_id, "tags": a.tags,
+            "environment": a.environment, "release": a.release, "trace_name": a.trace_name,
+            "trace_metadata": a.metadata})
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def score_json(score: ScoreRecord) -> str | None:
+    """The stored JSON of a score (the fields of :class:`ScoreRow`), or None (as :func:`span_json`)."""
+    try:
+        return _encode({
+            "score_id": score.score_id, "trace_id": score.trace_id, "span_id": score.span_id, "name": score.name,
+            "value": score.value, "status": score.status, "comment": score.comment, "source": score.source,
+            "metadata": score.metadata, "created_at": score.created_at})
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def span_columns(span: SpanRecord, data: str) -> tuple[Any, ...]:
+    """The ``spans`` table row of a span whose stored JSON is ``data``."""
+    return (span.span_id, span.trace_id, span.parent_id, span.name, span.kind, span.start_time, span.end_time,
+            span.status, span.prompt_name, span.prompt_version, span.model, span.cost_usd,
+            span.attributes.environment, data)
+
+
+def score_columns(score: ScoreRecord, data: str) -> tuple[Any, ...]:
+    """The ``scores`` table row of a score whose stored JSON is ``data``."""
+    return (score.score_id, score.trace_id, score.span_id, score.name, score.value, score.created_at, data)
+
+
 def _as_is(value: Any) -> Any:
     return value
 
@@ -261,6 +321,10 @@ class TraceStore:
                       s.model_dump_json()) for s in spans]
         score_rows = [(s.score_id, s.trace_id, s.span_id, s.name, s.value, s.created_at, s.model_dump_json())
                       for s in scores]
+        self.add_rows(span_rows, score_rows)
+
+    def add_rows(self, span_rows: Sequence[tuple[Any, ...]], score_rows: Sequence[tuple[Any, ...]]) -> None:
+        """Write table rows (:func:`span_columns`, :func:`score_columns`) in one transaction."""
         if not span_rows and not score_rows:
             return
         with self._lock:

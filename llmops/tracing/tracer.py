@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, evolve, new_span_id, new_trace_id
 from llmops.tracing.observe import _ATTRIBUTES, _CURRENT, ActiveSpan, span
 from llmops.tracing.redaction import RedactHook, Redactor
-from llmops.tracing.store import ScoreRow, SpanRow, TraceStore
+from llmops.tracing.store import (
+    ScoreRow,
+    SpanRow,
+    TraceStore,
+    score_columns,
+    score_json,
+    span_columns,
+    span_json,
+)
 
 if TYPE_CHECKING:
     from llmops.config import Settings
@@ -313,19 +321,36 @@ class Tracer:
     def _process(self, batch: list[SpanRecord | ScoreRecord]) -> None:
         spans: list[SpanRecord] = []
         scores: list[ScoreRecord] = []
+        span_rows: list[tuple[Any, ...]] = []
+        score_rows: list[tuple[Any, ...]] = []
+        redactor = self.redactor
+        # Each record is serialized once, in C, and the JSON is both what is stored and what the
+        # redactor checks: a record whose JSON cannot hold a secret is stored and exported as is.
+        # Only the others are walked value by value (and validated through the pydantic rows).
         for item in batch:
             try:
                 if isinstance(item, SpanRecord):
-                    spans.append(self.redactor.span(self._with_defaults(item)))
+                    span = self._with_defaults(item)
+                    data = span_json(span)
+                    if data is None or not redactor.clean_json(data):
+                        span = redactor.span(span)
+                        data = SpanRow.from_record(span, json_safe=True).model_dump_json()
+                    spans.append(span)
+                    span_rows.append(span_columns(span, data))
                 else:
-                    scores.append(self.redactor.score(item))
+                    score = item
+                    data = score_json(score)
+                    if data is None or not redactor.clean_json(data):
+                        score = redactor.score(score)
+                        data = ScoreRow.from_record(score, json_safe=True).model_dump_json()
+                    scores.append(score)
+                    score_rows.append(score_columns(score, data))
             except Exception:  # an unredactable item is dropped, never exported as is
                 with self._count_lock:
                     self._dropped += 1
         if self.store is not None:
             try:
-                self.store.add([SpanRow.from_record(s, json_safe=True) for s in spans],
-                               [ScoreRow.from_record(s, json_safe=True) for s in scores])
+                self.store.add_rows(span_rows, score_rows)
                 self._stored += len(spans)
             except Exception as exc:
                 self._store_errors += 1
