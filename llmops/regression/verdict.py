@@ -30,6 +30,7 @@ Lower ``gate.alpha`` for suites with many evaluators or variants.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Literal
 
@@ -40,8 +41,9 @@ from llmops.regression.baseline import (
     Baseline,
     BaselineSource,
     CaseRecord,
+    ScoreStats,
+    VariantRecord,
     aggregate_cases,
-    aggregate_variants,
 )
 from llmops.regression.stats import (
     bootstrap_mean_ci,
@@ -49,6 +51,7 @@ from llmops.regression.stats import (
     paired_permutation_test,
     wilson_interval,
 )
+from llmops.runner.results import ExactSum, by_group, group_key
 
 if TYPE_CHECKING:
     from llmops.runner.results import RunResult, UnitResult
@@ -377,20 +380,88 @@ def _provenance_notes(run: RunResult, baseline: Baseline, notes: list[str]) -> N
         notes.append(f"the baseline run was {source.status}: some cases may be missing")
 
 
-def _variant(prompt: str, model: str, units: list[UnitResult], baseline: Baseline | None,
+class _Totals:
+    """Unit counts and per-evaluator score aggregates of a set of units, built one unit at a time.
+
+    It yields the same :class:`VariantRecord` as :func:`aggregate_variants` over those units
+    (means are exact sums, like its ``fsum``) without holding the units.
+    """
+
+    def __init__(self) -> None:
+        self.counts = {"units": 0, "passed": 0, "failed": 0, "unmeasured": 0, "errors": 0, "skipped": 0}
+        self.scores: dict[str, tuple[ExactSum, list[int]]] = {}  # name -> (sum, [measured, unmeasured, errors])
+
+    def add(self, u: UnitResult) -> None:
+        self.counts["units"] += 1
+        self.counts[_STATUS_FIELD[u.status]] += 1
+        for sc in u.scores:
+            total, row = self.scores.setdefault(sc.name, (ExactSum(), [0, 0, 0]))
+            if sc.measured and sc.value is not None:
+                row[0] += 1
+                total.add(sc.value)
+            elif sc.status == "error":
+                row[2] += 1
+            else:
+                row[1] += 1
+
+    def record(self, prompt: str, model: str) -> VariantRecord | None:
+        if not self.counts["units"]:
+            return None
+        passed, failed = self.counts["passed"], self.counts["failed"]
+        scores = {name: ScoreStats(mean=total.value() / m if m else None, measured=m, unmeasured=un, errors=err)
+                  for name, (total, (m, un, err)) in sorted(self.scores.items())}
+        return VariantRecord(prompt=prompt, model=model, scores=scores,
+                             pass_rate=passed / (passed + failed) if passed + failed else None, **self.counts)
+
+
+_STATUS_FIELD = {"pass": "passed", "fail": "failed", "unmeasured": "unmeasured", "error": "errors",
+                 "skipped": "skipped"}
+
+
+class _VariantPass:
+    """One prompt × model during the streaming pass of :func:`judge_run`.
+
+    Per case it keeps only what the verdict needs: the ids of flaky cases always, and the case
+    records only when there is a baseline to compare them with (whose own records are in
+    memory anyway). Everything else is a running total.
+    """
+
+    def __init__(self, base_records: dict[str, CaseRecord], quarantine: bool) -> None:
+        self.base_records = base_records
+        self.base_flaky = {cid for cid, c in base_records.items() if c.flakiness.status == "flaky"}
+        self.quarantine = quarantine
+        self.everything = _Totals()
+        self.gated = _Totals()
+        self.flaky: list[str] = []
+        self.records: dict[str, CaseRecord] = {}
+
+    def add_case(self, units: list[UnitResult]) -> None:
+        (record,) = aggregate_cases(units)
+        cid = record.case_id
+        flaky = record.flakiness.status == "flaky" or cid in self.base_flaky
+        if flaky:
+            self.flaky.append(cid)
+        if self.base_records:
+            self.records[cid] = record
+        excluded = flaky and self.quarantine
+        for u in units:
+            self.everything.add(u)
+            if not excluded:
+                self.gated.add(u)
+
+
+def _variant(prompt: str, model: str, acc: _VariantPass, baseline: Baseline | None,
              match: tuple[str, str] | None, opts: _Options, notes: list[str]) -> VariantVerdict:
     gate = opts.gate
     name = f"{prompt} × {model}"
-    records = {c.case_id: c for c in aggregate_cases(units)}
-    base_records: dict[str, CaseRecord] = baseline.cases_of(*match) if baseline and match else {}
-    flaky = sorted({cid for cid, c in records.items() if c.flakiness.status == "flaky"}
-                   | {cid for cid, c in base_records.items()
-                      if cid in records and c.flakiness.status == "flaky"})
+    records = acc.records
+    base_records = acc.base_records
+    flaky = sorted(acc.flaky)
     quarantined = flaky if gate.quarantine_flaky else []
     excluded = set(quarantined)
-    (everything,) = aggregate_variants(units)
-    gated_units = [u for u in units if u.case_id not in excluded]
-    gated = aggregate_variants(gated_units)[0] if gated_units else None
+    everything = acc.everything.record(prompt, model)
+    assert everything is not None  # a variant exists because it has units
+    gated = acc.gated.record(prompt, model)
     failures: list[str] = []
 
     # ---- absolute gates ----
@@ -489,6 +560,28 @@ def _variant(prompt: str, model: str, units: list[UnitResult], baseline: Baselin
         missing_cases=missing, failures=failures)
 
 
+def _variant_keys(results: Sequence[UnitResult]) -> set[tuple[str, str]]:
+    keys = getattr(results, "variant_keys", None)
+    if callable(keys):  # a store-backed sequence answers from SQL instead of reading every result
+        return set(keys())
+    return {(r.prompt, r.model) for r in results}
+
+
+def _case_groups(results: Sequence[UnitResult]) -> Iterator[list[UnitResult]]:
+    """The results as lists of the repeats of one case × prompt × model."""
+    current: list[UnitResult] = []
+    key = ""
+    for r in by_group(results):
+        k = group_key(r)
+        if current and k != key:
+            yield current
+            current = []
+        key = k
+        current.append(r)
+    if current:
+        yield current
+
+
 def _regression_reason(name: str, c: MetricComparison, gate: Gate) -> str:
     level = f"{(c.confidence or 0) * 100:.0f}% CI"
     if c.kind == "pass_rate":
@@ -528,10 +621,7 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
     opts = _Options(gate, n_resamples, permutation_resamples, seed)
     notes: list[str] = []
     reasons: list[str] = []
-    groups: dict[tuple[str, str], list[UnitResult]] = {}
-    for r in run.results:
-        groups.setdefault((r.prompt, r.model), []).append(r)
-    variant_keys = sorted(groups)
+    variant_keys = sorted(_variant_keys(run.results))
     pairing: dict[tuple[str, str], tuple[str, str]] = {}
     if baseline is not None:
         pairing = _pairing(variant_keys, baseline, notes)
@@ -542,19 +632,34 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
     if run.manifest.status != "completed":
         notes.append(f"the run is {run.manifest.status.replace('_', ' ')}: "
                      "the verdict covers the units that ran")
-    variants = [_variant(p, m, groups[(p, m)], baseline, pairing.get((p, m)), opts, notes)
-                for p, m in variant_keys]
+    # One pass over the results in case order (read from the run store in that order when the
+    # run is stored): each case's repeats are aggregated together, then dropped.
+    accs: dict[tuple[str, str], _VariantPass] = {}
+    for p, m in variant_keys:
+        match = pairing.get((p, m))
+        accs[(p, m)] = _VariantPass(baseline.cases_of(*match) if baseline and match else {},
+                                    gate.quarantine_flaky)
+    total = errors = ran = 0
+    for units in _case_groups(run.results):
+        total += len(units)
+        errors += sum(u.status == "error" for u in units)
+        ran += sum(u.status != "skipped" for u in units)
+        key = (units[0].prompt, units[0].model)
+        if key not in accs:  # the results changed since their variants were listed
+            accs[key] = _VariantPass({}, gate.quarantine_flaky)
+            variant_keys = sorted(accs)
+        accs[key].add_case(units)
+    variants = [_variant(p, m, accs[(p, m)], baseline, pairing.get((p, m)), opts, notes)
+                for p, m in variant_keys if accs[(p, m)].everything.counts["units"]]
     for v in variants:
         reasons.extend(v.failures)
-    errors = sum(r.status == "error" for r in run.results)
-    ran = sum(r.status != "skipped" for r in run.results)
-    if not run.results:
+    if not total:
         reasons.append("the run has no results")
     elif not ran:
         reasons.append("no unit ran (all were skipped)")
-    if run.manifest.status in ("running", "interrupted") and len(run.results) < run.manifest.units:
+    if run.manifest.status in ("running", "interrupted") and total < run.manifest.units:
         # A run killed (or still going) must not pass CI on the units it happened to finish.
-        reasons.append(f"the run is incomplete: {len(run.results)} of {run.manifest.units} units have a "
+        reasons.append(f"the run is incomplete: {total} of {run.manifest.units} units have a "
                        f"result (resume it with `llmops run --resume {run.manifest.run_id}`)")
     too_many = _error_limit_exceeded(errors, ran, gate.max_errors)
     if too_many:
@@ -574,5 +679,5 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
             reasons.append(f"{errors} errored unit(s), within max_errors {gate.max_errors:g}"
                            if gate.max_errors is not None else f"{errors} errored unit(s), no limit set")
     return Verdict(passed=passed, exit_code=0 if passed else 1, reasons=reasons, notes=notes, gate=gate,
-                   baseline=baseline.source if baseline else None, units=len(run.results), errors=errors,
+                   baseline=baseline.source if baseline else None, units=total, errors=errors,
                    variants=variants)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from llmops.runner.results import RunResult, UnitResult, VariantSummary
@@ -78,11 +79,19 @@ def _snippet(text: str | None, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def failure_lines(results: list[UnitResult], limit: int = 20) -> list[str]:
+def failure_lines(results: Iterable[UnitResult], limit: int = 20) -> list[str]:
     """Readable lines for failed, errored and unmeasured units (plain text)."""
     lines: list[str] = []
-    bad = [r for r in results if r.status in ("fail", "error", "unmeasured")]
-    for r in bad[:limit]:
+    # Only the shown ones are kept: a failing run read from the store may have thousands.
+    bad: list[UnitResult] = []
+    more = 0
+    for r in results:
+        if r.status in ("fail", "error", "unmeasured"):
+            if len(bad) < limit:
+                bad.append(r)
+            else:
+                more += 1
+    for r in bad:
         lines.append(f"{r.status.upper():10} {r.case_id} [{r.prompt} × {r.model}] repeat {r.repeat}")
         if r.error:
             lines.append(f"           error: {_snippet(r.error, 300)}")
@@ -93,8 +102,8 @@ def failure_lines(results: list[UnitResult], limit: int = 20) -> list[str]:
                 value = "—" if s.value is None else f"{s.value:.2f}"
                 threshold = "" if s.threshold is None else f" (threshold {s.threshold:g})"
                 lines.append(f"           {s.name}: {s.status} {value}{threshold} — {_snippet(s.reason, 200)}")
-    if len(bad) > limit:
-        lines.append(f"... and {len(bad) - limit} more")
+    if more:
+        lines.append(f"... and {more} more")
     return lines
 
 

@@ -29,8 +29,8 @@ from llmops.llm.client import LLMClient
 from llmops.llm.types import Completion
 from llmops.prompts.registry import PromptRegistry
 from llmops.prompts.template import PromptVersion
-from llmops.runner.results import Manifest, RunResult, UnitResult, percentile, status_of, unit_key
-from llmops.runner.store import RunPlan, RunStore
+from llmops.runner.results import Manifest, RunResult, UnitResult, status_of, unit_key
+from llmops.runner.store import RunPlan, RunStore, StoredResults
 
 if TYPE_CHECKING:
     from llmops.tracing.tracer import Tracer
@@ -314,9 +314,10 @@ class Runner:
 
     async def execute(self, run_id: str, manifest: Manifest, done: set[str]) -> RunResult:
         """Run every unit not in ``done``; store each result as it completes."""
-        results: list[UnitResult] = self.store.results(run_id) if done else []
-        part = await self.execute_part(run_id, manifest, done, progress_total=manifest.units, collect=results)
-        return self.complete(run_id, manifest, [part], results)
+        # Results are not collected here: each is in the run store, and the returned run reads them
+        # from there (a 20,000-unit run's results as objects would take tens of MB).
+        part = await self.execute_part(run_id, manifest, done, progress_total=manifest.units)
+        return self.complete(run_id, manifest, [part])
 
     async def execute_part(self, run_id: str, manifest: Manifest, done: set[str],
                            part: tuple[int, int] | None = None, *, max_cost_usd: float | None = None,
@@ -396,33 +397,41 @@ class Runner:
 
     def complete(self, run_id: str, manifest: Manifest, parts: Sequence[PartStats],
                  results: list[UnitResult] | None = None) -> RunResult:
-        """Finish the run's manifest and return the run (``results``: all of them; None: read from the store)."""
-        if results is None:
-            results = self.store.results(run_id)
+        """Finish the run's manifest and return the run.
+
+        Args:
+            run_id: The run.
+            manifest: Its manifest as registered.
+            parts: What each process did.
+            results: All of its stored results, when a caller already holds them; None (the
+                default): the returned run reads them from the store when they are used.
+        """
         skipped = [UnitResult(case_id=c, prompt=p, model=m, repeat=r, status="skipped",
                               error="budget exhausted (max_cost_usd)")
                    for part in parts for c, p, m, r in part.skipped]
-        manifest = self._finish(manifest, results, sum(p.provider_calls for p in parts),
+        manifest = self._finish(manifest, run_id, sum(p.provider_calls for p in parts),
                                 "budget_exhausted" if skipped else "completed")
         self.store.update_manifest(manifest)
-        return RunResult(manifest=manifest, results=results + skipped)
+        if results is not None:
+            return RunResult(manifest=manifest, results=results + skipped)
+        return RunResult(manifest=manifest, results=StoredResults(self.store, run_id, skipped))
 
-    def _finish(self, manifest: Manifest, results: list[UnitResult], provider_calls: int,
-                status: str) -> Manifest:
-        latencies = [r.latency_s for r in results if r.latency_s is not None]
-        cached = sum(r.cached for r in results)
+    def _finish(self, manifest: Manifest, run_id: str, provider_calls: int, status: str) -> Manifest:
+        # Totals come from the stored rows (every result of the run, all processes included),
+        # summed a few columns at a time: no result object is built for them.
+        usage = self.store.usage(run_id)
         return manifest.model_copy(update={
             # A run extended item by item (pytest-xdist workers) grows past its first plan.
-            "units": max(manifest.units, len(results)),
-            "cache_hits": cached,
-            "cache_hit_rate": cached / len(results) if results else None,
+            "units": max(manifest.units, usage.units),
+            "cache_hits": usage.cache_hits,
+            "cache_hit_rate": usage.cache_hits / usage.units if usage.units else None,
             "provider_calls": manifest.provider_calls + provider_calls,
-            "prompt_tokens": sum(r.prompt_tokens for r in results),
-            "completion_tokens": sum(r.completion_tokens for r in results),
-            "cost_usd": sum(r.cost_usd for r in results),
-            "judge_cost_usd": sum(r.judge_cost_usd for r in results),
-            "latency_p50_s": percentile(latencies, 0.5),
-            "latency_p95_s": percentile(latencies, 0.95),
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cost_usd": usage.cost_usd,
+            "judge_cost_usd": usage.judge_cost_usd,
+            "latency_p50_s": usage.latency_percentiles.get(0.5),
+            "latency_p95_s": usage.latency_percentiles.get(0.95),
             "ended_at": time.time(),
             "status": status,
         })

@@ -6,10 +6,13 @@ store, baselines, reports), so they are pydantic models.
 
 from __future__ import annotations
 
-import statistics
+import math
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_serializer, field_validator
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from llmops.evaluators.base import Score
 
@@ -19,6 +22,62 @@ UnitStatus = Literal["pass", "fail", "unmeasured", "error", "skipped"]
 def unit_key(case_id: str, prompt_ref: str, model: str, repeat: int) -> str:
     """Stable identity of a unit of work inside a run."""
     return f"{case_id}|{prompt_ref}|{model}|{repeat}"
+
+
+def group_key(result: UnitResult) -> str:
+    """The unit key without the repeat: sorted by it, the repeats of a case × prompt × model are adjacent.
+
+    Unit keys (what the run store orders by) sort the same way, so stored and in-memory results merge.
+    """
+    return f"{result.case_id}|{result.prompt}|{result.model}|"
+
+
+def by_group(results: Iterable[UnitResult]) -> Iterator[UnitResult]:
+    """``results`` with the repeats of each case × prompt × model adjacent (see :func:`group_key`).
+
+    Results backed by the run store are read in that order from SQLite; others are sorted.
+    """
+    ordered = getattr(results, "by_unit", None)
+    if callable(ordered):
+        yield from ordered()
+    else:
+        yield from sorted(results, key=group_key)
+
+
+class ExactSum:
+    """A running float sum equal to ``math.fsum`` of everything added (Shewchuk's partials).
+
+    It keeps a few partials instead of every value, so a mean over a huge run is the same
+    correctly rounded number, in any order, without a list of all values.
+    """
+
+    __slots__ = ("_partials", "_special")
+
+    def __init__(self) -> None:
+        self._partials: list[float] = []
+        self._special: list[float] = []
+
+    def add(self, x: float) -> None:
+        """Add one value."""
+        if not math.isfinite(x):  # fsum has its own rules for inf/nan: let it apply them at the end
+            self._special.append(x)
+            return
+        i = 0
+        partials = self._partials
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                partials[i] = lo
+                i += 1
+            x = hi
+        partials[i:] = [x]
+
+    def value(self) -> float:
+        """The correctly rounded sum."""
+        return math.fsum(self._partials + self._special)
 
 
 class UnitResult(BaseModel):
@@ -116,41 +175,70 @@ class VariantSummary(BaseModel):
     judge_cost_usd: float = 0.0
 
 
-def summarize(results: list[UnitResult]) -> list[VariantSummary]:
-    """One summary per prompt × model, in first-seen order. Unmeasured scores never enter a mean."""
-    groups: dict[tuple[str, str], list[UnitResult]] = {}
-    for r in results:
-        groups.setdefault((r.prompt, r.model), []).append(r)
-    out: list[VariantSummary] = []
-    for (prompt, model), units in groups.items():
-        s = VariantSummary(prompt=prompt, model=model, units=len(units))
-        s.passed = sum(u.status == "pass" for u in units)
-        s.failed = sum(u.status == "fail" for u in units)
-        s.unmeasured = sum(u.status == "unmeasured" for u in units)
-        s.errors = sum(u.status == "error" for u in units)
-        s.skipped = sum(u.status == "skipped" for u in units)
+class _VariantAcc:
+    """Running aggregates of one prompt × model: a pass over the results, nothing kept per unit."""
+
+    def __init__(self, prompt: str, model: str) -> None:
+        self.summary = VariantSummary(prompt=prompt, model=model)
+        self.sums: dict[str, ExactSum] = {}  # evaluator name -> measured values, first-seen order
+        self.measured: dict[str, int] = {}
+        self.latencies = array("d")  # 8 bytes per unit: the percentiles need every latency
+
+    def add(self, u: UnitResult) -> None:
+        s = self.summary
+        s.units += 1
+        if u.status == "pass":
+            s.passed += 1
+        elif u.status == "fail":
+            s.failed += 1
+        elif u.status == "unmeasured":
+            s.unmeasured += 1
+        elif u.status == "error":
+            s.errors += 1
+        elif u.status == "skipped":
+            s.skipped += 1
+        for sc in u.scores:
+            if sc.name not in self.sums:
+                self.sums[sc.name] = ExactSum()
+                self.measured[sc.name] = 0
+                s.unmeasured_by_evaluator[sc.name] = 0
+            if sc.measured and sc.value is not None:
+                self.sums[sc.name].add(sc.value)
+                self.measured[sc.name] += 1
+            elif not sc.measured:
+                s.unmeasured_by_evaluator[sc.name] += 1
+        if u.latency_s is not None and u.status != "skipped":
+            self.latencies.append(u.latency_s)
+        s.prompt_tokens += u.prompt_tokens
+        s.completion_tokens += u.completion_tokens
+        s.cost_usd += u.cost_usd
+        s.judge_cost_usd += u.judge_cost_usd
+
+    def finish(self) -> VariantSummary:
+        s = self.summary
         decided = s.passed + s.failed
         s.pass_rate = s.passed / decided if decided else None
-        names: list[str] = []
-        for u in units:
-            for sc in u.scores:
-                if sc.name not in names:
-                    names.append(sc.name)
-        for name in names:
-            values = [sc.value for u in units for sc in u.scores
-                      if sc.name == name and sc.measured and sc.value is not None]
-            s.means[name] = statistics.fmean(values) if values else None
-            s.unmeasured_by_evaluator[name] = sum(
-                1 for u in units for sc in u.scores if sc.name == name and not sc.measured)
-        latencies = [u.latency_s for u in units if u.latency_s is not None and u.status != "skipped"]
+        # statistics.fmean is fsum / n: the exact sum gives the same mean.
+        s.means = {name: total.value() / self.measured[name] if self.measured[name] else None
+                   for name, total in self.sums.items()}
+        latencies = list(self.latencies)
         s.latency_p50_s = percentile(latencies, 0.5)
         s.latency_p95_s = percentile(latencies, 0.95)
-        s.prompt_tokens = sum(u.prompt_tokens for u in units)
-        s.completion_tokens = sum(u.completion_tokens for u in units)
-        s.cost_usd = sum(u.cost_usd for u in units)
-        s.judge_cost_usd = sum(u.judge_cost_usd for u in units)
-        out.append(s)
-    return out
+        return s
+
+
+def summarize(results: Iterable[UnitResult]) -> list[VariantSummary]:
+    """One summary per prompt × model, in first-seen order. Unmeasured scores never enter a mean.
+
+    One streaming pass: a run's results (possibly read from the run store) are never all held.
+    """
+    groups: dict[tuple[str, str], _VariantAcc] = {}
+    for r in results:
+        acc = groups.get((r.prompt, r.model))
+        if acc is None:
+            acc = groups[(r.prompt, r.model)] = _VariantAcc(r.prompt, r.model)
+        acc.add(r)
+    return [acc.finish() for acc in groups.values()]
 
 
 class Manifest(BaseModel):
@@ -190,10 +278,30 @@ class Manifest(BaseModel):
 
 
 class RunResult(BaseModel):
-    """A run: its manifest and every unit result."""
+    """A run: its manifest and every unit result.
+
+    Attributes:
+        manifest: What the run was.
+        results: Its unit results. A run made or loaded by the runner reads them from the run
+            store as they are used (:class:`llmops.runner.store.StoredResults`) instead of
+            holding them all; it behaves like a list (``len``, iteration, indexing, slicing).
+            ``list(run.results)`` materialises them.
+    """
 
     manifest: Manifest
-    results: list[UnitResult]
+    results: Sequence[UnitResult]
+
+    @field_validator("results", mode="wrap")
+    @classmethod
+    def _keep_lazy(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # A store-backed sequence is kept as is: validating it would read every row into a list.
+        if getattr(value, "by_unit", None) is not None and isinstance(value, Sequence):
+            return value
+        return list(handler(value))
+
+    @field_serializer("results", mode="wrap")
+    def _dump_results(self, value: Sequence[UnitResult], handler: SerializerFunctionWrapHandler) -> Any:
+        return handler(value if isinstance(value, list) else list(value))
 
     @property
     def run_id(self) -> str:

@@ -7,19 +7,20 @@ processes, e.g. pytest-xdist workers) write to one store at once.
 
 from __future__ import annotations
 
+import heapq
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from pydantic import BaseModel, ValidationError
 
 from llmops._sqlite import open_sqlite
 from llmops.errors import StoreError, UserError
-from llmops.runner.results import Manifest, RunResult, UnitResult
+from llmops.runner.results import Manifest, RunResult, UnitResult, group_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -157,26 +158,110 @@ class RunStore:
                              "'$.judge_cost_usd')) FROM results WHERE run_id = ?", (run_id,))
         return float(rows[0][0] or 0.0)
 
-    def iter_results(self, run_id: str, batch: int = 1000) -> Iterator[UnitResult]:
-        """Stream results without loading the whole run."""
+    def iter_results(self, run_id: str, batch: int = 1000, *, max_seq: int | None = None) -> Iterator[UnitResult]:
+        """Stream results without loading the whole run (``max_seq``: only rows stored up to it)."""
+        for (blob,) in self._paged(run_id, "result", batch, max_seq):
+            yield self._parse(UnitResult, blob, f"result in run {run_id}")
+
+    def _paged(self, run_id: str, columns: str, batch: int = 1000,
+               max_seq: int | None = None) -> Iterator[tuple[Any, ...]]:
+        """``columns`` of a run's rows in completion order, a batch per query (never all rows at once)."""
         last = 0
+        limit = max_seq if max_seq is not None else 2**62
         while True:
-            rows = self._execute("SELECT seq, result FROM results WHERE run_id = ? AND seq > ? "
-                                 "ORDER BY seq LIMIT ?", (run_id, last, batch))
+            rows = self._execute(f"SELECT seq, {columns} FROM results WHERE run_id = ? AND seq > ? AND seq <= ? "
+                                 "ORDER BY seq LIMIT ?", (run_id, last, limit, batch))
             if not rows:
                 return
-            for seq, blob in rows:
-                last = seq
+            for row in rows:
+                last = row[0]
+                yield tuple(row[1:])
+
+    def iter_results_by_unit(self, run_id: str, batch: int = 1000, *,
+                             max_seq: int | None = None) -> Iterator[UnitResult]:
+        """Stream results ordered by unit key, so the repeats of a case × prompt × model are adjacent.
+
+        The primary key index serves the order: nothing is sorted in memory.
+        """
+        last = ""
+        limit = max_seq if max_seq is not None else 2**62
+        while True:
+            rows = self._execute("SELECT unit, result FROM results WHERE run_id = ? AND unit > ? AND seq <= ? "
+                                 "ORDER BY unit LIMIT ?", (run_id, last, limit, batch))
+            if not rows:
+                return
+            for unit, blob in rows:
+                last = unit
                 yield self._parse(UnitResult, blob, f"result in run {run_id}")
+
+    def last_seq(self, run_id: str) -> int:
+        """The highest sequence number of a run's results (0 without results)."""
+        return int(self._execute("SELECT COALESCE(MAX(seq), 0) FROM results WHERE run_id = ?", (run_id,))[0][0])
+
+    def result_at(self, run_id: str, index: int, max_seq: int | None = None) -> UnitResult:
+        """The ``index``-th result (0-based, completion order) of a run."""
+        limit = max_seq if max_seq is not None else 2**62
+        rows = self._execute("SELECT result FROM results WHERE run_id = ? AND seq <= ? ORDER BY seq "
+                             "LIMIT 1 OFFSET ?", (run_id, limit, index))
+        if not rows:
+            raise IndexError(index)
+        return self._parse(UnitResult, rows[0][0], f"result in run {run_id}")  # type: ignore[no-any-return]
+
+    def variant_keys(self, run_id: str, max_seq: int | None = None) -> set[tuple[str, str]]:
+        """The (prompt, model) pairs a run's results cover, computed in SQL."""
+        limit = max_seq if max_seq is not None else 2**62
+        rows = self._execute("SELECT DISTINCT json_extract(result, '$.prompt'), json_extract(result, '$.model') "
+                             "FROM results WHERE run_id = ? AND seq <= ?", (run_id, limit))
+        return {(str(p), str(m)) for p, m in rows}
+
+    def usage(self, run_id: str) -> RunUsage:
+        """Totals of a run's stored results for its manifest, without holding the results.
+
+        The sums are taken in Python in completion order (the order the runner used to sum
+        them in), so they are the same floats as before; the latency percentiles come from
+        SQL's ORDER BY, exactly as :func:`percentile` would interpolate them.
+        """
+        out = RunUsage()
+        for p_tok, c_tok, cost, judge, cached in self._paged(
+                run_id, "json_extract(result, '$.prompt_tokens'), json_extract(result, '$.completion_tokens'), "
+                "json_extract(result, '$.cost_usd'), json_extract(result, '$.judge_cost_usd'), "
+                "json_extract(result, '$.cached')", batch=5000):
+            out.units += 1
+            out.prompt_tokens += int(p_tok or 0)
+            out.completion_tokens += int(c_tok or 0)
+            out.cost_usd += float(cost or 0.0)
+            out.judge_cost_usd += float(judge or 0.0)
+            out.cache_hits += bool(cached)
+        where = "run_id = ? AND json_extract(result, '$.latency_s') IS NOT NULL"
+        n = int(self._execute(f"SELECT COUNT(*) FROM results WHERE {where}", (run_id,))[0][0])
+        for q in (0.5, 0.95):
+            value: float | None = None
+            if n:
+                pos = q * (n - 1)
+                low = int(pos)
+                rows = self._execute(f"SELECT json_extract(result, '$.latency_s') FROM results WHERE {where} "
+                                     "ORDER BY 1 LIMIT 2 OFFSET ?", (run_id, low))
+                lo = float(rows[0][0])
+                hi = float(rows[1][0]) if len(rows) > 1 else lo
+                value = lo + (hi - lo) * (pos - low)
+            out.latency_percentiles[q] = value
+        return out
 
     def done_units(self, run_id: str) -> set[str]:
         """Keys of the units that already have a result."""
         return {r[0] for r in self._execute("SELECT unit FROM results WHERE run_id = ?", (run_id,))}
 
     def load(self, run_id: str) -> RunResult:
-        """A whole run (manifest and results)."""
+        """A whole run: its manifest, and its results read from the store as they are used.
+
+        Every row is parsed once here (and dropped), so a damaged row is a :class:`StoreError`
+        now rather than in the middle of a report.
+        """
         rid = self.resolve_id(run_id)
-        return RunResult(manifest=self.manifest(rid), results=self.results(rid))
+        results = StoredResults(self, rid)
+        for _ in results:
+            pass
+        return RunResult(manifest=self.manifest(rid), results=results)
 
     def runs(self, limit: int = 50) -> list[Manifest]:
         """Most recent runs first."""
@@ -195,6 +280,91 @@ class RunStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+class RunUsage:
+    """Totals over the stored results of a run (see :meth:`RunStore.usage`)."""
+
+    def __init__(self) -> None:
+        self.units = 0
+        self.cache_hits = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost_usd = 0.0
+        self.judge_cost_usd = 0.0
+        self.latency_percentiles: dict[float, float | None] = {}
+
+
+class StoredResults(Sequence[UnitResult]):
+    """The results of a run, read from the run store when used instead of held in memory.
+
+    It behaves like the list of results a run used to carry (``len``, iteration, indexing,
+    slicing, truthiness, ``==`` with a list): a 20,000-unit run's results as Python objects take
+    tens of MB, while this holds a store handle and a count. The rows are those stored when it
+    was made (a run still being written to does not change under a reader); ``extra`` results
+    (units skipped for the budget, never stored) follow them. Iterating again reads the store
+    again; ``list(results)`` materialises them when that is really wanted. Pickling (and
+    ``copy.deepcopy``) turns it into a plain list.
+
+    Args:
+        store: The run store.
+        run_id: The run.
+        extra: Results that follow the stored ones.
+    """
+
+    def __init__(self, store: RunStore, run_id: str, extra: Iterable[UnitResult] = ()) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.extra = tuple(extra)
+        self._max_seq = store.last_seq(run_id)
+        self._stored = store.count(run_id)
+
+    def __len__(self) -> int:
+        return self._stored + len(self.extra)
+
+    def __iter__(self) -> Iterator[UnitResult]:
+        yield from self.store.iter_results(self.run_id, max_seq=self._max_seq)
+        yield from self.extra
+
+    @overload
+    def __getitem__(self, index: int) -> UnitResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[UnitResult]: ...
+
+    def __getitem__(self, index: int | slice) -> UnitResult | list[UnitResult]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        n = len(self)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError("result index out of range")
+        if i >= self._stored:
+            return self.extra[i - self._stored]
+        return self.store.result_at(self.run_id, i, self._max_seq)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoredResults | list | tuple):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking, like the list it stands for
+
+    def __repr__(self) -> str:
+        return f"<StoredResults of run {self.run_id}: {len(self)} results>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self),))
+
+    def by_unit(self) -> Iterator[UnitResult]:
+        """The results ordered by unit key: the repeats of a case × prompt × model are adjacent."""
+        # Unit keys sort like their group keys, so the stored rows and the extra ones merge in order.
+        yield from heapq.merge(self.store.iter_results_by_unit(self.run_id, max_seq=self._max_seq),
+                               sorted(self.extra, key=group_key), key=group_key)
+
+    def variant_keys(self) -> set[tuple[str, str]]:
+        """The (prompt, model) pairs of the results."""
+        return self.store.variant_keys(self.run_id, self._max_seq) | {(r.prompt, r.model) for r in self.extra}
 
 
 def dumps(data: Any) -> str:
