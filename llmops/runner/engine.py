@@ -321,8 +321,7 @@ class Runner:
 
     async def execute_part(self, run_id: str, manifest: Manifest, done: set[str],
                            part: tuple[int, int] | None = None, *, max_cost_usd: float | None = None,
-                           progress_total: int | None = None,
-                           collect: list[UnitResult] | None = None) -> PartStats:
+                           progress_total: int | None = None) -> PartStats:
         """Run this process's share of the units not in ``done``, streaming each result to the store.
 
         Args:
@@ -332,8 +331,6 @@ class Runner:
             part: ``(i, n)``, 1-based: every n-th unit starting at the i-th; None: all units.
             max_cost_usd: This part's budget (default: the runner's).
             progress_total: Show a progress bar over this many units (None: no bar).
-            collect: Append each result here too (the objects made here are smaller than the
-                same results read back from the store: their strings are shared).
         """
         todo = (u for k, u in enumerate(self.units())
                 if (part is None or k % part[1] == part[0] - 1) and u.key not in done)
@@ -369,8 +366,6 @@ class Runner:
                 budget.record(result.cost_usd + result.judge_cost_usd)
                 self.store.add_result(run_id, result)
                 stats.units += 1
-                if collect is not None:
-                    collect.append(result)
                 if self.on_result is not None:
                     self.on_result(result)
                 if progress is not None:

@@ -114,11 +114,10 @@ def execute_in_processes(runner: Runner, run_id: str, manifest: Manifest, done: 
     runner.on_result = record
     client.concurrency = shares[0]
     parts: list[PartStats] = []
-    own: list[UnitResult] = []
     failed = False
     try:
         parts.append(run_sync(runner.execute_part(run_id, manifest, done, (1, processes), max_cost_usd=budget,
-                                                  progress_total=manifest.units, collect=own)))
+                                                  progress_total=manifest.units)))
     finally:
         for pid, read_fd in children:
             data = _read_all(read_fd)
@@ -135,15 +134,14 @@ def execute_in_processes(runner: Runner, run_id: str, manifest: Manifest, done: 
             finished = runner.store.done_units(run_id)
             remaining = None if budget is None else budget * processes - runner.store.spent(run_id)
             parts.append(run_sync(runner.execute_part(run_id, manifest, finished, None,
-                                                      max_cost_usd=remaining, collect=own)))
+                                                      max_cost_usd=remaining)))
     finally:
         runner.on_result = callback
-    others = [r for r in runner.store.iter_results(run_id) if r.key not in own_keys]
-    if callback is not None:  # the children's results, now that they are in the store
-        for result in others:
-            if result.key not in done:
+    if callback is not None:  # the children's results, now that they are in the store (streamed)
+        for result in runner.store.iter_results(run_id):
+            if result.key not in own_keys and result.key not in done:
                 callback(result)
-    return runner.complete(run_id, manifest, parts, own + others)
+    return runner.complete(run_id, manifest, parts)  # results read from the store, not held
 
 
 def _child(runner: Runner, run_id: str, manifest: Manifest, done: set[str], part: tuple[int, int],
