@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,11 +106,14 @@ def _validation_error(exc: ValidationError, path: Path, root: yaml.Node | None,
     return EvalsetError(f"{key}: {err['msg']}", file=path, line=line, key=key, hint=hint)
 
 
-def _load_cases_file(path: Path) -> list[tuple[dict[str, Any], int]]:
+def _load_cases_file(path: Path) -> Iterator[tuple[dict[str, Any], int]]:
+    """Yield each row of a bulk cases file with its line.
+
+    One at a time: a 20k-case file never exists twice in memory, as rows and as cases.
+    """
     text = _read_text(path)
-    rows: list[tuple[dict[str, Any], int]] = []
     if path.suffix.lower() == ".jsonl":
-        rows.extend(json_objects(text, path, EvalsetError))
+        yield from json_objects(text, path, EvalsetError)
     elif path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text))
         for index, row in enumerate(reader):
@@ -123,17 +127,25 @@ def _load_cases_file(path: Path) -> list[tuple[dict[str, Any], int]]:
                     case["contexts"] = [c for c in (value or "").split("||") if c.strip()]
                 else:
                     case["inputs"][column] = value
-            rows.append((case, index + 2))
+            yield case, index + 2
     else:
         raise EvalsetError("cases_file must be .jsonl or .csv", file=path)
-    return rows
 
 
 def dataset_hash(cases: list[Case]) -> str:
-    """Canonical hash of a list of cases."""
-    blob = json.dumps([c.model_dump(mode="json", by_alias=True) for c in cases], sort_keys=True,
-                      ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    """Canonical hash of a list of cases: sha256 of their JSON array (sorted keys), built case by case.
+
+    Byte for byte the JSON ``json.dumps([...], sort_keys=True, ensure_ascii=False)`` would make,
+    so hashes stay comparable with earlier runs, without holding that whole document in memory.
+    """
+    digest = hashlib.sha256(b"[")
+    for index, case in enumerate(cases):
+        if index:
+            digest.update(b", ")
+        digest.update(json.dumps(case.model_dump(mode="json", by_alias=True), sort_keys=True,
+                                 ensure_ascii=False).encode("utf-8"))
+    digest.update(b"]")
+    return digest.hexdigest()
 
 
 def load_suite(path: Path | str) -> LoadedSuite:
@@ -165,6 +177,7 @@ def load_suite(path: Path | str) -> LoadedSuite:
     files = [suite.cases_file] if isinstance(suite.cases_file, str) else list(suite.cases_file or [])
     for name in files:
         bulk = (path.parent / name).resolve()
+        bulk_name = str(bulk)  # one string shared by every case's location
         for row, line in _load_cases_file(bulk):
             try:
                 case = Case.model_validate(row)
@@ -174,7 +187,7 @@ def load_suite(path: Path | str) -> LoadedSuite:
                 where = case_lines[case.id]
                 raise EvalsetError(f"duplicate case id '{case.id}' (also at {where[0]}:{where[1]})",
                                    file=bulk, line=line, key="id")
-            case_lines[case.id] = (str(bulk), line)
+            case_lines[case.id] = (bulk_name, line)
             cases.append(case)
     if not suite.prompts:
         raise EvalsetError("suite names no prompt", file=path, line=1, key="prompt",
