@@ -171,7 +171,7 @@ class SuiteFile(pytest.File):
 
     def _start(self) -> _SuiteRun:
         from llmops.runner.engine import Runner, new_run_id
-        from llmops.tracing import get_tracer
+        from llmops.tracing.tracer import run_tracer
 
         settings = _settings(self.config)
         from llmops.llm.client import LLMClient
@@ -180,7 +180,7 @@ class SuiteFile(pytest.File):
         models = self.config.getoption("llmops_model") or self.loaded.suite.models or [settings.default_model]
         self._runner = Runner(self.loaded, settings=settings, client=LLMClient(settings), store=_store(self.config),
                               models=models, repeat=self.config.getoption("llmops_repeat"), progress=False,
-                              tracer=get_tracer(settings), only=set())
+                              tracer=run_tracer(settings), only=set())
         worker = _worker(self.config)
         run_id = new_run_id() + (f"-{worker}" if worker else "")
         self._manifest = self._runner.new_manifest(run_id)

@@ -58,13 +58,13 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("give a SUITE to run (or --resume RUN_ID)", key="suite")
     check_output_path(args.markdown, "--markdown")
     check_output_path(args.html, "--html")
-    from llmops.tracing import get_tracer
+    from llmops.tracing.tracer import run_tracer
 
     outcome = run_and_gate(
         args.suite, settings=settings, models=args.models, prompts=args.prompts, repeat=args.repeat,
         seed=args.seed, max_cost_usd=args.max_cost_usd, max_errors=args.max_errors, shard=args.shard,
         resume=args.resume, baseline=args.baseline, update_baseline=args.update_baseline,
-        progress=False if args.no_progress else None, tracer=get_tracer(settings),
+        progress=False if args.no_progress else None, tracer=run_tracer(settings),
         workers=_workers(args.workers))
     _write_reports(args, outcome, settings)
     if args.json:
