@@ -12,6 +12,15 @@ from pathlib import Path
 
 from llmops.errors import StoreError
 
+QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
 
 def open_sqlite(path: Path, schema: str, *, what: str, hint: str, timeout: float = 30.0,
                 format_version: str | None = None, setting: str = "") -> sqlite3.Connection:
@@ -45,9 +54,13 @@ def open_sqlite(path: Path, schema: str, *, what: str, hint: str, timeout: float
                 conn.close()
                 raise StoreError(f"{path}: {what} format {row[0]}, expected {format_version}",
                                  hint=f"use a new {setting or 'path'}, or the llmops version that wrote it")
-        check = conn.execute("PRAGMA quick_check").fetchone()
-        if check and check[0] != "ok":
-            raise sqlite3.DatabaseError(check[0])
+        # quick_check reads every page: on a store grown over months it would cost more than the
+        # command itself, on every command. Beyond the cap, damage is reported (as StoreError,
+        # see each store's queries) by the first read that touches a damaged page.
+        if _size(path) <= QUICK_CHECK_MAX_BYTES:
+            check = conn.execute("PRAGMA quick_check").fetchone()
+            if check and check[0] != "ok":
+                raise sqlite3.DatabaseError(check[0])
     except sqlite3.DatabaseError as exc:
         if conn is not None:
             conn.close()

@@ -178,6 +178,22 @@ def test_damaged_run_store_is_a_store_error_with_a_hint(project: Path, settings:
     assert main(["run", "evalsets/tiny.yaml", "--no-progress"]) == 2
 
 
+@pytest.mark.parametrize("how", DAMAGE)
+def test_damage_in_a_store_too_large_for_the_open_check_is_still_a_store_error(
+        project: Path, settings: Settings, how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stores above QUICK_CHECK_MAX_BYTES skip the whole-file check at open (it would read every
+    # page on every command); damage must then surface as StoreError when it is read.
+    monkeypatch.setattr("llmops._sqlite.QUICK_CHECK_MAX_BYTES", 0)
+    _small_run(project, settings)
+    store_path = project / ".llmops" / "runs.sqlite"
+    _damage(store_path, how)
+    with pytest.raises(StoreError) as info:
+        store = RunStore(store_path)
+        for m in store.runs():
+            list(store.load(m.run_id).results)
+    assert str(store_path) in str(info.value)
+
+
 def test_corrupted_result_row_is_detected(project: Path, settings: Settings) -> None:
     run_id = _small_run(project, settings)
     store_path = project / ".llmops" / "runs.sqlite"
