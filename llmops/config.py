@@ -85,6 +85,18 @@ class Settings(BaseModel):
         return p if p.is_absolute() else self.root / p
 
     @property
+    def traces_eval_runs(self) -> bool:
+        """Whether an eval run records traces of its units.
+
+        A replay (``cache = "read-only"``) calls no provider: every answer comes from the cache and
+        every result and score goes to the run store, so under ``tracing = "auto"`` it records no
+        traces (a 2,000-case replay would write 10,000 records copying what the run store holds,
+        and every CI replay would show in Langfuse as new eval traces). ``tracing = "local"`` or
+        ``"langfuse"`` traces replays too; ``"off"`` traces nothing.
+        """
+        return self.tracing != "off" and not (self.tracing == "auto" and self.cache == "read-only")
+
+    @property
     def prompts_path(self) -> Path:
         """Absolute prompts directory."""
         return self.path(self.prompts_dir)

@@ -251,8 +251,12 @@ def create_evaluator(kind: str, *, name: str | None = None, threshold: float | N
     Raises:
         EvalsetError: for an unknown kind (with a suggestion) or bad parameters.
     """
-    _load_builtins()
+    if kind not in _REGISTRY:
+        import llmops.evaluators.deterministic  # noqa: F401  (registers the cheap, common kinds)
     factory = _REGISTRY.get(kind)
+    if factory is None:  # the other built-in modules cost ~50 ms of imports: only when needed
+        _load_builtins()
+        factory = _REGISTRY.get(kind)
     if factory is None:
         raise EvalsetError(f"unknown evaluator '{kind}'", key=kind,
                            hint=did_you_mean(kind, _REGISTRY) or f"known: {', '.join(sorted(_REGISTRY))}")

@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import datetime
-import email.utils
 import functools
 import json
 import logging
@@ -479,6 +478,8 @@ def _retry_after(exc: BaseException) -> float | None:
         return max(0.0, float(raw))
     except (TypeError, ValueError):
         pass
+    import email.utils  # only for this rare form: a replay need not import the email package
+
     try:  # the HTTP-date form: "Wed, 21 Oct 2026 07:28:00 GMT"
         when = email.utils.parsedate_to_datetime(str(raw))
     except (TypeError, ValueError, IndexError):

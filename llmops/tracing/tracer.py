@@ -595,17 +595,8 @@ def get_tracer(settings: Settings | None = None) -> Tracer:
 
 
 def run_tracer(settings: Settings) -> Tracer | None:
-    """The tracer for an eval run's units, or None when the run should record no traces.
-
-    A replay (``cache = "read-only"``) calls no provider: every answer comes from the cache and
-    every result and score goes to the run store, so under ``tracing = "auto"`` it records no
-    traces (10,000 records for a 2,000-case replay would copy what the run store holds, and
-    would show every CI replay in Langfuse as new eval traces). ``tracing = "local"`` or
-    ``"langfuse"`` traces replays too.
-    """
-    if settings.tracing == "auto" and settings.cache == "read-only":
-        return None
-    return get_tracer(settings)
+    """The tracer for an eval run's units, or None (see :attr:`llmops.config.Settings.traces_eval_runs`)."""
+    return get_tracer(settings) if settings.traces_eval_runs else None
 
 
 def set_tracer(tracer: Tracer, settings: Settings | None = None) -> None:
