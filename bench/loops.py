@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 T0 = time.perf_counter()
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -72,6 +73,8 @@ async def client_loop(base: str, n: int, concurrency: int) -> int:
     client = LLMClient(client_settings(base, concurrency))
     for tracer in CLIENT_TRACER:
         tracer.attach(client)  # type: ignore[attr-defined]
+        # The tracer's work on the calling thread, timed where it happens (see TRACE_CPU).
+        client.observers = [_timed_observer(o) if o is tracer else o for o in client.observers]
 
     async def one(i: int) -> str:
         c = await client.acomplete(messages(i), "bench", {"temperature": 0, "max_tokens": 32})
@@ -79,6 +82,42 @@ async def client_loop(base: str, n: int, concurrency: int) -> int:
 
     out = await asyncio.gather(*(one(i) for i in range(n)))
     return sum(1 for o in out if o)
+
+
+# CPU seconds spent in tracing, measured directly: the tracer's observer on the calling thread,
+# plus every thread tracing started (its writer, the OpenTelemetry processor, the Langfuse SDK's
+# consumers). Two whole runs differ by ±10% on these shared cores; this attribution does not.
+TRACE_CPU = [0.0]
+_NOT_TRACING_THREADS = ("MainThread", "llmops-litellm", "asyncio", "ThreadPoolExecutor")
+
+
+def _timed_observer(observer: Any) -> Any:
+    def timed(record: Any) -> None:
+        start = time.thread_time()
+        try:
+            observer(record)
+        finally:
+            TRACE_CPU[0] += time.thread_time() - start
+
+    return timed
+
+
+def tracing_threads_cpu() -> float:
+    """CPU seconds used so far by the threads tracing runs (Linux: /proc/self/task)."""
+    import threading
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for thread in threading.enumerate():
+        if thread.name.startswith(_NOT_TRACING_THREADS) or thread.native_id is None:
+            continue
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def client_settings(base: str, concurrency: int, tracing: str = "off") -> object:
@@ -123,6 +162,7 @@ def main() -> None:
                 CLIENT_TRACER.append(tracer)
         result["import_s"] = time.perf_counter() - t
         profiler = _profiler(args.profile)
+        threads_before = tracing_threads_cpu()
         t = time.perf_counter()
         cpu = time.process_time()
         result["answers"] = asyncio.run(loop_fn(args.base, args.n, args.concurrency))
@@ -134,6 +174,8 @@ def main() -> None:
             tracer.flush(30)  # type: ignore[attr-defined]
             result["flush_s"] = time.perf_counter() - t
             result["traced"] = tracer.stats().recorded  # type: ignore[attr-defined]
+        if CLIENT_TRACER:  # after the flush: the writer's work for these calls is done
+            result["trace_cpu_s"] = TRACE_CPU[0] + tracing_threads_cpu() - threads_before
     result["total_s"] = time.perf_counter() - T0
     print(json.dumps(result), flush=True)
 
