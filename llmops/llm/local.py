@@ -7,6 +7,7 @@ contexts are not thread-safe); the LiteLLM adapter runs them off the event loop.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import threading
@@ -132,7 +133,25 @@ class LocalRuntime:
                     self._models[path] = Llama(model_path=str(path), n_ctx=self.n_ctx, verbose=False,
                                                n_threads=self.n_threads, seed=0)
                 self._locks[path] = threading.Lock()
+                if len(self._models) == 1:
+                    # Freed before the interpreter tears its modules down: llama-cpp-python's own
+                    # __del__ runs too late at exit and prints "TypeError: 'NoneType' object is
+                    # not callable" after every run that used the embedded model.
+                    atexit.register(self.close)
             return self._models[path], self._locks[path]
+
+    def close(self) -> None:
+        """Free every loaded model (one still generating in another thread is left to the OS)."""
+        with self._guard:
+            for path, model in list(self._models.items()):
+                lock = self._locks[path]
+                if not lock.acquire(blocking=False):
+                    continue
+                try:
+                    model.close()
+                finally:
+                    lock.release()
+                del self._models[path], self._locks[path]
 
     def generate(self, name: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> LocalResult:
         """Run one chat completion (blocking; call it from a worker thread)."""
