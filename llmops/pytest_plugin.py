@@ -170,8 +170,7 @@ class SuiteFile(pytest.File):
         return suite_run.results.get(wanted, [])
 
     def _start(self) -> _SuiteRun:
-        from llmops.runner.engine import Runner, new_run_id
-        from llmops.tracing.tracer import run_tracer
+        from llmops.runner.engine import Runner, new_run_id, run_tracer
 
         settings = _settings(self.config)
         from llmops.llm.client import LLMClient

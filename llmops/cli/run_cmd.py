@@ -16,7 +16,6 @@ from llmops.cli._common import (
 
 if TYPE_CHECKING:
     from llmops.config import Settings
-    from llmops.tracing.tracer import Tracer
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,6 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run(args: argparse.Namespace) -> int:
     from llmops.errors import UserError
     from llmops.gate import run_and_gate
+    from llmops.runner.engine import run_tracer
 
     settings = settings_from(args)
     if args.dry_run:
@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         args.suite, settings=settings, models=args.models, prompts=args.prompts, repeat=args.repeat,
         seed=args.seed, max_cost_usd=args.max_cost_usd, max_errors=args.max_errors, shard=args.shard,
         resume=args.resume, baseline=args.baseline, update_baseline=args.update_baseline,
-        progress=False if args.no_progress else None, tracer=_tracer(settings),
+        progress=False if args.no_progress else None, tracer=run_tracer(settings),
         workers=_workers(args.workers))
     _write_reports(args, outcome, settings)
     if args.json:
@@ -96,14 +96,6 @@ def _write_reports(args: argparse.Namespace, outcome: object, settings: Settings
         from llmops.reports.html import render_html
 
         write_output(args.html, render_html(run, verdict=verdict, trust=trust), "--html")
-
-
-def _tracer(settings: Settings) -> Tracer | None:
-    if not settings.traces_eval_runs:  # e.g. a replay: not even the tracing modules are imported
-        return None
-    from llmops.tracing.tracer import get_tracer
-
-    return get_tracer(settings)
 
 
 def _workers(requested: int) -> int:

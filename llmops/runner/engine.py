@@ -87,6 +87,18 @@ def plan_units(suite: LoadedSuite, prompts: Sequence[str], models: Sequence[str]
                     yield Unit(case=case, prompt=prompt, model=model, repeat=r)
 
 
+def run_tracer(settings: Settings) -> Tracer | None:
+    """The tracer for an eval run's units, or None (see :attr:`llmops.config.Settings.traces_eval_runs`).
+
+    Decided before anything of tracing is imported: a replay does not pay for those modules.
+    """
+    if not settings.traces_eval_runs:
+        return None
+    from llmops.tracing.tracer import get_tracer
+
+    return get_tracer(settings)
+
+
 def new_run_id() -> str:
     """Sortable, unique run id: ``YYYYmmdd-HHMMSS-xxxxxx``."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)

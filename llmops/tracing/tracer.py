@@ -594,11 +594,6 @@ def get_tracer(settings: Settings | None = None) -> Tracer:
     return tracer
 
 
-def run_tracer(settings: Settings) -> Tracer | None:
-    """The tracer for an eval run's units, or None (see :attr:`llmops.config.Settings.traces_eval_runs`)."""
-    return get_tracer(settings) if settings.traces_eval_runs else None
-
-
 def set_tracer(tracer: Tracer, settings: Settings | None = None) -> None:
     """Use ``tracer`` as the process-wide tracer for ``settings`` (default: the current project)."""
     global _default_tracer

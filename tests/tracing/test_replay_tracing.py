@@ -8,8 +8,9 @@ import pytest
 
 from llmops.cli import main
 from llmops.config import load_settings
+from llmops.runner.engine import run_tracer
 from llmops.tracing.store import TraceStore
-from llmops.tracing.tracer import get_tracer, run_tracer
+from llmops.tracing.tracer import get_tracer
 
 SUITE = "prompt: rag_answer@2\nmodels: [fake/echo]\ncases:\n  - {id: a, inputs: {question: q1}}\n" \
         "  - {id: b, inputs: {question: q2}}\n"
