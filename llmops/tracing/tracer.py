@@ -19,10 +19,10 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, evolve, new_span_id, new_trace_id
 from llmops.tracing.observe import _ATTRIBUTES, _CURRENT, ActiveSpan, span
@@ -330,21 +330,15 @@ class Tracer:
         for item in batch:
             try:
                 if isinstance(item, SpanRecord):
-                    span = self._with_defaults(item)
-                    data = span_json(span)
-                    if data is None or not redactor.clean_json(data):
-                        span = redactor.span(span)
-                        data = SpanRow.from_record(span, json_safe=True).model_dump_json()
+                    span, row = _stored_form(self._with_defaults(item), span_json, redactor.span, _span_row_json,
+                                             span_columns, redactor)
                     spans.append(span)
-                    span_rows.append(span_columns(span, data))
+                    span_rows.append(row)
                 else:
-                    score = item
-                    data = score_json(score)
-                    if data is None or not redactor.clean_json(data):
-                        score = redactor.score(score)
-                        data = ScoreRow.from_record(score, json_safe=True).model_dump_json()
+                    score, row = _stored_form(item, score_json, redactor.score, _score_row_json, score_columns,
+                                              redactor)
                     scores.append(score)
-                    score_rows.append(score_columns(score, data))
+                    score_rows.append(row)
             except Exception:  # an unredactable item is dropped, never exported as is
                 with self._count_lock:
                     self._dropped += 1
@@ -592,6 +586,28 @@ def get_tracer(settings: Settings | None = None) -> Tracer:
     for old in evicted:  # outside the lock: shutdown may wait for a flush
         old.shutdown(timeout_s=1.0)
     return tracer
+
+
+_R = TypeVar("_R", SpanRecord, ScoreRecord)
+
+
+def _stored_form(record: _R, to_json: Callable[[_R], str | None], redact: Callable[[_R], _R],
+                 row_json: Callable[[_R], str], columns: Callable[[_R, str], tuple[Any, ...]],
+                 redactor: Redactor) -> tuple[_R, tuple[Any, ...]]:
+    """A record as it is stored and exported: redacted only if its JSON may hold a secret."""
+    data = to_json(record)
+    if data is None or not redactor.clean_json(data):
+        record = redact(record)
+        data = row_json(record)
+    return record, columns(record, data)
+
+
+def _span_row_json(span: SpanRecord) -> str:
+    return SpanRow.from_record(span, json_safe=True).model_dump_json()
+
+
+def _score_row_json(score: ScoreRecord) -> str:
+    return ScoreRow.from_record(score, json_safe=True).model_dump_json()
 
 
 def set_tracer(tracer: Tracer, settings: Settings | None = None) -> None:
