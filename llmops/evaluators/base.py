@@ -147,6 +147,9 @@ class Evaluator:
     version: ClassVar[str] = "1"
     default_threshold: ClassVar[float | None] = 0.5
     needs_llm: ClassVar[bool] = False
+    #: Scores from the sample alone and never awaits anything (no I/O, no model call): the
+    #: runner awaits it in line instead of giving it a task of its own.
+    local: ClassVar[bool] = False
 
     def __init__(self, *, name: str | None = None, threshold: float | None = None) -> None:
         self.name = name or self.kind

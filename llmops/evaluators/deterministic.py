@@ -31,6 +31,7 @@ class Equals(Evaluator):
     """Output equals ``value`` (or the case's expected), after optional strip/lowercase."""
 
     version = "1"
+    local = True
     default_threshold: ClassVar[float | None] = 1.0
 
     def __init__(self, *, value: str | None = None, ignore_case: bool = False, strip: bool = True,
@@ -57,6 +58,7 @@ class Contains(Evaluator):
     """
 
     version = "1"
+    local = True
     default_threshold: ClassVar[float | None] = 1.0
     negate: ClassVar[bool] = False
 
@@ -95,6 +97,7 @@ class Regex(Evaluator):
     """Output matches a regular expression (``search`` semantics; ``full: true`` for fullmatch)."""
 
     version = "1"
+    local = True
     default_threshold: ClassVar[float | None] = 1.0
 
     def __init__(self, *, pattern: str, ignore_case: bool = False, full: bool = False,
@@ -119,6 +122,7 @@ class StartsWith(Evaluator):
     """Output (stripped) starts with the value."""
 
     version = "1"
+    local = True
     default_threshold: ClassVar[float | None] = 1.0
 
     def __init__(self, *, value: str | None = None, ignore_case: bool = True, **kw: Any) -> None:
@@ -148,6 +152,7 @@ class IsJson(Evaluator):
     """Output parses as JSON (a Markdown code fence around it is tolerated)."""
 
     version = "1"
+    local = True
     default_threshold: ClassVar[float | None] = 1.0
 
     async def score(self, sample: Sample, ctx: EvalContext) -> tuple[float, str]:
@@ -164,6 +169,7 @@ class JsonSchema(Evaluator):
     """Output is JSON valid against a JSON Schema (given inline as ``schema``)."""
 
     version = "1"
+    local = True
     default_threshold: ClassVar[float | None] = 1.0
 
     def __init__(self, *, schema: dict[str, Any], **kw: Any) -> None:
@@ -194,6 +200,7 @@ class Length(Evaluator):
     """Output length within bounds, in ``chars`` (default) or ``words``."""
 
     version = "1"
+    local = True
     default_threshold: ClassVar[float | None] = 1.0
 
     def __init__(self, *, min: int | None = None, max: int | None = None, unit: str = "chars",
@@ -220,6 +227,7 @@ class Latency(Evaluator):
     """The call's latency is at most ``max_s`` seconds (unmeasured for cache hits)."""
 
     version = "1"
+    local = True
     default_threshold: ClassVar[float | None] = 1.0
 
     def __init__(self, *, max_s: float, **kw: Any) -> None:
@@ -241,6 +249,7 @@ class Cost(Evaluator):
     """The call's cost is at most ``max_usd``."""
 
     version = "1"
+    local = True
     default_threshold: ClassVar[float | None] = 1.0
 
     def __init__(self, *, max_usd: float, **kw: Any) -> None:

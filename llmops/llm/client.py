@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import datetime
 import functools
@@ -19,7 +20,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -189,6 +190,30 @@ def _keep_own_error(err: LLMOpsError) -> None:
     box = _own_errors.get()
     if box is not None:
         box.append(err)
+
+
+# ---- provider calls counted per context ------------------------------------------------------
+# A runner opens a tally per unit; every provider call made in that context (the unit's own
+# call, and judge or regeneration calls in the tasks it starts, which copy the context) adds
+# one. A unit that made none was answered by the cache alone and costs nothing to redo.
+_call_tally: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("llmops_call_tally", default=None)
+
+
+@contextlib.contextmanager
+def tally_provider_calls() -> Iterator[list[int]]:
+    """Count the provider calls made inside the block (in this context): ``tally[0]``."""
+    tally = [0]
+    token = _call_tally.set(tally)
+    try:
+        yield tally
+    finally:
+        _call_tally.reset(token)
+
+
+def _count_call() -> None:
+    tally = _call_tally.get()
+    if tally is not None:
+        tally[0] += 1
 
 
 # ---- litellm, imported once and lazily ---------------------------------------------------
@@ -756,6 +781,7 @@ class LLMClient:
         litellm = _litellm()
         async with self._semaphore(resolved):
             self.provider_calls += 1
+            _count_call()
             start = time.perf_counter()
             try:
                 response = await asyncio.wait_for(
@@ -815,6 +841,7 @@ class LLMClient:
             self.max_in_flight[resolved] = max(self.max_in_flight.get(resolved, 0),
                                                self.in_flight[resolved])
             self.provider_calls += 1
+            _count_call()
             start = time.perf_counter()
             own_errors: list[LLMOpsError] = []
             box = _own_errors.set(own_errors)

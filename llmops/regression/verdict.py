@@ -436,13 +436,16 @@ class _VariantPass:
         self.records: dict[str, CaseRecord] = {}
 
     def add_case(self, units: list[UnitResult]) -> None:
-        (record,) = aggregate_cases(units)
-        cid = record.case_id
-        flaky = record.flakiness.status == "flaky" or cid in self.base_flaky
+        cid = units[0].case_id
+        if self.base_records:
+            (record,) = aggregate_cases(units)
+            self.records[cid] = record
+            flaky = record.flakiness.status == "flaky"
+        else:  # nothing to compare the case with: only whether it is flaky matters (as flakiness_from_counts)
+            flaky = any(u.status == "pass" for u in units) and any(u.status == "fail" for u in units)
+        flaky = flaky or cid in self.base_flaky
         if flaky:
             self.flaky.append(cid)
-        if self.base_records:
-            self.records[cid] = record
         excluded = flaky and self.quarantine
         for u in units:
             self.everything.add(u)

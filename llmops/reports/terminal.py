@@ -6,7 +6,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from llmops.runner.results import RunResult, UnitResult, VariantSummary
+from llmops.runner.results import RunResult, UnitResult, VariantSummary, with_status
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -79,6 +79,9 @@ def _snippet(text: str | None, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+_NOT_PASSED = ("fail", "error", "unmeasured")
+
+
 def failure_lines(results: Iterable[UnitResult], limit: int = 20) -> list[str]:
     """Readable lines for failed, errored and unmeasured units (plain text)."""
     lines: list[str] = []
@@ -86,7 +89,7 @@ def failure_lines(results: Iterable[UnitResult], limit: int = 20) -> list[str]:
     bad: list[UnitResult] = []
     more = 0
     for r in results:
-        if r.status in ("fail", "error", "unmeasured"):
+        if r.status in _NOT_PASSED:
             if len(bad) < limit:
                 bad.append(r)
             else:
@@ -111,7 +114,7 @@ def print_run(console: Console, run: RunResult, *, verdict: Any = None) -> None:
     """Print the summary table, failures and the verdict of a run."""
     m = run.manifest
     console.print(summary_table(run.summary(), title=f"{m.suite} — run {m.run_id}"))
-    for line in failure_lines(run.results):
+    for line in failure_lines(with_status(run.results, *_NOT_PASSED)):
         console.print(line, markup=False, highlight=False)
     hit = "—" if m.cache_hit_rate is None else f"{m.cache_hit_rate * 100:.0f}%"
     console.print(f"units {len(run.results)} · provider calls {m.provider_calls} · cache hits {hit} · "

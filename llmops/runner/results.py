@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_serializer, field_validator
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
@@ -42,6 +42,18 @@ def by_group(results: Iterable[UnitResult]) -> Iterator[UnitResult]:
         yield from ordered()
     else:
         yield from sorted(results, key=group_key)
+
+
+def with_status(results: Iterable[UnitResult], *statuses: str) -> Iterator[UnitResult]:
+    """The results with one of ``statuses``, in order.
+
+    Results backed by the run store are filtered in SQLite (the others are never parsed).
+    """
+    where = getattr(results, "with_status", None)
+    if callable(where):
+        yield from where(*statuses)
+    else:
+        yield from (r for r in results if r.status in statuses)
 
 
 class ExactSum:
@@ -178,53 +190,55 @@ class VariantSummary(BaseModel):
 class _VariantAcc:
     """Running aggregates of one prompt × model: a pass over the results, nothing kept per unit."""
 
+    _STATUS_FIELD: ClassVar[dict[str, str]] = {
+        "pass": "passed", "fail": "failed", "unmeasured": "unmeasured", "error": "errors", "skipped": "skipped"}
+
     def __init__(self, prompt: str, model: str) -> None:
-        self.summary = VariantSummary(prompt=prompt, model=model)
+        self.prompt, self.model = prompt, model
+        # Plain counters, copied into the pydantic summary once at the end: assigning to a
+        # model's fields per unit costs more than the rest of the pass.
+        self.counts = dict.fromkeys(("units", "passed", "failed", "unmeasured", "errors", "skipped",
+                                     "prompt_tokens", "completion_tokens"), 0)
+        self.cost_usd = 0.0
+        self.judge_cost_usd = 0.0
         self.sums: dict[str, ExactSum] = {}  # evaluator name -> measured values, first-seen order
         self.measured: dict[str, int] = {}
+        self.unmeasured_by_evaluator: dict[str, int] = {}
         self.latencies = array("d")  # 8 bytes per unit: the percentiles need every latency
 
     def add(self, u: UnitResult) -> None:
-        s = self.summary
-        s.units += 1
-        if u.status == "pass":
-            s.passed += 1
-        elif u.status == "fail":
-            s.failed += 1
-        elif u.status == "unmeasured":
-            s.unmeasured += 1
-        elif u.status == "error":
-            s.errors += 1
-        elif u.status == "skipped":
-            s.skipped += 1
+        counts = self.counts
+        counts["units"] += 1
+        counts[self._STATUS_FIELD[u.status]] += 1
         for sc in u.scores:
             if sc.name not in self.sums:
                 self.sums[sc.name] = ExactSum()
                 self.measured[sc.name] = 0
-                s.unmeasured_by_evaluator[sc.name] = 0
+                self.unmeasured_by_evaluator[sc.name] = 0
             if sc.measured and sc.value is not None:
                 self.sums[sc.name].add(sc.value)
                 self.measured[sc.name] += 1
             elif not sc.measured:
-                s.unmeasured_by_evaluator[sc.name] += 1
+                self.unmeasured_by_evaluator[sc.name] += 1
         if u.latency_s is not None and u.status != "skipped":
             self.latencies.append(u.latency_s)
-        s.prompt_tokens += u.prompt_tokens
-        s.completion_tokens += u.completion_tokens
-        s.cost_usd += u.cost_usd
-        s.judge_cost_usd += u.judge_cost_usd
+        counts["prompt_tokens"] += u.prompt_tokens
+        counts["completion_tokens"] += u.completion_tokens
+        self.cost_usd += u.cost_usd
+        self.judge_cost_usd += u.judge_cost_usd
 
     def finish(self) -> VariantSummary:
-        s = self.summary
-        decided = s.passed + s.failed
-        s.pass_rate = s.passed / decided if decided else None
-        # statistics.fmean is fsum / n: the exact sum gives the same mean.
-        s.means = {name: total.value() / self.measured[name] if self.measured[name] else None
-                   for name, total in self.sums.items()}
+        passed, failed = self.counts["passed"], self.counts["failed"]
         latencies = list(self.latencies)
-        s.latency_p50_s = percentile(latencies, 0.5)
-        s.latency_p95_s = percentile(latencies, 0.95)
-        return s
+        return VariantSummary(
+            prompt=self.prompt, model=self.model, **self.counts, cost_usd=self.cost_usd,
+            judge_cost_usd=self.judge_cost_usd,
+            pass_rate=passed / (passed + failed) if passed + failed else None,
+            # statistics.fmean is fsum / n: the exact sum gives the same mean.
+            means={name: total.value() / self.measured[name] if self.measured[name] else None
+                   for name, total in self.sums.items()},
+            unmeasured_by_evaluator=self.unmeasured_by_evaluator,
+            latency_p50_s=percentile(latencies, 0.5), latency_p95_s=percentile(latencies, 0.95))
 
 
 def summarize(results: Iterable[UnitResult]) -> list[VariantSummary]:

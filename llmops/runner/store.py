@@ -1,6 +1,7 @@
-"""The run store: every unit result is committed to SQLite the moment it completes.
+"""The run store: every unit result that cost a provider call is committed the moment it completes.
 
-A run killed at any point (SIGKILL included) keeps what it finished; resume reads the plan and
+Results the cache answered alone are committed in small batches (see ``RunStore.add_result``).
+A run killed at any point (SIGKILL included) keeps every answer it paid for; resume reads the plan and
 the finished unit keys back and does only the rest. WAL mode lets several runs (and several
 processes, e.g. pytest-xdist workers) write to one store at once.
 """
@@ -12,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -70,6 +71,8 @@ class RunStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._held: list[tuple[str, str, str, str]] = []
+        self._held_since = 0.0
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -82,6 +85,8 @@ class RunStore:
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
             try:
+                if self._held:  # every read sees every result added, held ones included
+                    self._commit_held()
                 return self._db().execute(sql, args).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: {exc}") from None
@@ -98,17 +103,63 @@ class RunStore:
         self._execute("UPDATE runs SET manifest = ? WHERE run_id = ?",
                       (manifest.model_dump_json(), manifest.run_id))
 
-    def add_result(self, run_id: str, result: UnitResult) -> bool:
-        """Commit one unit result. Returns False if the unit already had one (never duplicated)."""
+    def add_result(self, run_id: str, result: UnitResult, *, hold: bool = False) -> None:
+        """Store one unit result; a unit that already has one keeps it (never duplicated).
+
+        Args:
+            run_id: The run.
+            result: The unit's result.
+            hold: The result cost no provider call (the cache answered everything): it may wait
+                for a batched commit, at most :attr:`HOLD_MAX` results or :attr:`HOLD_S` seconds,
+                and is committed before any read, by :meth:`flush` and by :meth:`close`. A
+                crash loses at most those, which a resume answers from the cache again for
+                free; a 2,000-unit replay no longer pays 2,000 commits. Otherwise (the default)
+                the result is committed now, with any held before it.
+        """
+        row = (run_id, result.key, run_id, result.model_dump_json())
         with self._lock:
+            if not self._held:
+                self._held_since = time.monotonic()
+            self._held.append(row)
+            if hold and len(self._held) < self.HOLD_MAX and time.monotonic() - self._held_since < self.HOLD_S:
+                return
             try:
-                cur = self._db().execute(
-                    "INSERT OR IGNORE INTO results (run_id, unit, seq, result) VALUES "
-                    "(?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM results WHERE run_id = ?), ?)",
-                    (run_id, result.key, run_id, result.model_dump_json()))
+                self._commit_held()
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: {exc}") from None
-            return cur.rowcount == 1
+
+    #: Most results held for one batched commit (see :meth:`add_result`).
+    HOLD_MAX = 500
+    #: Longest a held result waits for its commit, in seconds (checked as results arrive).
+    HOLD_S = 0.5
+
+    def _commit_held(self) -> None:
+        """Commit the held results in one transaction (the caller holds the lock)."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR IGNORE INTO results (run_id, unit, seq, result) VALUES "
+                           "(?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM results WHERE run_id = ?), ?)",
+                           self._held)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise  # the rows stay held: the next commit retries them
+        self._held = []
+
+    def flush(self) -> None:
+        """Commit any held results now.
+
+        Raises:
+            StoreError: when the store cannot be written.
+        """
+        with self._lock:
+            if self._held:
+                try:
+                    self._commit_held()
+                except sqlite3.DatabaseError as exc:
+                    raise StoreError(f"{self.path}: {exc}") from None
 
     def _parse(self, model: type[BaseModel], blob: str, what: str) -> Any:
         try:
@@ -158,19 +209,27 @@ class RunStore:
                              "'$.judge_cost_usd')) FROM results WHERE run_id = ?", (run_id,))
         return float(rows[0][0] or 0.0)
 
-    def iter_results(self, run_id: str, batch: int = 1000, *, max_seq: int | None = None) -> Iterator[UnitResult]:
-        """Stream results without loading the whole run (``max_seq``: only rows stored up to it)."""
-        for (blob,) in self._paged(run_id, "result", batch, max_seq):
+    def iter_results(self, run_id: str, batch: int = 1000, *, max_seq: int | None = None,
+                     statuses: Collection[str] | None = None) -> Iterator[UnitResult]:
+        """Stream results without loading the whole run (``max_seq``: only rows stored up to it).
+
+        ``statuses`` keeps only results with one of these statuses, filtered in SQL (the
+        others are never parsed).
+        """
+        for (blob,) in self._paged(run_id, "result", batch, max_seq, statuses):
             yield self._parse(UnitResult, blob, f"result in run {run_id}")
 
-    def _paged(self, run_id: str, columns: str, batch: int = 1000,
-               max_seq: int | None = None) -> Iterator[tuple[Any, ...]]:
+    def _paged(self, run_id: str, columns: str, batch: int = 1000, max_seq: int | None = None,
+               statuses: Collection[str] | None = None) -> Iterator[tuple[Any, ...]]:
         """``columns`` of a run's rows in completion order, a batch per query (never all rows at once)."""
         last = 0
         limit = max_seq if max_seq is not None else 2**62
+        where, wanted = "", tuple(statuses or ())
+        if statuses is not None:
+            where = f" AND json_extract(result, '$.status') IN ({','.join('?' * len(wanted)) or 'NULL'})"
         while True:
-            rows = self._execute(f"SELECT seq, {columns} FROM results WHERE run_id = ? AND seq > ? AND seq <= ? "
-                                 "ORDER BY seq LIMIT ?", (run_id, last, limit, batch))
+            rows = self._execute(f"SELECT seq, {columns} FROM results WHERE run_id = ? AND seq > ? AND seq <= ?"
+                                 f"{where} ORDER BY seq LIMIT ?", (run_id, last, limit, *wanted, batch))
             if not rows:
                 return
             for row in rows:
@@ -275,7 +334,8 @@ class RunStore:
         return {str(k): int(v) for k, v in rows}
 
     def close(self) -> None:
-        """Close the connection."""
+        """Commit any held results and close the connection."""
+        self.flush()
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
@@ -361,6 +421,11 @@ class StoredResults(Sequence[UnitResult]):
         # Unit keys sort like their group keys, so the stored rows and the extra ones merge in order.
         yield from heapq.merge(self.store.iter_results_by_unit(self.run_id, max_seq=self._max_seq),
                                sorted(self.extra, key=group_key), key=group_key)
+
+    def with_status(self, *statuses: str) -> Iterator[UnitResult]:
+        """The results with one of ``statuses``, in order; the store filters them in SQL."""
+        yield from self.store.iter_results(self.run_id, max_seq=self._max_seq, statuses=statuses)
+        yield from (r for r in self.extra if r.status in statuses)
 
     def variant_keys(self) -> set[tuple[str, str]]:
         """The (prompt, model) pairs of the results."""
