@@ -63,7 +63,7 @@ def test_retry_after_is_honoured(settings: Settings) -> None:
     done = make(settings).complete(ASK, "fake/m")  # its own backoff would wait ~0.01 s
     elapsed = time.perf_counter() - started
     assert done.attempts == 2
-    assert 0.3 <= elapsed < 0.8, elapsed
+    assert elapsed >= 0.3, elapsed  # the wait chosen is checked exactly in test_real_providers
 
 
 def test_timeout_is_retried(settings: Settings) -> None:
