@@ -225,17 +225,20 @@ def _litellm() -> Any:
     global _litellm_module
     with _litellm_lock:
         if _litellm_module is None:
+            from llmops._runtime import after_heavy_import, before_heavy_import
+
             apply_process_defaults()
-            import litellm
+            paused = before_heavy_import()
+            try:
+                import litellm
 
-            litellm.telemetry = False
-            litellm.suppress_debug_info = True
-            _register_providers(litellm)
-            _install_lean_path(litellm)
+                litellm.telemetry = False
+                litellm.suppress_debug_info = True
+                _register_providers(litellm)
+                _install_lean_path(litellm)
+            finally:
+                after_heavy_import(paused)
             _litellm_module = litellm
-            from llmops._runtime import after_heavy_import
-
-            after_heavy_import()
     return _litellm_module
 
 
