@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_by_seq ON results (run_id, seq);
 """
 STORE_FORMAT = "1"
+# A unit that already has a result keeps it; seq is the run's completion order.
+_INSERT_RESULT = ("INSERT OR IGNORE INTO results (run_id, unit, seq, result) VALUES "
+                  "(?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM results WHERE run_id = ?), ?)")
 
 
 class RunPlan(BaseModel):
@@ -118,12 +121,15 @@ class RunStore:
         """
         row = (run_id, result.key, run_id, result.model_dump_json())
         with self._lock:
-            if not self._held:
-                self._held_since = time.monotonic()
-            self._held.append(row)
-            if hold and len(self._held) < self.HOLD_MAX and time.monotonic() - self._held_since < self.HOLD_S:
-                return
             try:
+                if not hold and not self._held:  # the usual live result: one autocommit insert
+                    self._db().execute(_INSERT_RESULT, row)
+                    return
+                if not self._held:
+                    self._held_since = time.monotonic()
+                self._held.append(row)
+                if hold and len(self._held) < self.HOLD_MAX and time.monotonic() - self._held_since < self.HOLD_S:
+                    return
                 self._commit_held()
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: {exc}") from None
@@ -138,9 +144,7 @@ class RunStore:
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT OR IGNORE INTO results (run_id, unit, seq, result) VALUES "
-                           "(?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM results WHERE run_id = ?), ?)",
-                           self._held)
+            db.executemany(_INSERT_RESULT, self._held)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
