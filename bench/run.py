@@ -31,6 +31,7 @@ from _common import (
     BENCH,
     MODEL,
     PY,
+    REPO,
     SYSTEM,
     Proc,
     check,
@@ -584,6 +585,19 @@ def write_readme(text: str) -> None:
     readme.write_text(f"{before}{start}\n{text}{end}{after}")
 
 
+def _compile_bytecode(*packages: Path) -> None:
+    """Write the packages' bytecode, as ``pip install`` does.
+
+    An editable install (and a machine with PYTHONDONTWRITEBYTECODE set, as this one) would
+    otherwise compile every llmops module from source in every measured process.
+    """
+    import compileall
+
+    for package in packages:
+        if package.is_dir():
+            compileall.compile_dir(str(package), quiet=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one repetition (~3 min)")
@@ -602,6 +616,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown sections {unknown}; known: {', '.join(SECTIONS)}")
     started = time.time()
+    _compile_bytecode(REPO / "llmops", *([BEFORE / "llmops"] if BEFORE else []))
     rep = Report()
     for name in chosen:
         print(f"== {name}", flush=True)
