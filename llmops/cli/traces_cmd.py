@@ -419,9 +419,18 @@ def _status(args: argparse.Namespace) -> int:
     target = "off" if mode == "off" else ("Langfuse " + lf.host + " + local store" if lf and mode != "local"
                                           else "local store only")
     out.print(f"tracing: {mode} → {target}")
-    if store.exists():
-        traces, spans = store.count()
-        out.print(f"local store: {store.path} ({traces} traces, {spans} spans)")
-    else:
-        out.print(f"local store: {store.path} (empty)")
+    if not store.exists():
+        out.print(f"local store: {store.path} (empty)", markup=False)
+        return EXIT_OK
+    traces, spans = store.count()
+    out.print(f"local store: {store.path} ({traces} traces, {spans} spans)", markup=False)
+    deliveries = store.deliveries()
+    if deliveries:
+        last = deliveries[0]
+        out.print(f"last export to {last.exporter} ({_ago(last.ended)}): {last.delivered} of {last.spans} "
+                  "span(s) delivered", markup=False)
+        missed = sum(d.undelivered for d in deliveries)
+        if missed:
+            out.print(f"[yellow]{missed} span(s) not delivered[/] in the last {len(deliveries)} traced run(s) "
+                      "(host down or refusing): the local store has them (`llmops traces list`)", markup=True)
     return EXIT_OK

@@ -134,6 +134,8 @@ class LangfuseExporter:
         export_timeout_s: Per-request timeout of OTLP exports and API calls.
     """
 
+    name = "langfuse"
+
     def __init__(self, credentials: LangfuseSettings, *, environment: str | None = None,
                  release: str | None = None, prompts_path: Path | None = None,
                  flush_interval_s: float = 1.0, export_timeout_s: float = 5.0) -> None:

@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS scores (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS scores_trace ON scores (trace_id);
+-- One row per tracer that had an exporter: what reached its server (``llmops traces status``).
+CREATE TABLE IF NOT EXISTS deliveries (
+    ended REAL NOT NULL,
+    exporter TEXT NOT NULL,
+    spans INTEGER NOT NULL,
+    delivered INTEGER NOT NULL
+);
 """
 STORE_FORMAT = "1"
 
@@ -283,6 +290,27 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     return str(value)
 
 
+class Delivery(BaseModel):
+    """What one process's exporter delivered (recorded when its tracer shut down).
+
+    Attributes:
+        ended: When the tracer shut down (epoch seconds).
+        exporter: The exporter's name (``langfuse``).
+        spans: Spans meant for it (dropped and never-exported ones included).
+        delivered: Spans its server acknowledged.
+    """
+
+    ended: float
+    exporter: str
+    spans: int
+    delivered: int
+
+    @property
+    def undelivered(self) -> int:
+        """Spans that did not reach the server (the local store has them, unless the queue dropped them)."""
+        return max(0, self.spans - self.delivered)
+
+
 class TraceStore:
     """SQLite store of spans and scores.
 
@@ -464,6 +492,21 @@ class TraceStore:
         for score in self.scores(ids):
             scores[score.trace_id][score.name] = score.value
         return [summarize(TraceDetail(trace_id=t, spans=by_trace[t], scores=[]), scores[t]) for t in ids]
+
+    def record_delivery(self, delivery: Delivery) -> None:
+        """Keep what an exporter delivered, for ``llmops traces status``."""
+        with self._lock:
+            try:
+                self._db().execute("INSERT INTO deliveries (ended, exporter, spans, delivered) VALUES (?,?,?,?)",
+                                   (delivery.ended, delivery.exporter, delivery.spans, delivery.delivered))
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: {exc}") from None
+
+    def deliveries(self, limit: int = 5) -> list[Delivery]:
+        """The latest recorded deliveries, newest first."""
+        rows = self._query("SELECT ended, exporter, spans, delivered FROM deliveries ORDER BY ended DESC LIMIT ?",
+                           (limit,))
+        return [Delivery(ended=e, exporter=x, spans=s, delivered=d) for e, x, s, d in rows]
 
     def count(self) -> tuple[int, int]:
         """(traces, spans) in the store."""

@@ -24,10 +24,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from llmops.errors import StoreError
 from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, evolve, new_span_id, new_trace_id
 from llmops.tracing.observe import _ATTRIBUTES, _CURRENT, ActiveSpan, span
 from llmops.tracing.redaction import RedactHook, Redactor
 from llmops.tracing.store import (
+    Delivery,
     ScoreRow,
     SpanRow,
     TraceStore,
@@ -163,6 +165,7 @@ class Tracer:
         self._closed = False
         self._exporter_started = False
         self._exporter_wanted = exporter is not None
+        self._exporter_name = str(getattr(exporter, "name", type(exporter).__name__)) if exporter else ""
         self._export_skipped = 0
         self._recorded = 0
         self._dropped = 0
@@ -418,15 +421,30 @@ class Tracer:
             except Exception as exc:
                 self._warn_once("export-shutdown", f"tracing exporter shutdown failed: {exc!r}")
         self._wake.set()
-        if self.store is not None:
-            self.store.close()
         stats = self.stats()
+        if self.store is not None:
+            if self._exporter_wanted:
+                self._record_delivery(stats)
+            self.store.close()
         if stats.undelivered and self._exporter_wanted:
             where = f"; they are kept in the local trace store {self.store.path}" if self.store else ""
             log.warning("llmops: %d span(s) could not be delivered to the trace exporter%s",
                         stats.undelivered, where)
         _LIVE.discard(self)
         return stats
+
+    def _record_delivery(self, stats: TracingStats) -> None:
+        """Keep what the exporter delivered in the local store (``llmops traces status`` shows it)."""
+        assert self.store is not None
+        spans = stats.dropped + stats.export_skipped + (stats.export.sent if stats.export else 0)
+        if not spans:
+            return
+        delivered = stats.export.delivered if stats.export else 0
+        try:
+            self.store.record_delivery(Delivery(ended=time.time(), exporter=self._exporter_name, spans=spans,
+                                                delivered=delivered))
+        except (StoreError, OSError) as exc:  # an unusable store: the exit warning still gives the count
+            self._warn_once("delivery", f"could not record the exporter's delivery: {exc}")
 
     def stats(self) -> TracingStats:
         """Current counters."""

@@ -196,3 +196,29 @@ def test_time_and_prompt_parsing(settings: Settings) -> None:
 
     with pytest.raises(UserError, match="invalid time"):
         parse_since("yesterday-ish")
+
+
+def test_status_reports_spans_the_exporter_did_not_deliver(lf_settings: Settings, receiver: LangfuseReceiver,
+                                                           make_tracer: Any, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "240")
+    delivering = make_tracer(lf_settings)
+    traced_calls(delivering, n=2)  # a handler span and its generation each
+    delivering.shutdown(timeout_s=10)
+    store = TraceStore(lf_settings.path(lf_settings.trace_path))
+    (first,) = store.deliveries()
+    assert (first.exporter, first.spans, first.delivered) == ("langfuse", 4, 4)
+    assert main(["traces", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "4 of 4 span(s) delivered" in out and "not delivered" not in out
+
+    receiver.mode = "503"  # Langfuse answers, but refuses every export
+    failing = make_tracer(lf_settings)
+    traced_calls(failing, n=3)
+    failing.shutdown(timeout_s=10)
+    latest, earlier = store.deliveries()
+    assert (latest.spans, latest.delivered, latest.undelivered) == (6, 0, 6) and earlier == first
+    assert main(["traces", "status"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "last export to langfuse" in out and "0 of 6 span(s) delivered" in out
+    assert "6 span(s) not delivered in the last 2 traced run(s)" in out

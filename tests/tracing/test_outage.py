@@ -141,3 +141,5 @@ def test_process_exit_is_bounded_when_langfuse_hangs(project: Path, receiver: La
     store = TraceStore(project / ".llmops" / "traces.sqlite")
     assert store.count() == (1, 1)
     assert "could not be delivered" in out.stderr
+    (delivery,) = store.deliveries()  # and recorded for `llmops traces status`
+    assert delivery.exporter == "langfuse" and (delivery.spans, delivery.delivered) == (1, 0)
