@@ -51,7 +51,7 @@ from llmops.regression.stats import (
     paired_permutation_test,
     wilson_interval,
 )
-from llmops.runner.results import ExactSum, by_group, group_key
+from llmops.runner.results import STATUS_COUNT_FIELD, ExactSum, by_group, group_key
 
 if TYPE_CHECKING:
     from llmops.runner.results import RunResult, UnitResult
@@ -393,7 +393,7 @@ class _Totals:
 
     def add(self, u: UnitResult) -> None:
         self.counts["units"] += 1
-        self.counts[_STATUS_FIELD[u.status]] += 1
+        self.counts[STATUS_COUNT_FIELD[u.status]] += 1
         for sc in u.scores:
             total, row = self.scores.setdefault(sc.name, (ExactSum(), [0, 0, 0]))
             if sc.measured and sc.value is not None:
@@ -412,10 +412,6 @@ class _Totals:
                   for name, (total, (m, un, err)) in sorted(self.scores.items())}
         return VariantRecord(prompt=prompt, model=model, scores=scores,
                              pass_rate=passed / (passed + failed) if passed + failed else None, **self.counts)
-
-
-_STATUS_FIELD = {"pass": "passed", "fail": "failed", "unmeasured": "unmeasured", "error": "errors",
-                 "skipped": "skipped"}
 
 
 class _VariantPass:

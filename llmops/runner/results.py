@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_serializer, field_validator
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
@@ -187,11 +187,13 @@ class VariantSummary(BaseModel):
     judge_cost_usd: float = 0.0
 
 
+#: The counter each unit status adds to, in summaries and verdict records.
+STATUS_COUNT_FIELD: dict[str, str] = {"pass": "passed", "fail": "failed", "unmeasured": "unmeasured",
+                                      "error": "errors", "skipped": "skipped"}
+
+
 class _VariantAcc:
     """Running aggregates of one prompt × model: a pass over the results, nothing kept per unit."""
-
-    _STATUS_FIELD: ClassVar[dict[str, str]] = {
-        "pass": "passed", "fail": "failed", "unmeasured": "unmeasured", "error": "errors", "skipped": "skipped"}
 
     def __init__(self, prompt: str, model: str) -> None:
         self.prompt, self.model = prompt, model
@@ -209,7 +211,7 @@ class _VariantAcc:
     def add(self, u: UnitResult) -> None:
         counts = self.counts
         counts["units"] += 1
-        counts[self._STATUS_FIELD[u.status]] += 1
+        counts[STATUS_COUNT_FIELD[u.status]] += 1
         for sc in u.scores:
             if sc.name not in self.sums:
                 self.sums[sc.name] = ExactSum()

@@ -436,10 +436,10 @@ class Tracer:
     def _record_delivery(self, stats: TracingStats) -> None:
         """Keep what the exporter delivered in the local store (``llmops traces status`` shows it)."""
         assert self.store is not None
-        spans = stats.dropped + stats.export_skipped + (stats.export.sent if stats.export else 0)
+        delivered = stats.export.delivered if stats.export else 0
+        spans = delivered + stats.undelivered  # as the exit warning counts them
         if not spans:
             return
-        delivered = stats.export.delivered if stats.export else 0
         try:
             self.store.record_delivery(Delivery(ended=time.time(), exporter=self._exporter_name, spans=spans,
                                                 delivered=delivered))
