@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from llmops.config import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# A service llmops needed (Langfuse) could not be reached: not a regression, not a usage error.
+EXIT_UNAVAILABLE = 4
 Handler = Callable[[argparse.Namespace], int]
 
 

@@ -7,7 +7,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from llmops.cli._common import EXIT_FAILED, EXIT_OK, console, settings_from
+from llmops.cli._common import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, console, settings_from
 
 if TYPE_CHECKING:
     from llmops.config import Settings
@@ -72,6 +72,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     st = ts.add_parser("status", help="where traces go, and what the local store holds")
     st.set_defaults(handler=_status)
+
+    pu = ts.add_parser("push", help="send spans Langfuse never acknowledged (from the local store) again")
+    pu.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                    help="wait at most S seconds for Langfuse (default 10)")
+    pu.add_argument("--limit", type=int, default=None, metavar="N", help="send at most N spans, oldest first")
+    pu.set_defaults(handler=_push)
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -429,8 +435,39 @@ def _status(args: argparse.Namespace) -> int:
         last = deliveries[0]
         out.print(f"last export to {last.exporter} ({_ago(last.ended)}): {last.delivered} of {last.spans} "
                   "span(s) delivered", markup=False)
-        missed = sum(d.undelivered for d in deliveries)
+        missed = [d for d in deliveries if d.undelivered]
         if missed:
-            out.print(f"[yellow]{missed} span(s) not delivered[/] in the last {len(deliveries)} traced run(s) "
-                      "(host down or refusing): the local store has them (`llmops traces list`)", markup=True)
+            out.print(f"[yellow]{sum(d.undelivered for d in missed)} span(s) not delivered[/] in the last "
+                      f"{len(deliveries)} traced run(s)", markup=True)
+            # The cause each process recorded, newest first: interpreter shutdown, a refused
+            # connection and a rejected export need different fixes.
+            for d in missed:
+                out.print(f"  {_ago(d.ended)}: {d.undelivered} of {d.spans}: {d.cause or 'cause not recorded'}",
+                          markup=False)
+    waiting = store.undelivered_count()
+    if waiting:
+        out.print(f"{waiting} span(s) in the local store wait for delivery: `llmops traces push` sends them",
+                  markup=False)
+    return EXIT_OK
+
+
+def _push(args: argparse.Namespace) -> int:
+    from llmops.errors import UserError
+    from llmops.tracing.resend import push_undelivered
+
+    if args.timeout <= 0 or args.timeout != args.timeout or args.timeout == float("inf"):
+        raise UserError(f"--timeout must be a positive number of seconds, got {args.timeout}", key="--timeout")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}", key="--limit")
+    settings = settings_from(args)
+    result = push_undelivered(settings, timeout_s=args.timeout, limit=args.limit)
+    out = console()
+    if not result.sent:
+        out.print("nothing to push: every span in the local store was delivered", markup=False)
+        return EXIT_OK
+    out.print(f"pushed {result.sent} span(s): {result.delivered} delivered, {result.remaining} still waiting",
+              markup=False)
+    if result.cause:
+        out.print(f"not delivered: {result.cause}", markup=False)
+        return EXIT_UNAVAILABLE
     return EXIT_OK

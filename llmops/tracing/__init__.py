@@ -11,13 +11,13 @@
 Nothing here imports ``langfuse`` until a tracer with Langfuse credentials starts its worker.
 """
 
+from llmops.tracing.exporter import Exporter, ExportStats
 from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes
 from llmops.tracing.observe import ActiveSpan, current_span, observe, span, trace_attributes
 from llmops.tracing.redaction import Redactor
 from llmops.tracing.store import ScoreRow, SpanRow, TraceDetail, TraceStore, TraceSummary
 from llmops.tracing.tracer import (
     EvalUnitTrace,
-    ExportStats,
     Tracer,
     TracingStats,
     create_tracer,
@@ -31,6 +31,7 @@ __all__ = [
     "ActiveSpan",
     "EvalUnitTrace",
     "ExportStats",
+    "Exporter",
     "Redactor",
     "ScoreRecord",
     "ScoreRow",

@@ -37,7 +37,6 @@ from __future__ import annotations
 import atexit
 import base64
 import collections
-import contextlib
 import json
 import threading
 import time
@@ -46,8 +45,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmops.tracing.exporter import ExportStats
 from llmops.tracing.model import ScoreRecord, SpanRecord
-from llmops.tracing.tracer import ExportStats
 
 if TYPE_CHECKING:
     from llmops.config import LangfuseSettings
@@ -256,10 +255,9 @@ class LangfuseExporter:
         after_heavy_import()
         # Registered after the SDK's own exit hook, so it runs first (atexit is LIFO): our queue
         # is drained into the SDK before the SDK flushes and stops.
-        from llmops.tracing.tracer import _shutdown_all
+        from llmops.tracing.tracer import ensure_exit_hooks
 
-        with contextlib.suppress(RuntimeError):  # already exiting: the running exit hook covers us
-            atexit.register(_shutdown_all)
+        ensure_exit_hooks(after_sdk=True)
 
     # ---- spans -------------------------------------------------------------------------------
     def export(self, spans: Sequence[SpanRecord]) -> None:
@@ -295,13 +293,13 @@ class LangfuseExporter:
             return
         if not self._breaker.allow():  # the host is down: the local store keeps them
             self._counter.add_sent(len(spans))
-            self._counter.add_failed(len(spans))
+            self._counter.add_failed(len(spans), f"Langfuse at {self.credentials.host} refused the connection")
             return
         try:
             self._ensure_client()
-        except Exception:
+        except Exception as exc:
             self._counter.add_sent(len(spans))
-            self._counter.add_failed(len(spans))
+            self._counter.add_failed(len(spans), f"the Langfuse SDK could not start: {exc}")
             raise
         ids = {s.span_id for s in spans}
         children: dict[str | None, list[SpanRecord]] = {}
@@ -441,7 +439,11 @@ class LangfuseExporter:
     def stats(self) -> ExportStats:
         """Delivery counters."""
         return ExportStats(sent=self._counter.sent, delivered=self._counter.delivered,
-                           failed=self._counter.failed, scores_sent=self._scores_sent)
+                           failed=self._counter.failed, scores_sent=self._scores_sent, cause=self._counter.cause)
+
+    def take_delivered(self) -> list[str]:
+        """Ids of the spans the server acknowledged since the last call (the tracer's outbox)."""
+        return self._counter.take_acked()
 
 
 class _Counts:
@@ -452,18 +454,28 @@ class _Counts:
         self.sent = 0
         self.delivered = 0
         self.failed = 0
+        self.cause: str | None = None
+        self._acked: list[str] = []
 
     def add_sent(self, n: int) -> None:
         with self._lock:
             self.sent += n
 
-    def add_delivered(self, n: int) -> None:
+    def add_delivered(self, n: int, span_ids: Sequence[str] = ()) -> None:
         with self._lock:
             self.delivered += n
+            self._acked.extend(span_ids)
 
-    def add_failed(self, n: int) -> None:
+    def add_failed(self, n: int, cause: str | None = None) -> None:
         with self._lock:
             self.failed += n
+            if cause is not None:
+                self.cause = cause
+
+    def take_acked(self) -> list[str]:
+        with self._lock:
+            acked, self._acked = self._acked, []
+            return acked
 
 
 class _Breaker:
@@ -516,11 +528,12 @@ def _counting_exporter(inner: Any, counts: _Counts, breaker: _Breaker | None = N
             except Exception:
                 result = SpanExportResult.FAILURE
             if result == SpanExportResult.SUCCESS:
-                counts.add_delivered(len(spans))
+                counts.add_delivered(len(spans), [format(s.context.span_id, "016x") for s in spans])
                 if breaker is not None:
                     breaker.success()
             else:
-                counts.add_failed(len(spans))
+                counts.add_failed(len(spans), "Langfuse did not accept the export (error status, timeout "
+                                              "or refused connection)")
                 if breaker is not None:
                     breaker.failure()
             return result

@@ -7,9 +7,11 @@ it. WAL mode lets the application's tracer write while a CLI in another process 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmops._sqlite import open_sqlite
 from llmops.errors import StoreError, UserError
-from llmops.tracing.model import ScoreRecord, SpanRecord
+from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -55,7 +57,15 @@ CREATE TABLE IF NOT EXISTS deliveries (
     ended REAL NOT NULL,
     exporter TEXT NOT NULL,
     spans INTEGER NOT NULL,
-    delivered INTEGER NOT NULL
+    delivered INTEGER NOT NULL,
+    cause TEXT
+);
+-- Spans meant for an exporter that its server has not acknowledged yet: written with the span,
+-- deleted on acknowledgement, so a process that exits (or dies) before delivering leaves them
+-- here and ``llmops traces push`` re-sends them.
+CREATE TABLE IF NOT EXISTS outbox (
+    span_id TEXT PRIMARY KEY,
+    added REAL NOT NULL
 );
 """
 STORE_FORMAT = "1"
@@ -131,6 +141,21 @@ class SpanRow(BaseModel):
             session_id=a.session_id, tags=list(a.tags), environment=a.environment, release=a.release,
             trace_name=a.trace_name, trace_metadata=safe(dict(a.metadata)))
         return cls.model_construct(**fields) if json_safe else cls(**fields)
+
+
+    def to_record(self) -> SpanRecord:
+        """The span as the tracer's exporters take it (``llmops traces push`` re-sends stored spans)."""
+        return SpanRecord(
+            trace_id=self.trace_id, span_id=self.span_id, parent_id=self.parent_id, name=self.name, kind=self.kind,
+            start_time=self.start_time, end_time=self.end_time, status=self.status, error=self.error,
+            error_type=self.error_type, status_code=self.status_code, input=self.input, output=self.output,
+            metadata=self.metadata, model=self.model, resolved_model=self.resolved_model, params=self.params,
+            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens, cost_usd=self.cost_usd,
+            cached=self.cached, prompt_name=self.prompt_name, prompt_version=self.prompt_version,
+            prompt_hash=self.prompt_hash, attributes=TraceAttributes(
+                user_id=self.user_id, session_id=self.session_id, tags=tuple(self.tags),
+                environment=self.environment, release=self.release, trace_name=self.trace_name,
+                metadata=self.trace_metadata))
 
 
 class ScoreRow(BaseModel):
@@ -298,12 +323,15 @@ class Delivery(BaseModel):
         exporter: The exporter's name (``langfuse``).
         spans: Spans meant for it (dropped and never-exported ones included).
         delivered: Spans its server acknowledged.
+        cause: Why spans were not delivered, as the tracer saw it (None when all were, or
+            in stores written before causes were recorded).
     """
 
     ended: float
     exporter: str
     spans: int
     delivered: int
+    cause: str | None = None
 
     @property
     def undelivered(self) -> int:
@@ -325,9 +353,15 @@ class TraceStore:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = open_sqlite(self.path, SCHEMA, what="trace store", format_version=STORE_FORMAT,
-                                     setting="trace_path",
-                                     hint="move it aside; a new one is created on the next traced call")
+            conn = open_sqlite(self.path, SCHEMA, what="trace store", format_version=STORE_FORMAT,
+                               setting="trace_path",
+                               hint="move it aside; a new one is created on the next traced call")
+            # Stores written before delivery causes were recorded lack the column.
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(deliveries)")}
+            if "cause" not in columns:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                    conn.execute("ALTER TABLE deliveries ADD COLUMN cause TEXT")
+            self._conn = conn
         return self._conn
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
@@ -351,8 +385,13 @@ class TraceStore:
                       for s in scores]
         self.add_rows(span_rows, score_rows)
 
-    def add_rows(self, span_rows: Sequence[tuple[Any, ...]], score_rows: Sequence[tuple[Any, ...]]) -> None:
-        """Write table rows (:func:`span_columns`, :func:`score_columns`) in one transaction."""
+    def add_rows(self, span_rows: Sequence[tuple[Any, ...]], score_rows: Sequence[tuple[Any, ...]], *,
+                 outbox: bool = False) -> None:
+        """Write table rows (:func:`span_columns`, :func:`score_columns`) in one transaction.
+
+        ``outbox``: the spans are meant for an exporter too; they wait in the outbox until
+        :meth:`mark_delivered` (``llmops traces push`` re-sends what is left).
+        """
         if not span_rows and not score_rows:
             return
         with self._lock:
@@ -361,6 +400,10 @@ class TraceStore:
                 db.execute("BEGIN")
                 if span_rows:
                     db.executemany("INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", span_rows)
+                    if outbox:
+                        now = time.time()
+                        db.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?)",
+                                       [(row[0], now) for row in span_rows])
                 if score_rows:
                     db.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?)", score_rows)
                 db.execute("COMMIT")
@@ -497,16 +540,48 @@ class TraceStore:
         """Keep what an exporter delivered, for ``llmops traces status``."""
         with self._lock:
             try:
-                self._db().execute("INSERT INTO deliveries (ended, exporter, spans, delivered) VALUES (?,?,?,?)",
-                                   (delivery.ended, delivery.exporter, delivery.spans, delivery.delivered))
+                self._db().execute(
+                    "INSERT INTO deliveries (ended, exporter, spans, delivered, cause) VALUES (?,?,?,?,?)",
+                    (delivery.ended, delivery.exporter, delivery.spans, delivery.delivered, delivery.cause))
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: {exc}") from None
 
     def deliveries(self, limit: int = 5) -> list[Delivery]:
         """The latest recorded deliveries, newest first."""
-        rows = self._query("SELECT ended, exporter, spans, delivered FROM deliveries ORDER BY ended DESC LIMIT ?",
-                           (limit,))
-        return [Delivery(ended=e, exporter=x, spans=s, delivered=d) for e, x, s, d in rows]
+        rows = self._query("SELECT ended, exporter, spans, delivered, cause FROM deliveries "
+                           "ORDER BY ended DESC LIMIT ?", (limit,))
+        return [Delivery(ended=e, exporter=x, spans=s, delivered=d, cause=c) for e, x, s, d, c in rows]
+
+    # ---- the outbox (spans not acknowledged by the exporter's server) ---------------------------
+    def mark_delivered(self, span_ids: Sequence[str]) -> None:
+        """Take acknowledged spans out of the outbox."""
+        if not span_ids:
+            return
+        with self._lock:
+            db = self._db()
+            try:
+                for i in range(0, len(span_ids), 500):  # SQLite caps the number of bound parameters
+                    chunk = list(span_ids[i:i + 500])
+                    db.execute(f"DELETE FROM outbox WHERE span_id IN ({','.join('?' * len(chunk))})", chunk)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: {exc}") from None
+
+    def undelivered(self, *, before: float | None = None, limit: int | None = None) -> list[SpanRow]:
+        """Spans waiting in the outbox (added before ``before``, epoch seconds), oldest first."""
+        sql = "SELECT s.data FROM spans s JOIN outbox o ON o.span_id = s.span_id"
+        args: list[Any] = []
+        if before is not None:
+            sql += " WHERE o.added < ?"
+            args.append(before)
+        sql += " ORDER BY s.start_time"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [self._span(r[0]) for r in self._query(sql, args)]
+
+    def undelivered_count(self) -> int:
+        """Spans waiting in the outbox."""
+        return int(self._query("SELECT COUNT(*) FROM outbox o JOIN spans s ON s.span_id = o.span_id")[0][0])
 
     def count(self) -> tuple[int, int]:
         """(traces, spans) in the store."""

@@ -19,12 +19,13 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmops.errors import StoreError
+from llmops.tracing.exporter import Exporter, ExportStats
 from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, evolve, new_span_id, new_trace_id
 from llmops.tracing.observe import _ATTRIBUTES, _CURRENT, ActiveSpan, span
 from llmops.tracing.redaction import RedactHook, Redactor
@@ -48,28 +49,6 @@ log = logging.getLogger("llmops.tracing")
 # Metadata keys of a call that are trace attributes rather than span metadata.
 _TRACE_KEYS = ("user_id", "session_id", "tags", "environment", "release", "trace_name")
 _PROMPT_KEYS = ("prompt", "prompt_name", "prompt_version", "prompt_hash")
-
-
-@dataclass(frozen=True)
-class ExportStats:
-    """Delivery counters of an exporter.
-
-    Attributes:
-        sent: Spans handed to the exporter's delivery pipeline.
-        delivered: Spans the server acknowledged.
-        failed: Spans whose delivery failed for good (refused, error status, timeout).
-        scores_sent: Scores handed to the exporter.
-    """
-
-    sent: int = 0
-    delivered: int = 0
-    failed: int = 0
-    scores_sent: int = 0
-
-    @property
-    def undelivered(self) -> int:
-        """Spans not (yet) acknowledged: failed, dropped or still in flight."""
-        return max(0, self.sent - self.delivered)
 
 
 @dataclass(frozen=True)
@@ -98,28 +77,6 @@ class TracingStats:
     def undelivered(self) -> int:
         """Spans that did not reach the exporter's server (dropped and skipped ones included)."""
         return self.dropped + self.export_skipped + (self.export.undelivered if self.export else 0)
-
-
-class Exporter(Protocol):
-    """Where spans go besides the local store (Langfuse). Runs on the tracer's worker thread."""
-
-    def start(self) -> None:
-        """Prepare (import, connect lazily); called once on the worker thread before any export."""
-
-    def export(self, spans: Sequence[SpanRecord]) -> None:
-        """Hand over redacted spans; must not block on the network."""
-
-    def score(self, scores: Sequence[ScoreRecord]) -> None:
-        """Hand over redacted scores; must not block on the network."""
-
-    def flush(self, timeout_s: float) -> bool:
-        """Deliver what is pending, waiting at most ``timeout_s``. Never called on the request path."""
-
-    def shutdown(self, timeout_s: float) -> None:
-        """Flush and release resources, waiting at most ``timeout_s``."""
-
-    def stats(self) -> ExportStats:
-        """Delivery counters."""
 
 
 class Tracer:
@@ -167,6 +124,7 @@ class Tracer:
         self._exporter_wanted = exporter is not None
         self._exporter_name = str(getattr(exporter, "name", type(exporter).__name__)) if exporter else ""
         self._export_skipped = 0
+        self._start_error: str | None = None
         self._recorded = 0
         self._dropped = 0
         self._enqueued = 0
@@ -273,6 +231,7 @@ class Tracer:
 
     # ---- worker ------------------------------------------------------------------------------
     def _ensure_worker(self) -> None:
+        ensure_exit_hooks()
         with self._lock:
             if self._running or self._closed:
                 return
@@ -286,8 +245,10 @@ class Tracer:
                 try:
                     self.exporter.start()
                 except Exception as exc:  # e.g. langfuse missing, or the process already exiting
-                    self._warn_once("exporter-start", f"tracing exporter failed to start: {exc}; "
-                                                      "spans are kept in the local trace store only")
+                    self._start_error = _start_cause(exc)
+                    self._warn_once("exporter-start", f"tracing exporter failed to start: {self._start_error}; "
+                                                      "spans are kept in the local trace store "
+                                                      "(`llmops traces push` sends them later)")
                     self.exporter = None
             while True:
                 if self._closed and not self._queue:
@@ -347,7 +308,7 @@ class Tracer:
                     self._dropped += 1
         if self.store is not None:
             try:
-                self.store.add_rows(span_rows, score_rows)
+                self.store.add_rows(span_rows, score_rows, outbox=self._exporter_wanted)
                 self._stored += len(spans)
             except Exception as exc:
                 self._store_errors += 1
@@ -362,6 +323,19 @@ class Tracer:
                     self.exporter.score(scores)
             except Exception as exc:
                 self._warn_once("export", f"tracing export failed: {exc!r}")
+        self._settle()
+
+    def _settle(self) -> None:
+        """Take the spans the exporter's server acknowledged out of the store's outbox."""
+        take = getattr(self.exporter, "take_delivered", None)
+        if take is None or self.store is None:
+            return
+        try:
+            ids = take()
+            if ids:
+                self.store.mark_delivered(ids)
+        except Exception as exc:  # the spans stay in the outbox: at worst re-sent, never lost
+            self._warn_once("outbox", f"could not update the trace store's outbox: {exc}")
 
     def _with_defaults(self, span: SpanRecord) -> SpanRecord:
         a = span.attributes
@@ -402,6 +376,7 @@ class Tracer:
         ok = self._processed >= target
         if self.exporter is not None and self._exporter_started:
             ok = self.exporter.flush(max(0.0, deadline - time.monotonic())) and ok
+            self._settle()
         return ok
 
     def shutdown(self, timeout_s: float = 5.0) -> TracingStats:
@@ -420,20 +395,45 @@ class Tracer:
                 self.exporter.shutdown(max(0.0, deadline - time.monotonic()))
             except Exception as exc:
                 self._warn_once("export-shutdown", f"tracing exporter shutdown failed: {exc!r}")
+            self._settle()
         self._wake.set()
         stats = self.stats()
+        cause = self.undelivered_cause(stats)
         if self.store is not None:
             if self._exporter_wanted:
-                self._record_delivery(stats)
+                self._record_delivery(stats, cause)
             self.store.close()
         if stats.undelivered and self._exporter_wanted:
-            where = f"; they are kept in the local trace store {self.store.path}" if self.store else ""
-            log.warning("llmops: %d span(s) could not be delivered to the trace exporter%s",
-                        stats.undelivered, where)
+            where = (f"; they are kept in the local trace store {self.store.path} "
+                     "(`llmops traces push` re-sends them)") if self.store else ""
+            log.warning("llmops: %d span(s) could not be delivered to the trace exporter (%s)%s",
+                        stats.undelivered, cause, where)
         _LIVE.discard(self)
         return stats
 
-    def _record_delivery(self, stats: TracingStats) -> None:
+    def undelivered_cause(self, stats: TracingStats | None = None) -> str | None:
+        """Why spans did not reach the exporter's server, in words (None when all of them did)."""
+        stats = stats or self.stats()
+        if not stats.undelivered:
+            return None
+        causes: list[str] = []
+        if self._start_error is not None:
+            causes.append(f"the exporter did not start: {self._start_error}")
+        if stats.dropped:
+            causes.append(f"{stats.dropped} dropped: the in-memory queue was full")
+        export = stats.export
+        if export is not None and export.undelivered:
+            in_flight = export.sent - export.delivered - export.failed
+            if export.cause:
+                causes.append(export.cause)
+            if in_flight > 0:
+                causes.append(f"{in_flight} not acknowledged before the tracer stopped "
+                              f"(exit bound {EXIT_BUDGET_S:g} s)")
+        if stats.export_skipped and self._start_error is None:
+            causes.append("the exporter was not running")
+        return "; ".join(causes) or "unknown"
+
+    def _record_delivery(self, stats: TracingStats, cause: str | None) -> None:
         """Keep what the exporter delivered in the local store (``llmops traces status`` shows it)."""
         assert self.store is not None
         delivered = stats.export.delivered if stats.export else 0
@@ -442,7 +442,7 @@ class Tracer:
             return
         try:
             self.store.record_delivery(Delivery(ended=time.time(), exporter=self._exporter_name, spans=spans,
-                                                delivered=delivered))
+                                                delivered=delivered, cause=cause))
         except (StoreError, OSError) as exc:  # an unusable store: the exit warning still gives the count
             self._warn_once("delivery", f"could not record the exporter's delivery: {exc}")
 
@@ -659,12 +659,78 @@ def reset_tracing(timeout_s: float = 2.0) -> None:
         tracer.shutdown(timeout_s=timeout_s)
 
 
-def _shutdown_all(timeout_s: float = 3.0) -> None:
+# ---- process exit ----------------------------------------------------------------------------
+# What exit may cost, all hooks together: delivery's last chance, bounded (docs/tracing.md).
+EXIT_BUDGET_S = 3.0
+_exit_deadline: float | None = None
+_hooks_lock = threading.Lock()
+_hooks_registered = False
+
+
+def _exit_remaining() -> float:
+    global _exit_deadline
+    if _exit_deadline is None:
+        _exit_deadline = time.monotonic() + EXIT_BUDGET_S
+    return max(0.0, _exit_deadline - time.monotonic())
+
+
+def _deliver_all() -> None:
+    """First exit hook (threading's, before thread pools refuse work): let exporters deliver.
+
+    A short process (a cached call, a script that calls once and exits) ends before its worker
+    has imported and started the Langfuse SDK; once the interpreter shuts its thread pools down
+    (right after this hook), the SDK can no longer start. Waiting here, within the exit budget,
+    lets the exporter start and deliver; the tracer itself is shut down by the ``atexit`` hook,
+    after threads the application still runs have finished.
+    """
+    for tracer in list(_LIVE):
+        if tracer._exporter_wanted and not tracer._closed:
+            with suppress(Exception):
+                tracer.flush(timeout_s=_exit_remaining())
+
+
+def _shutdown_all(timeout_s: float | None = None) -> None:
     """Exit hook: store what is queued and give exporters a bounded last chance to deliver."""
-    deadline = time.monotonic() + timeout_s
+    remaining = _exit_remaining() if timeout_s is None else timeout_s
+    deadline = time.monotonic() + remaining
     for tracer in list(_LIVE):
         with suppress(Exception):
             tracer.shutdown(timeout_s=max(0.2, deadline - time.monotonic()))
 
 
-atexit.register(_shutdown_all)
+def ensure_exit_hooks(*, after_sdk: bool = False) -> None:
+    """Register the tracers' exit hooks; the one place that does (idempotent).
+
+    Two hooks share :data:`EXIT_BUDGET_S`: :func:`_deliver_all` runs when the interpreter starts
+    shutting threads down (before ``concurrent.futures`` stops its pools, which is why that
+    module is imported first: threading's exit hooks run last-registered first), and
+    :func:`_shutdown_all` runs at ``atexit``.
+
+    Args:
+        after_sdk: Called right after an SDK registered its own ``atexit`` hook: move ours after
+            it, so ours runs first (``atexit`` is last-in, first-out).
+    """
+    global _hooks_registered
+    with _hooks_lock:
+        if after_sdk:
+            atexit.unregister(_shutdown_all)
+            with suppress(RuntimeError):  # already exiting: the running exit hook covers us
+                atexit.register(_shutdown_all)
+        if _hooks_registered:
+            return
+        _hooks_registered = True
+    import concurrent.futures.thread  # noqa: F401  (its exit hook must be registered before ours)
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        with suppress(RuntimeError):  # already shutting down: the atexit hook still runs
+            register(_deliver_all)
+    atexit.register(_shutdown_all)
+
+
+def _start_cause(exc: BaseException) -> str:
+    """Why an exporter could not start, naming interpreter shutdown when that is what it was."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, RuntimeError) and ("shutdown" in text or "finaliz" in text):
+        return f"the process was exiting before the exporter was ready ({text})"
+    return text
