@@ -150,10 +150,8 @@ def main() -> None:
         if args.kind == "litellm" or args.warm:
             import litellm  # noqa: F401  (timed apart from the loop)
         if args.kind == "client":
-            from llmops.llm.client import _litellm
-
             _freeze_like_the_cli()
-            _litellm()
+            _load_litellm()
             if args.tracing != "off":
                 from llmops.tracing import get_tracer
 
@@ -180,15 +178,22 @@ def main() -> None:
     print(json.dumps(result), flush=True)
 
 
+def _load_litellm() -> None:
+    """Import litellm the way llmops does (in this tree, or a ``--before`` tree from before the split)."""
+    try:
+        from llmops.llm.loader import load_litellm
+    except ImportError:  # an llmops tree from before llm/client.py was split
+        from llmops.llm.client import _litellm as load_litellm  # type: ignore[attr-defined,no-redef]
+    load_litellm()
+
+
 def run_harness(args: argparse.Namespace, result: dict[str, object]) -> None:
     from llmops.config import load_settings
     from llmops.runner.engine import run_suite
 
     t = time.perf_counter()
-    from llmops.llm.client import _litellm
-
     _freeze_like_the_cli()
-    _litellm()
+    _load_litellm()
     result["import_s"] = time.perf_counter() - t
     settings = load_settings(args.project, overrides={"tracing": args.tracing})
     tracer = None

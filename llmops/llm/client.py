@@ -1,23 +1,19 @@
-"""The LLM client: the ONLY module that imports litellm.
+"""The LLM client: cache, retries, concurrency limits and observers around every provider call.
 
 Every call travels: response cache -> per-model concurrency limit -> litellm.acompletion (with
 our retry policy, litellm's own retries off) -> error mapping -> cost -> observers (tracing).
-A fully replayed run is answered by the cache and never imports litellm.
+A fully replayed run is answered by the cache and never imports litellm. The pieces live next
+door: :mod:`~llmops.llm.loader` (litellm, lazily, and its fast path), :mod:`~llmops.llm.providers`
+(``local/`` and ``fake/``), :mod:`~llmops.llm.scrub` (secrets out of logs),
+:mod:`~llmops.llm.pricing` and :mod:`~llmops.llm.errormap`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import contextvars
-import datetime
-import functools
 import json
-import logging
-import re
-import sys
-import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -25,36 +21,34 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from llmops._async import run_sync
-from llmops.config import CacheMode, Settings, apply_process_defaults, load_settings, secret_env_values
-from llmops.errors import (
-    AuthError,
-    CacheMissError,
-    LLMOpsError,
-    ProviderError,
-    ProviderTimeoutError,
-    RateLimitError,
-    UserError,
-)
+from llmops.config import CacheMode, Settings, load_settings, secret_env_values
+from llmops.errors import CacheMissError, LLMOpsError, ProviderError, ProviderTimeoutError
 from llmops.llm.cache import ResponseCache, request_key
+from llmops.llm.errormap import RETRYABLE_STATUS, map_exception, missing_key_env_vars, retry_after
+from llmops.llm.loader import Lean, litellm_imported, load_litellm
+from llmops.llm.pricing import PRICE_PARAMS, cost_of
+from llmops.llm.providers import collect_own_errors
 from llmops.llm.retry import RetryPolicy
+from llmops.llm.scrub import SECRET_PARAMS, public_params, register_log_secrets, secret_param_values
 from llmops.llm.throttle import Pacer
 from llmops.llm.types import Completion, Message, Usage
 
-# Statuses worth another attempt: rate limits, server errors, timeouts, overload.
-RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
-_PROVIDER_KEYS = {
-    "openai": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "azure": ("AZURE_API_KEY", "AZURE_API_BASE"),
-    "gemini": ("GEMINI_API_KEY",),
-    "mistral": ("MISTRAL_API_KEY",),
-    "groq": ("GROQ_API_KEY",),
-    "cohere": ("COHERE_API_KEY",),
-    "together_ai": ("TOGETHERAI_API_KEY",),
-    "openrouter": ("OPENROUTER_API_KEY",),
-    "deepseek": ("DEEPSEEK_API_KEY",),
-}
-_OUR_PROVIDERS = ("local", "fake")
+__all__ = [  # the client, and the names other modules have always imported from here
+    "PRICE_PARAMS",
+    "RETRYABLE_STATUS",
+    "CallObserver",
+    "CallRecord",
+    "EmbeddingResult",
+    "LLMClient",
+    "cost_of",
+    "litellm_imported",
+    "map_exception",
+    "missing_key_env_vars",
+    "public_params",
+    "register_log_secrets",
+    "secret_param_values",
+    "tally_provider_calls",
+]
 
 
 @dataclass(frozen=True)
@@ -114,84 +108,6 @@ class CallObserver(Protocol):
     def __call__(self, record: CallRecord) -> None: ...  # noqa: D102
 
 
-_SECRET_PARAMS = frozenset({"api_key", "headers", "extra_headers", "aws_secret_access_key",
-                            "azure_ad_token", "vertex_credentials"})
-
-
-def public_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Params with credentials removed (safe for traces, stores and reports)."""
-    return {k: v for k, v in params.items() if k not in _SECRET_PARAMS}
-
-
-# ---- credentials never reach a log line -----------------------------------------------------
-# litellm and the OpenAI/Anthropic SDKs log requests at DEBUG, custom headers included. Every
-# client registers the credential values it may send; records of those libraries' loggers are
-# scrubbed of them when created, so no handler (pytest's, a CI log, basicConfig) ever sees them.
-_THIRD_PARTY_LOGGERS = ("LiteLLM", "litellm", "openai", "anthropic", "httpx", "httpcore")
-_MIN_SECRET_LEN = 8
-_log_secrets: frozenset[str] = frozenset()
-_log_lock = threading.Lock()
-
-
-def _strings(value: Any) -> set[str]:
-    if isinstance(value, str):
-        # "Bearer <token>": the token alone may be logged too.
-        return {value, value.split()[-1]} if " " in value.strip() else {value}
-    if isinstance(value, dict):
-        return set().union(*(_strings(v) for v in value.values())) if value else set()
-    if isinstance(value, list | tuple):
-        return set().union(*(_strings(v) for v in value)) if value else set()
-    return set()
-
-
-def register_log_secrets(values: set[str] | frozenset[str]) -> None:
-    """Scrub these values from every record of litellm's and the provider SDKs' loggers."""
-    global _log_secrets
-    new = {v for v in values if len(v) >= _MIN_SECRET_LEN} - _log_secrets
-    if not new:
-        return
-    with _log_lock:
-        if not _log_secrets:
-            previous = logging.getLogRecordFactory()
-
-            def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-                record = previous(*args, **kwargs)
-                secrets = _log_secrets
-                if secrets and record.name.startswith(_THIRD_PARTY_LOGGERS):
-                    try:
-                        text = record.getMessage()
-                    except Exception:  # a malformed record is the logging module's to report
-                        return record
-                    scrubbed = text
-                    for secret in secrets:
-                        scrubbed = scrubbed.replace(secret, "[REDACTED]")
-                    if scrubbed != text:
-                        record.msg, record.args = scrubbed, ()
-                return record
-
-            logging.setLogRecordFactory(factory)
-        _log_secrets = _log_secrets | new
-
-
-def secret_param_values(params: dict[str, Any]) -> set[str]:
-    """The credential values among call params (api_key, header values, ...)."""
-    return set().union(*(_strings(v) for k, v in params.items() if k in _SECRET_PARAMS)) if params else set()
-
-
-# ---- our own errors raised inside custom providers -----------------------------------------
-# litellm wraps any exception of a custom handler in APIConnectionError (retryable) and its own
-# error handling replaces ``__context__``; so a UserError for a missing GGUF file would be retried
-# as a connection error. Handlers put their LLMOpsError in this per-call box instead.
-_own_errors: contextvars.ContextVar[list[LLMOpsError] | None] = contextvars.ContextVar(
-    "llmops_own_errors", default=None)
-
-
-def _keep_own_error(err: LLMOpsError) -> None:
-    box = _own_errors.get()
-    if box is not None:
-        box.append(err)
-
-
 # ---- provider calls counted per context ------------------------------------------------------
 # A runner opens a tally per unit; every provider call made in that context (the unit's own
 # call, and judge or regeneration calls in the tasks it starts, which copy the context) adds
@@ -214,371 +130,6 @@ def _count_call() -> None:
     tally = _call_tally.get()
     if tally is not None:
         tally[0] += 1
-
-
-# ---- litellm, imported once and lazily ---------------------------------------------------
-_litellm_lock = threading.Lock()
-_litellm_module: Any = None
-
-
-def _litellm() -> Any:
-    global _litellm_module
-    with _litellm_lock:
-        if _litellm_module is None:
-            from llmops._runtime import after_heavy_import, before_heavy_import
-
-            apply_process_defaults()
-            paused = before_heavy_import()
-            try:
-                import litellm
-
-                litellm.telemetry = False
-                litellm.suppress_debug_info = True
-                _register_providers(litellm)
-                _install_lean_path(litellm)
-            finally:
-                after_heavy_import(paused)
-            _litellm_module = litellm
-    return _litellm_module
-
-
-# ---- litellm's per-call work we already do ourselves ---------------------------------------
-# On every call litellm prices the response with its full cost calculator (~20% of its per-call
-# CPU here) and builds a standard logging payload for its success callbacks (~9%). We price with
-# our cached lookup (cost_of) and trace through our own observers, so while none of litellm's
-# own callbacks or budgets are configured, our calls skip both. Registering any litellm callback
-# (or litellm.max_budget) brings the full path back, call by call.
-_lean_call: contextvars.ContextVar[bool] = contextvars.ContextVar("llmops_lean_call", default=False)
-_internal_call: contextvars.ContextVar[bool] | None = None
-_CALLBACK_LISTS = ("callbacks", "success_callback", "failure_callback", "_async_success_callback",
-                   "_async_failure_callback", "input_callback", "service_callback")
-
-
-def _install_lean_path(litellm: Any) -> None:
-    """Let calls made under :func:`_lean` skip litellm's cost calculation (no-op if its internals moved)."""
-    global _internal_call
-    try:
-        from litellm._internal_context import is_internal_call
-        from litellm.litellm_core_utils.litellm_logging import Logging
-    except ImportError:  # another litellm layout: keep its full path
-        return
-    original = getattr(Logging, "response_cost_calculator", None)
-    if original is None or getattr(original, "_llmops_lean", False):
-        _internal_call = is_internal_call
-        return
-
-    @functools.wraps(original)
-    def response_cost_calculator(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if _lean_call.get():
-            return None  # priced by cost_of from the usage, with our cached price lookup
-        return original(self, *args, **kwargs)
-
-    response_cost_calculator._llmops_lean = True  # type: ignore[attr-defined]
-    Logging.response_cost_calculator = response_cost_calculator  # type: ignore[method-assign]
-    _internal_call = is_internal_call
-
-
-def _litellm_needs_full_path(litellm: Any) -> bool:
-    """Whether the user configured litellm callbacks or budgets that want its cost and logging."""
-    if getattr(litellm, "max_budget", 0):
-        return True
-    return any(getattr(litellm, name, None) for name in _CALLBACK_LISTS)
-
-
-# litellm.acompletion hands its synchronous request setup (``completion(..., acompletion=True)``,
-# which for these providers only builds the request and returns a coroutine) to the loop's default
-# thread pool. The hop costs a thread switch, a self-pipe write and GIL hand-offs per call (~10% of
-# a call's CPU here); for providers whose setup does no blocking I/O (static keys, no credential
-# refresh), our calls run it inline instead. Anything else keeps the thread pool.
-_INLINE_SETUP_PROVIDERS = frozenset({
-    "openai", "anthropic", "groq", "mistral", "deepseek", "together_ai", "openrouter", "fireworks_ai",
-    "xai", "cerebras", "perplexity", "hosted_vllm", "fake", "local"})
-_inline_setup: contextvars.ContextVar[bool] = contextvars.ContextVar("llmops_inline_setup", default=False)
-_loops_with_inline_setup: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
-
-
-class _InlineSetupExecutor(concurrent.futures.ThreadPoolExecutor):
-    """A loop's default executor that runs litellm's request setup of our calls inline."""
-
-    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[_T]:
-        if _inline_setup.get() and _is_litellm_setup(fn):
-            future: concurrent.futures.Future[_T] = concurrent.futures.Future()
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # delivered to the awaiting call, like the pool would
-                future.set_exception(exc)
-            return future
-        return super().submit(fn, *args, **kwargs)
-
-
-def _is_litellm_setup(fn: Any) -> bool:
-    """``partial(context.run, partial(litellm.main.completion, ...))``, as litellm.acompletion submits it."""
-    inner = fn.args[0] if isinstance(fn, functools.partial) and fn.args else None
-    main = sys.modules.get("litellm.main")
-    return isinstance(inner, functools.partial) and main is not None and inner.func is getattr(main, "completion", None)
-
-
-def _use_inline_setup(loop: asyncio.AbstractEventLoop) -> bool:
-    """Install the inline-setup executor on ``loop`` unless it already has a default executor."""
-    if loop in _loops_with_inline_setup:
-        return True
-    if getattr(loop, "_default_executor", True) is not None:  # someone's (or asyncio's) pool: keep it
-        return False
-    loop.set_default_executor(_InlineSetupExecutor(thread_name_prefix="llmops-litellm"))
-    _loops_with_inline_setup.add(loop)
-    return True
-
-
-class _Lean:
-    """Context manager for one call: skip litellm's cost and logging; inline its setup where safe.
-
-    See the notes above on both.
-    """
-
-    __slots__ = ("_inline", "_resolved", "_tokens")
-
-    def __init__(self, resolved: str) -> None:
-        self._resolved = resolved
-        self._tokens: tuple[contextvars.Token[bool], contextvars.Token[bool]] | None = None
-        self._inline: contextvars.Token[bool] | None = None
-
-    def __enter__(self) -> None:
-        if _internal_call is not None and not _litellm_needs_full_path(_litellm_module):
-            self._tokens = (_lean_call.set(True), _internal_call.set(True))
-        provider = self._resolved.split("/", 1)[0] if "/" in self._resolved else ""
-        if provider in _INLINE_SETUP_PROVIDERS and _use_inline_setup(asyncio.get_running_loop()):
-            self._inline = _inline_setup.set(True)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._tokens is not None and _internal_call is not None:
-            _lean_call.reset(self._tokens[0])
-            _internal_call.reset(self._tokens[1])
-        if self._inline is not None:
-            _inline_setup.reset(self._inline)
-
-
-def _register_providers(litellm: Any) -> None:
-    """Register ``local/`` and ``fake/`` as LiteLLM custom providers (the same door as any plugin)."""
-    from litellm.llms.custom_llm import CustomLLM
-
-    from llmops.llm import fake
-    from llmops.llm.local import runtime
-
-    def fill(model_response: Any, text: str, finish: str, prompt_tokens: int,
-             completion_tokens: int, model: str) -> Any:
-        model_response.choices[0].message.content = text
-        model_response.choices[0].finish_reason = finish
-        model_response.model = model
-        model_response.usage = litellm.Usage(prompt_tokens=prompt_tokens,
-                                             completion_tokens=completion_tokens,
-                                             total_tokens=prompt_tokens + completion_tokens)
-        return model_response
-
-    def fake_error(model: str, step: fake.FakeError) -> Exception:
-        import httpx
-
-        headers = {"retry-after": str(step.retry_after)} if step.retry_after is not None else {}
-        response = httpx.Response(step.status, headers=headers,
-                                  request=httpx.Request("POST", "http://fake.invalid/v1/chat"))
-        kwargs = {"message": step.message, "llm_provider": "fake", "model": model}
-        by_status: dict[int, Any] = {
-            401: litellm.AuthenticationError, 404: litellm.NotFoundError,
-            429: litellm.RateLimitError, 503: litellm.ServiceUnavailableError,
-            500: litellm.InternalServerError, 400: litellm.BadRequestError,
-        }
-        cls = by_status.get(step.status)
-        error: Exception
-        if cls is None:
-            error = litellm.APIError(status_code=step.status, request=response.request, **kwargs)
-        elif cls in (litellm.BadRequestError,):
-            error = cls(**kwargs)
-        else:
-            error = cls(response=response, **kwargs)
-        return error
-
-    class _Local(CustomLLM):
-        def completion(self, *args: Any, **kw: Any) -> Any:
-            try:
-                result = runtime().generate(kw["model"], kw["messages"], kw.get("optional_params") or {})
-            except LLMOpsError as err:
-                _keep_own_error(err)
-                raise
-            return fill(kw["model_response"], result.text, result.finish_reason, result.prompt_tokens,
-                        result.completion_tokens, f"local/{kw['model']}")
-
-        async def acompletion(self, *args: Any, **kw: Any) -> Any:
-            return await asyncio.to_thread(self.completion, *args, **kw)
-
-    class _Fake(CustomLLM):
-        def _answer(self, kw: dict[str, Any], step: Any) -> Any:
-            if isinstance(step, fake.FakeError):
-                raise fake_error(kw["model"], step)
-            reply = step if isinstance(step, fake.FakeReply) else fake.FakeReply(text=str(step))
-            prompt_tokens = reply.prompt_tokens
-            if prompt_tokens is None:
-                prompt_tokens = sum(fake.count_tokens(str(m.get("content") or "")) for m in kw["messages"])
-            completion_tokens = reply.completion_tokens
-            if completion_tokens is None:
-                completion_tokens = fake.count_tokens(reply.text)
-            return fill(kw["model_response"], reply.text, reply.finish_reason, prompt_tokens,
-                        completion_tokens, f"fake/{kw['model']}")
-
-        def _step(self, kw: dict[str, Any]) -> Any:
-            try:
-                return fake.next_step(kw["model"], kw["messages"], kw.get("optional_params") or {})
-            except LLMOpsError as err:  # a responder raised one of ours: keep it unwrapped
-                _keep_own_error(err)
-                raise
-
-        def completion(self, *args: Any, **kw: Any) -> Any:
-            step = self._step(kw)
-            time.sleep(fake.blocking_delay(step))
-            return self._answer(kw, step)
-
-        async def acompletion(self, *args: Any, **kw: Any) -> Any:
-            step = self._step(kw)
-            await asyncio.sleep(fake.blocking_delay(step))
-            return self._answer(kw, step)
-
-    existing = [p for p in (litellm.custom_provider_map or []) if p.get("provider") not in _OUR_PROVIDERS]
-    litellm.custom_provider_map = [*existing, {"provider": "local", "custom_handler": _Local()},
-                                   {"provider": "fake", "custom_handler": _Fake()}]
-    from litellm.utils import custom_llm_setup
-
-    custom_llm_setup()  # type: ignore[no-untyped-call]
-
-
-@functools.lru_cache(maxsize=4096)
-def _prices(model: str) -> tuple[float, float] | None:
-    """(input, output) USD per token from LiteLLM's local price map, looked up once per model.
-
-    Cheaper than ``litellm.completion_cost`` on every call (~20% of litellm's per-call CPU).
-    """
-    if model.split("/", 1)[0] in _OUR_PROVIDERS:
-        return (0.0, 0.0)
-    cost_map = _litellm().model_cost
-    candidates = [model]
-    if "/" in model:
-        candidates.append(model.split("/", 1)[1])
-    for name in candidates:
-        info = cost_map.get(name)
-        if info and "input_cost_per_token" in info:
-            return float(info.get("input_cost_per_token") or 0.0), float(info.get("output_cost_per_token") or 0.0)
-    return None
-
-
-PRICE_PARAMS = ("input_cost_per_token", "output_cost_per_token")
-
-
-def cost_of(model: str, usage: Usage, params: dict[str, Any] | None = None) -> float:
-    """USD cost of a call: the alias's own prices if set, else LiteLLM's local price map (else 0).
-
-    ``input_cost_per_token`` / ``output_cost_per_token`` in a model alias's params price
-    self-hosted or negotiated models (the same keys LiteLLM accepts for custom pricing).
-    """
-    if params and any(k in params for k in PRICE_PARAMS):
-        return (usage.prompt_tokens * float(params.get("input_cost_per_token") or 0.0)
-                + usage.completion_tokens * float(params.get("output_cost_per_token") or 0.0))
-    prices = _prices(model)
-    if prices is None:
-        return 0.0
-    return usage.prompt_tokens * prices[0] + usage.completion_tokens * prices[1]
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds the provider asked us to wait (``retry-after-ms``, ``retry-after`` seconds or date)."""
-    headers: Any = getattr(exc, "litellm_response_headers", None)
-    response = getattr(exc, "response", None)
-    if headers is None and response is not None:
-        headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    try:
-        raw_ms = headers.get("retry-after-ms")
-        if raw_ms is not None:
-            return max(0.0, float(raw_ms) / 1000.0)
-        raw = headers.get("retry-after")
-    except (AttributeError, TypeError, ValueError):
-        return None
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except (TypeError, ValueError):
-        pass
-    import email.utils  # only for this rare form: a replay need not import the email package
-
-    try:  # the HTTP-date form: "Wed, 21 Oct 2026 07:28:00 GMT"
-        when = email.utils.parsedate_to_datetime(str(raw))
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
-
-
-# litellm repeats the class name: "RateLimitError: RateLimitError: OpenAIException - ...".
-_REPEATED_PREFIX = re.compile(r"^(\w+): (?:\1: )+")
-# What SDKs say when no key was configured at all (before any request is sent).
-_MISSING_KEY = re.compile(
-    r"missing credentials|api_key client option must be set|missing [\w ]*api[ _-]?key"
-    r"|no api[ _-]?key (?:was )?(?:provided|found|set)", re.IGNORECASE)
-
-
-def _clean_message(raw: str) -> str:
-    text = raw.replace("litellm.", "").strip()
-    return _REPEATED_PREFIX.sub(r"\1: ", text)
-
-
-def missing_key_env_vars(model: str) -> tuple[str, ...]:
-    """Environment variables that would carry the API key for ``model``'s provider."""
-    provider = model.split("/", 1)[0] if "/" in model else "openai"
-    try:
-        missing = _litellm().validate_environment(model=model).get("missing_keys") or []
-    except Exception:  # litellm raises for models it cannot place; fall back to our table
-        missing = []
-    return tuple(missing) or _PROVIDER_KEYS.get(provider, ())
-
-
-def map_exception(exc: BaseException, model: str) -> LLMOpsError:
-    """Turn a litellm/openai/httpx exception into one of our errors (with retryability)."""
-    if isinstance(exc, LLMOpsError):
-        return exc
-    name = type(exc).__name__
-    status = getattr(exc, "status_code", None)
-    status = int(status) if isinstance(status, int) else None
-    message = _clean_message(str(getattr(exc, "message", None) or exc)) or name
-    if name == "AuthenticationError" or status in (401, 403):
-        return AuthError(message, model=model, env_vars=missing_key_env_vars(model), status_code=status)
-    if (status is None or status >= 500) and _MISSING_KEY.search(message):
-        # The SDK refused to send the request (no key configured); litellm wraps that as a 500.
-        return AuthError(f"no API key configured ({message})", model=model,
-                         env_vars=missing_key_env_vars(model))
-    if name == "BadRequestError" and "LLM Provider NOT provided" in message:
-        return UserError(f"unknown model '{model}': LiteLLM cannot tell which provider serves it",
-                         key=model, hint="use a LiteLLM model string with its provider "
-                                         "(openai/gpt-4o-mini, anthropic/...), an alias from "
-                                         "[tool.llmops.models], or local/smollm2")
-    if name in ("Timeout", "TimeoutError") or isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return ProviderTimeoutError(message or "timed out", model=model, status_code=status,
-                                    retryable=True)
-    if name == "RateLimitError" or status == 429:
-        return RateLimitError(message, model=model, status_code=429, retryable=True,
-                              retry_after=_retry_after(exc))
-    if name == "APIConnectionError":
-        return ProviderError(message, model=model, status_code=None, retryable=True)
-    if status is not None and status in RETRYABLE_STATUS:
-        return ProviderError(message, model=model, status_code=status, retryable=True,
-                             retry_after=_retry_after(exc))
-    if name in ("ContextWindowExceededError", "BadRequestError", "NotFoundError",
-                "UnsupportedParamsError", "UnprocessableEntityError"):
-        return ProviderError(message, model=model, status_code=status, retryable=False)
-    if name == "JSONDecodeError" or isinstance(exc, ValueError | KeyError | IndexError | TypeError):
-        # A truncated or malformed body: worth one more try.
-        return ProviderError(f"malformed provider response: {message}", model=model,
-                             status_code=status, retryable=True)
-    return ProviderError(f"{name}: {message}", model=model, status_code=status,
-                         retryable=status is None or status >= 500)
 
 
 class LLMClient:
@@ -635,6 +186,27 @@ class LLMClient:
         """
         return self.timeout_s + min(1.0, 0.25 * self.timeout_s)
 
+    def before_fork(self) -> None:
+        """Get ready for ``os.fork()``: import litellm now, once, so children inherit it.
+
+        A replay-only client (``cache_mode`` ``read-only``) never needs litellm, so it skips it.
+        """
+        if self.cache_mode != "read-only":
+            load_litellm()
+
+    def after_fork(self, concurrency: int | None = None) -> None:
+        """Make this client usable in a forked child process.
+
+        Concurrency limits are per event loop and must not be shared with the parent's loop; the
+        child starts with fresh ones.
+
+        Args:
+            concurrency: The child's share of in-flight calls per model (default: unchanged).
+        """
+        if concurrency is not None:
+            self.concurrency = concurrency
+        self._semaphores = weakref.WeakKeyDictionary()
+
     def _semaphore(self, model: str) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         per_loop = self._semaphores.setdefault(loop, {})
@@ -678,7 +250,7 @@ class LLMClient:
                 for m in messages]
         requested = model or self.settings.default_model
         resolved, merged = self.resolve(requested, params)
-        if params and _SECRET_PARAMS.intersection(params):
+        if params and SECRET_PARAMS.intersection(params):
             register_log_secrets(secret_param_values(params))
         seed = self.settings.seed if seed is None else seed
         meta = dict(metadata or {})
@@ -781,7 +353,7 @@ class LLMClient:
 
     async def _embed_attempt(self, texts: list[str], resolved: str,
                              params: dict[str, Any]) -> tuple[list[list[float]], Usage, float]:
-        litellm = _litellm()
+        litellm = load_litellm()
         async with self._semaphore(resolved):
             self.provider_calls += 1
             _count_call()
@@ -834,7 +406,7 @@ class LLMClient:
 
     async def _attempt(self, msgs: list[Message], requested: str, resolved: str,
                        params: dict[str, Any], seed: int) -> Completion:
-        litellm = _litellm()
+        litellm = load_litellm()
         call_params = {k: v for k, v in params.items() if k not in ("stream",)}
         async with self._semaphore(resolved):
             pacer = self.pacers.get(resolved) or self.pacers.setdefault(
@@ -846,10 +418,8 @@ class LLMClient:
             self.provider_calls += 1
             _count_call()
             start = time.perf_counter()
-            own_errors: list[LLMOpsError] = []
-            box = _own_errors.set(own_errors)
             try:
-                with _Lean(resolved):
+                with collect_own_errors() as own_errors, Lean(resolved):
                     response = await asyncio.wait_for(
                         litellm.acompletion(model=resolved, messages=[m.to_dict() for m in msgs], seed=seed,
                                             timeout=self.timeout_s, max_retries=0, num_retries=0,
@@ -860,12 +430,11 @@ class LLMClient:
                                            retryable=True) from None
             except Exception as exc:
                 if getattr(exc, "status_code", None) == 429 or type(exc).__name__ == "RateLimitError":
-                    pacer.throttled(_retry_after(exc), reserved)
+                    pacer.throttled(retry_after(exc), reserved)
                 if own_errors:  # our provider's own error, unwrapped from litellm's
                     raise own_errors[-1] from None
                 raise
             finally:
-                _own_errors.reset(box)
                 self.in_flight[resolved] -= 1
             latency = time.perf_counter() - start
             pacer.success()
@@ -891,9 +460,3 @@ def _to_completion(response: Any, requested: str, resolved: str, latency: float,
     return Completion(text=text or "", model=requested, resolved_model=resolved,
                       finish_reason=getattr(choice, "finish_reason", None), usage=usage,
                       cost_usd=cost_of(resolved, usage, params), latency_s=latency)
-
-
-def litellm_imported() -> bool:
-    """Whether this process has imported litellm (replayed runs should not)."""
-    return _litellm_module is not None
-

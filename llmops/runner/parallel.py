@@ -24,7 +24,6 @@ import os
 import sys
 import traceback
 import warnings
-import weakref
 from typing import TYPE_CHECKING
 
 from llmops._async import run_sync
@@ -78,10 +77,7 @@ def execute_in_processes(runner: Runner, run_id: str, manifest: Manifest, done: 
     budget = None
     if runner.max_cost_usd is not None:
         budget = max(0.0, runner.max_cost_usd - (runner.store.spent(run_id) if done else 0.0)) / processes
-    if client.cache_mode != "read-only":
-        from llmops.llm.client import _litellm
-
-        _litellm()  # imported once here: the children inherit it instead of importing it again
+    client.before_fork()  # litellm imported once here: the children inherit it
     # No SQLite handle may cross a fork: both sides reopen theirs lazily.
     runner.store.close()
     if client.cache is not None:
@@ -149,8 +145,7 @@ def _child(runner: Runner, run_id: str, manifest: Manifest, done: set[str], part
     """Body of a forked worker: run its part, report its counters through the pipe."""
     try:
         client = runner.client
-        client.concurrency = concurrency
-        client._semaphores = weakref.WeakKeyDictionary()
+        client.after_fork(concurrency)
         runner.progress = False
         runner.on_result = None
         parent_tracer = runner.tracer

@@ -175,6 +175,24 @@ def test_per_model_concurrency_limit(settings: Settings) -> None:
     assert elapsed >= 4 * 0.05  # 8 calls of 50 ms, 2 at a time (the two models in parallel)
 
 
+def test_after_fork_gives_the_child_its_own_limits(settings: Settings) -> None:
+    fake.script("fake/a", responder=lambda messages, params: fake.FakeReply("ok", delay_s=0.05))
+    client = make(settings, concurrency=4, cache_mode="off")
+
+    async def burst() -> int:
+        client.max_in_flight.clear()
+        await asyncio.gather(*[client.acomplete([{"role": "user", "content": f"q{i}"}], "fake/a") for i in range(6)])
+        return client.max_in_flight["fake/a"]
+
+    async def both() -> tuple[int, int]:
+        before = await burst()
+        client.after_fork(1)  # what a forked worker does with its share (same loop: limits rebuilt)
+        return before, await burst()
+
+    assert asyncio.run(both()) == (4, 1)
+    assert client.concurrency == 1
+
+
 # ---- cache modes -------------------------------------------------------------------------------------
 def test_cache_off_always_calls(settings: Settings) -> None:
     fake.script("fake/m", "one", "two")

@@ -11,7 +11,7 @@ import pytest
 
 from llmops.config import load_settings
 from llmops.llm import client as client_mod
-from llmops.llm import fake
+from llmops.llm import fake, loader
 from llmops.llm.client import LLMClient
 from llmops.testing import ProviderServer
 
@@ -39,7 +39,7 @@ def test_litellm_prices_and_logs_only_when_one_of_its_callbacks_wants_it(project
         assert seen[-1] is None  # litellm's cost calculator did not run
         assert lean.cost_usd > 0  # our cached price lookup did
 
-        litellm = client_mod._litellm()
+        litellm = loader.load_litellm()
         from litellm.integrations.custom_logger import CustomLogger
 
         logged: list[Any] = []
@@ -49,7 +49,7 @@ def test_litellm_prices_and_logs_only_when_one_of_its_callbacks_wants_it(project
                                               end_time: Any) -> None:
                 logged.append(kwargs.get("response_cost"))
 
-        for name in client_mod._CALLBACK_LISTS:  # litellm copies callbacks around: restore them all
+        for name in loader.CALLBACK_LISTS:  # litellm copies callbacks around: restore them all
             monkeypatch.setattr(litellm, name, list(getattr(litellm, name)))
         monkeypatch.setattr(litellm, "callbacks", [Recorder()])
 
@@ -74,7 +74,7 @@ def test_request_setup_runs_inline_for_known_providers(client: LLMClient) -> Non
         return asyncio.get_running_loop()._default_executor  # type: ignore[attr-defined]
 
     executor = asyncio.run(call())
-    assert isinstance(executor, client_mod._InlineSetupExecutor)
+    assert isinstance(executor, loader.InlineSetupExecutor)
     assert not executor._threads  # the setup never needed a thread
 
 

@@ -14,10 +14,10 @@ IMPORT_LITELLM = """
 import gc, json, sys
 from llmops import _runtime
 _runtime.freeze_heap_after_import = sys.argv[1] == "cli"
-from llmops.llm.client import _litellm
+from llmops.llm.loader import load_litellm
 runs = []  # collections from here on: during LiteLLM's import
 gc.callbacks.append(lambda phase, info: phase == "start" and runs.append(info["generation"]))
-_litellm()
+load_litellm()
 print(json.dumps({"collections": len(runs), "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))
 """
 
