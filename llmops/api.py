@@ -127,7 +127,7 @@ async def acomplete(
     messages = pv.render(inputs or {})
     # The template inputs let a traced production call become a suite case (`traces export`).
     meta = {**prompt_metadata(pv), "prompt_inputs": dict(inputs or {}), **(metadata or {})}
-    return await llm.acomplete(messages, model or pv.meta.model, {**pv.meta.params, **(params or {})},
+    return await llm.acomplete(messages, model or pv.meta.model, {**pv.call_params, **(params or {})},
                                seed=seed, repeat=repeat, metadata=meta)
 
 

@@ -31,7 +31,7 @@ from llmops.llm.providers import collect_own_errors
 from llmops.llm.retry import RetryPolicy
 from llmops.llm.scrub import SECRET_PARAMS, public_params, register_log_secrets, secret_param_values
 from llmops.llm.throttle import Pacer
-from llmops.llm.types import Completion, Message, Usage
+from llmops.llm.types import Completion, Message, ToolCall, Usage, structured_output
 
 __all__ = [  # the client, and the names other modules have always imported from here
     "PRICE_PARAMS",
@@ -224,7 +224,7 @@ class LLMClient:
 
     async def acomplete(
         self,
-        messages: Sequence[Message] | Sequence[dict[str, str]],
+        messages: Sequence[Message] | Sequence[dict[str, Any]],
         model: str | None = None,
         params: dict[str, Any] | None = None,
         *,
@@ -246,8 +246,7 @@ class LLMClient:
             ProviderError: (or AuthError, RateLimitError, ProviderTimeoutError) after retries.
             CacheMissError: in read-only (replay) mode when the request is not cached.
         """
-        msgs = [m if isinstance(m, Message) else Message(role=m["role"], content=m["content"])
-                for m in messages]
+        msgs = [Message.coerce(m) for m in messages]
         requested = model or self.settings.default_model
         resolved, merged = self.resolve(requested, params)
         if params and SECRET_PARAMS.intersection(params):
@@ -373,7 +372,7 @@ class LLMClient:
         usage = Usage(prompt_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0))
         return vectors, usage, latency
 
-    def complete(self, messages: Sequence[Message] | Sequence[dict[str, str]], model: str | None = None,
+    def complete(self, messages: Sequence[Message] | Sequence[dict[str, Any]], model: str | None = None,
                  params: dict[str, Any] | None = None, **kwargs: Any) -> Completion:
         """Sync wrapper of :meth:`acomplete`, safe inside a running event loop (notebooks)."""
         return run_sync(self.acomplete(messages, model, params, **kwargs))
@@ -457,6 +456,22 @@ def _to_completion(response: Any, requested: str, resolved: str, latency: float,
     raw_usage = getattr(response, "usage", None)
     usage = Usage(prompt_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0),
                   completion_tokens=int(getattr(raw_usage, "completion_tokens", 0) or 0))
+    calls = tool_calls_of(getattr(message, "tool_calls", None) if message is not None else None)
+    parsed, parse_error = structured_output(text or "", (params or {}).get("response_format"))
     return Completion(text=text or "", model=requested, resolved_model=resolved,
                       finish_reason=getattr(choice, "finish_reason", None), usage=usage,
-                      cost_usd=cost_of(resolved, usage, params), latency_s=latency)
+                      cost_usd=cost_of(resolved, usage, params), latency_s=latency, tool_calls=calls,
+                      parsed=parsed, parse_error=parse_error)
+
+
+def tool_calls_of(raw_calls: Any) -> tuple[ToolCall, ...]:
+    """Our :class:`ToolCall` values from a response message's ``tool_calls`` (objects or dicts)."""
+    calls: list[ToolCall] = []
+    for index, raw in enumerate(raw_calls or ()):
+        fn = _field(raw, "function")
+        arguments = _field(fn, "arguments") if fn is not None else None
+        if arguments is not None and not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        calls.append(ToolCall.of(str(_field(raw, "id") or f"call_{index}"),
+                                 str(_field(fn, "name") or "") if fn is not None else "", arguments))
+    return tuple(calls)

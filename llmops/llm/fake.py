@@ -22,14 +22,44 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class FakeReply:
-    """A scripted answer with explicit token counts and an optional delay."""
+class FakeToolCall:
+    """A tool call in a scripted answer.
 
-    text: str
+    Attributes:
+        name: The function name.
+        arguments: A mapping (sent as JSON) or a raw string sent verbatim (malformed on purpose).
+        id: The call id (default: ``call_<n>`` by position).
+    """
+
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+    id: str | None = None
+
+    def raw(self) -> str:
+        """The arguments as a JSON string."""
+        import json
+
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+@dataclass(frozen=True)
+class FakeReply:
+    """A scripted answer with explicit token counts, tool calls and an optional delay.
+
+    ``finish_reason`` defaults to ``tool_calls`` when the reply calls tools, else ``stop``.
+    """
+
+    text: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     delay_s: float = 0.0
-    finish_reason: str = "stop"
+    finish_reason: str | None = None
+    tool_calls: tuple[FakeToolCall, ...] = ()
+
+    @property
+    def finish(self) -> str:
+        """The finish reason sent."""
+        return self.finish_reason or ("tool_calls" if self.tool_calls else "stop")
 
 
 @dataclass(frozen=True)

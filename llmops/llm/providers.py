@@ -50,8 +50,15 @@ def register_providers(litellm: Any) -> None:
     from llmops.llm.local import runtime
 
     def fill(model_response: Any, text: str, finish: str, prompt_tokens: int,
-             completion_tokens: int, model: str) -> Any:
-        model_response.choices[0].message.content = text
+             completion_tokens: int, model: str, tool_calls: tuple[Any, ...] = ()) -> Any:
+        model_response.choices[0].message.content = text if text or not tool_calls else None
+        if tool_calls:
+            from litellm.types.utils import ChatCompletionMessageToolCall, Function
+
+            model_response.choices[0].message.tool_calls = [
+                ChatCompletionMessageToolCall(id=call.id or f"call_{i}", type="function",
+                                              function=Function(name=call.name, arguments=call.raw()))
+                for i, call in enumerate(tool_calls)]
         model_response.choices[0].finish_reason = finish
         model_response.model = model
         model_response.usage = litellm.Usage(prompt_tokens=prompt_tokens,
@@ -104,9 +111,10 @@ def register_providers(litellm: Any) -> None:
                 prompt_tokens = sum(fake.count_tokens(str(m.get("content") or "")) for m in kw["messages"])
             completion_tokens = reply.completion_tokens
             if completion_tokens is None:
-                completion_tokens = fake.count_tokens(reply.text)
-            return fill(kw["model_response"], reply.text, reply.finish_reason, prompt_tokens,
-                        completion_tokens, f"fake/{kw['model']}")
+                completion_tokens = fake.count_tokens(reply.text) + sum(
+                    fake.count_tokens(call.raw()) for call in reply.tool_calls)
+            return fill(kw["model_response"], reply.text, reply.finish, prompt_tokens,
+                        completion_tokens, f"fake/{kw['model']}", reply.tool_calls)
 
         def _step(self, kw: dict[str, Any]) -> Any:
             try:

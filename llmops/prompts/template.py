@@ -14,12 +14,33 @@ A file looks like::
     {% message "user" %}{{ question }}{% endmessage %}
 
 A body without ``message`` blocks renders to one user message.
+
+Tools and output shape live in the front matter too::
+
+    tools:                       # inline, or a file shared by several prompts: tools: tools/support.yaml
+      - name: lookup_order
+        description: Find an order by id
+        parameters: {type: object, properties: {order_id: {type: string}}, required: [order_id]}
+    tool_choice: auto            # auto | none | required | {name: lookup_order}
+    response_format:             # a JSON Schema for the reply (or an OpenAI response_format)
+      type: object
+      properties: {answer: {type: string}}
+
+A shared tools file path is relative to the prompts folder (the one holding the prompt folders).
+The content hash covers the shared file's bytes, so editing it changes every prompt using it.
+
+A conversation renders from inputs with ``{% conversation history %}``: each item of the list is
+an OpenAI-style message (``role``, ``content`` text or parts, an assistant's ``tool_calls``, a
+tool's ``tool_call_id``), kept as structured messages rather than text.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import math
+import re
 import secrets
 import sys
 from dataclasses import dataclass, field
@@ -78,6 +99,9 @@ class FrontMatter(BaseModel):
     model: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
+    tools: list[dict[str, Any]] | str | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
 
 # Per-process random markers: a template input cannot forge a message boundary without
@@ -106,6 +130,43 @@ class MessageExtension(Extension):
         return f"{_OPEN}{role}\x00{caller()}{_CLOSE}"
 
 
+_CONVERSATION = "\x01conversation"
+
+
+class ConversationExtension(Extension):
+    """``{% conversation history %}``: the messages of a list input, kept structured.
+
+    Each item is an OpenAI-style message mapping: ``role`` (system, user, assistant, tool),
+    ``content`` (text, or a list of parts such as ``{type: image_url, image_url: {url: ...}}``),
+    an assistant's ``tool_calls`` and a tool's ``tool_call_id``.
+    """
+
+    tags = {"conversation"}  # noqa: RUF012 - Jinja's API
+
+    def parse(self, parser: Parser) -> nodes.Node:
+        """Parse ``{% conversation expr %}``."""
+        lineno = next(parser.stream).lineno
+        value = parser.parse_expression()
+        return nodes.Output([self.call_method("_encode", [value])]).set_lineno(lineno)
+
+    def _encode(self, value: object) -> str:
+        if not isinstance(value, list | tuple):
+            raise TemplateError(f"conversation needs a list of messages, got {type(value).__name__}")
+        checked: list[dict[str, Any]] = []
+        for index, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise TemplateError(f"conversation item {index} must be a mapping with role and content")
+            try:
+                message = Message.from_dict(dict(item))
+            except ValueError as exc:
+                raise TemplateError(f"conversation item {index}: {exc}") from None
+            if message.role not in (*ROLES, "tool"):
+                raise TemplateError(f"conversation item {index}: role must be one of "
+                                    f"{', '.join((*ROLES, 'tool'))}, got {message.role!r}")
+            checked.append(message.to_dict())
+        return f"{_OPEN}{_CONVERSATION}\x00{json.dumps(checked, ensure_ascii=False)}{_CLOSE}"
+
+
 # A template is untrusted code (it may come from prompt management): beyond the sandbox's
 # attribute rules, refuse the one-expression memory and CPU bombs ('x' * 10**10, 10**10**10).
 MAX_REPEAT_ITEMS = 10_000_000
@@ -129,7 +190,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 def _environment() -> ImmutableSandboxedEnvironment:
     env = _Sandbox(
         undefined=StrictUndefined,
-        extensions=[MessageExtension],
+        extensions=[MessageExtension, ConversationExtension],
         autoescape=False,
         keep_trailing_newline=False,
         trim_blocks=True,
@@ -191,6 +252,28 @@ class PromptVersion:
     content_hash: str
     body: str = field(repr=False)
     header_lines: int = field(repr=False, default=0)
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+
+    @property
+    def call_params(self) -> dict[str, Any]:
+        """The call params this version declares: ``params`` plus tools, tool_choice, response_format."""
+        params = dict(self.meta.params)
+        if self.tools:
+            params["tools"] = [dict(t) for t in self.tools]
+        if self.tool_choice is not None:
+            params["tool_choice"] = self.tool_choice
+        if self.response_format is not None:
+            params["response_format"] = self.response_format
+        return params
+
+    def tool_schema(self, name: str) -> dict[str, Any] | None:
+        """The JSON-Schema ``parameters`` of the declared tool ``name`` (None if not declared)."""
+        for tool in self.tools:
+            if tool["function"]["name"] == name:
+                return dict(tool["function"].get("parameters") or {"type": "object"})
+        return None
 
     @property
     def ref(self) -> str:
@@ -222,8 +305,22 @@ class PromptVersion:
             raise PromptError(f"front matter key '{key}': {err['msg']}", file=path,
                               line=_front_matter_line(text, header_lines, tuple(err["loc"])), key=key,
                               hint=hint) from None
+        digest = hashlib.sha256(raw)
+        tools_path: Path | None = None
+        tool_data: Any = meta.tools
+        if isinstance(meta.tools, str):
+            tools_path, tool_data, tool_bytes = _read_tools_file(path, meta.tools, text, header_lines)
+            digest.update(b"\0tools\0" + tool_bytes)  # editing the shared file changes this version
+        line_of = functools.partial(_front_matter_line, text, header_lines)
+        tools = tools_from_front_matter(tool_data, tools_path or path,
+                                        None if tools_path else line_of(("tools",)))
+        response_format = response_format_from_front_matter(meta.response_format, path,
+                                                            line_of(("response_format",)))
+        choice = _tool_choice(meta.tool_choice, tools, path, line_of(("tool_choice",)))
         pv = cls(name=name, version=version, path=path, source=text, meta=meta,
-                 content_hash=hashlib.sha256(raw).hexdigest(), body=body, header_lines=header_lines)
+                 content_hash=digest.hexdigest() if tools_path else hashlib.sha256(raw).hexdigest(),
+                 body=body, header_lines=header_lines, tools=tools, tool_choice=choice,
+                 response_format=response_format)
         pv._compile()  # syntax errors surface at load, with file and line
         return pv
 
@@ -295,6 +392,147 @@ class PromptVersion:
         return f"inputs given or declared: {', '.join(declared) or '(none)'}"
 
 
+# ---- tools and response format ------------------------------------------------------------
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOOL_CHOICES = ("auto", "none", "required")
+
+
+def _check_schema(schema: Any, where: str, file: Path, line: int | None) -> None:
+    """Raise a PromptError naming ``where`` when ``schema`` is not a valid JSON Schema."""
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        raise PromptError(f"{where} must be a JSON Schema mapping, got {type(schema).__name__}",
+                          file=file, line=line, key=where)
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        at = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise PromptError(f"{where} is not a valid JSON Schema: {exc.message} (at {at})", file=file, line=line,
+                          key=where, hint="see https://json-schema.org/understanding-json-schema") from None
+
+
+def tools_from_front_matter(data: Any, file: Path, line: int | None = None) -> tuple[dict[str, Any], ...]:
+    """Tools in the OpenAI form (``{type: function, function: {name, description, parameters}}``).
+
+    Accepts that form or the short ``{name, description, parameters}``; checks names are unique
+    and every ``parameters`` is a valid JSON Schema.
+
+    Raises:
+        PromptError: naming the file, line and tool for a malformed tool.
+    """
+    if data is None:
+        return ()
+    if isinstance(data, dict) and isinstance(data.get("tools"), list):
+        data = data["tools"]  # a shared file may hold {tools: [...]}
+    if not isinstance(data, list):
+        raise PromptError("tools must be a list of tools", file=file, line=line, key="tools")
+    tools: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, item in enumerate(data):
+        where = f"tools[{index}]"
+        if not isinstance(item, dict):
+            raise PromptError(f"{where} must be a mapping with name, description, parameters",
+                              file=file, line=line, key=where)
+        fn = item.get("function") if item.get("type") == "function" else item
+        if not isinstance(fn, dict):
+            raise PromptError(f"{where}.function must be a mapping", file=file, line=line, key=where)
+        unknown = set(fn) - {"name", "description", "parameters", "strict"}
+        if unknown:
+            raise PromptError(f"{where}: unknown key '{sorted(unknown)[0]}'", file=file, line=line, key=where,
+                              hint="a tool has name, description and parameters (a JSON Schema)")
+        name = fn.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise PromptError(f"{where}: name must be 1-64 letters, digits, _ or -, got {name!r}",
+                              file=file, line=line, key=where)
+        if name in seen:
+            raise PromptError(f"{where}: tool '{name}' is declared twice", file=file, line=line, key=where)
+        seen.add(name)
+        parameters = fn.get("parameters", {"type": "object", "properties": {}})
+        _check_schema(parameters, f"{where}.parameters ({name})", file, line)
+        out: dict[str, Any] = {"name": name, "description": str(fn.get("description") or ""),
+                               "parameters": parameters}
+        if "strict" in fn:
+            out["strict"] = bool(fn["strict"])
+        tools.append({"type": "function", "function": out})
+    return tuple(tools)
+
+
+def response_format_from_front_matter(data: Any, file: Path, line: int | None = None) -> dict[str, Any] | None:
+    """An OpenAI ``response_format`` from front matter: as given, or built from a bare JSON Schema.
+
+    Raises:
+        PromptError: when the schema is not a valid JSON Schema.
+    """
+    if data is None:
+        return None
+    kind = data.get("type")
+    if kind in ("json_object", "text"):
+        return dict(data)
+    if kind == "json_schema":
+        spec = data.get("json_schema")
+        if not isinstance(spec, dict) or "schema" not in spec:
+            raise PromptError("response_format.json_schema needs a 'schema'", file=file, line=line,
+                              key="response_format")
+        _check_schema(spec["schema"], "response_format.json_schema.schema", file, line)
+        return {"type": "json_schema", "json_schema": dict(spec)}
+    _check_schema(data, "response_format", file, line)
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": dict(data)}}
+
+
+def response_schema(response_format: Any) -> dict[str, Any] | None:
+    """The JSON Schema inside a ``response_format`` (None for ``json_object`` or none)."""
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        return schema if isinstance(schema, dict) else None
+    return None
+
+
+def _tool_choice(choice: Any, tools: tuple[dict[str, Any], ...], file: Path,
+                 line: int | None) -> str | dict[str, Any] | None:
+    if choice is None:
+        return None
+    names = [t["function"]["name"] for t in tools]
+    if isinstance(choice, str):
+        if choice in _TOOL_CHOICES:
+            return choice
+        if choice in names:
+            return {"type": "function", "function": {"name": choice}}
+        raise PromptError(f"tool_choice '{choice}' is neither auto, none, required nor a declared tool",
+                          file=file, line=line, key="tool_choice", hint=did_you_mean(choice, [*_TOOL_CHOICES, *names]))
+    name = choice.get("name") or (choice.get("function") or {}).get("name")
+    if name not in names:
+        raise PromptError(f"tool_choice names the undeclared tool {name!r}", file=file, line=line,
+                          key="tool_choice", hint=f"declared tools: {', '.join(names) or '(none)'}")
+    return {"type": "function", "function": {"name": name}}
+
+
+def _read_tools_file(prompt_path: Path, value: str, text: str, header_lines: int) -> tuple[Path, Any, bytes]:
+    """(path, parsed content, bytes) of a shared tools file, relative to the prompts folder."""
+    line = _front_matter_line(text, header_lines, ("tools",))
+    root = prompt_path.parent.parent
+    target = (root / value).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise PromptError(f"tools file '{value}' is outside the prompts folder {root}", file=prompt_path,
+                          line=line, key="tools")
+    try:
+        raw = target.read_bytes()
+    except OSError as exc:
+        raise PromptError(f"cannot read tools file '{value}' ({exc.strerror})", file=prompt_path, line=line,
+                          key="tools", hint=f"paths are relative to the prompts folder {root}") from None
+    try:
+        if target.suffix == ".json":
+            data = json.loads(raw)
+        else:
+            data = load_yaml(raw.decode("utf-8"), loader=SafeLoader, max_nodes=FRONT_MATTER_MAX_NODES)[0]
+    except (ValueError, YAMLProblem) as exc:
+        message = exc.message if isinstance(exc, YAMLProblem) else str(exc)
+        raise PromptError(f"tools file is not valid {target.suffix.lstrip('.').upper() or 'YAML'}: {message}",
+                          file=target) from None
+    return target, data, raw
+
+
 _COMPILED: dict[str, Any] = {}
 
 
@@ -331,6 +569,9 @@ def _to_messages(text: str) -> list[Message]:
             messages.append(Message(role="user", content=before.strip()))
         role, _, rest = rest.partition("\x00")
         content, _, rest = rest.partition(_CLOSE)
+        if role == _CONVERSATION:
+            messages.extend(Message.from_dict(item) for item in json.loads(content))
+            continue
         messages.append(Message(role=role, content=content.strip()))
     if rest.strip():
         messages.append(Message(role="user", content=rest.strip()))

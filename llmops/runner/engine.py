@@ -286,7 +286,7 @@ class Runner:
         started = time.time()
         base: dict[str, Any] = {"case_id": unit.case.id, "prompt": unit.prompt, "prompt_hash": pv.content_hash,
                 "model": unit.model, "repeat": unit.repeat, "started_at": started}
-        call_params = {**pv.meta.params, **self.suite.suite.params}
+        call_params = {**pv.call_params, **self.suite.suite.params}
         meta = {"prompt": pv.ref, "prompt_name": pv.name, "prompt_version": pv.version,
                 "prompt_hash": pv.content_hash, "run_id": run_id, "suite": self.suite.name,
                 "case_id": unit.case.id, "repeat": unit.repeat}
@@ -681,7 +681,7 @@ def dry_run(suite: str | Path | LoadedSuite, *, settings: Settings | None = None
     for unit in runner.units():
         units += 1
         pv = runner.prompts[unit.prompt]
-        params = {**pv.meta.params, **loaded.suite.params}
+        params = {**pv.call_params, **loaded.suite.params}
         try:
             messages = pv.render(_case_inputs(pv, unit.case))
         except LLMOpsError:

@@ -8,7 +8,9 @@ from llmops.testing.provider_server import (
     FaultKind,
     ProviderServer,
     RecordedRequest,
+    Reply,
     ServerStats,
+    ToolUse,
 )
 
-__all__ = ["Fault", "FaultKind", "ProviderServer", "RecordedRequest", "ServerStats"]
+__all__ = ["Fault", "FaultKind", "ProviderServer", "RecordedRequest", "Reply", "ServerStats", "ToolUse"]

@@ -15,6 +15,15 @@ Example:
     ...     # point a client at server.openai_base / server.anthropic_base with api_key="sk-test"
     ...     print(server.stats().requests, server.stats().max_in_flight)
 
+Tool calls and streaming: a responder may return a :class:`Reply` with :class:`ToolUse` items,
+sent in each provider's own wire form (OpenAI ``tool_calls`` with JSON-string arguments,
+Anthropic ``tool_use`` blocks); a request with ``"stream": true`` is answered with server-sent
+events as each provider streams them (OpenAI ``chat.completion.chunk`` lines ending in
+``[DONE]``, Anthropic ``message_start`` ... ``message_stop`` events). :meth:`Fault.reset` on a
+stream sends half the events and then resets the connection (a stream that breaks mid-way).
+Tool results in the request reach the responder as OpenAI-style ``tool`` messages, and assistant
+tool calls as ``tool_calls``, whichever wire format the client used.
+
 Behaviour per request, in order: the next scripted :class:`Fault` if any (else a 429 when the
 ``rate_limit_rps`` token bucket is empty, else random ``error_rate`` / ``rate_limit_rate``
 injection, else success); authentication is checked before any fault, so a wrong key always gets
@@ -51,7 +60,38 @@ FaultKind = Literal["ok", "status", "hang", "reset", "truncated_json", "invalid_
 # What happened to a request (a fault kind, or a refusal before any fault applied).
 Outcome = Literal["ok", "status", "hang", "reset", "truncated_json", "invalid_json", "empty_choices",
                   "auth", "bad_request", "not_found"]
-Responder = Callable[[Provider, list[dict[str, str]]], str]
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """A tool call the double answers with.
+
+    Attributes:
+        name: The function name.
+        arguments: A mapping (sent as JSON), or a raw string sent as is (e.g. malformed JSON on
+            purpose; Anthropic's non-streamed ``input`` must be an object, so a string that does
+            not parse is sent as ``{}`` there and only streams carry it verbatim).
+        id: The call id (default: generated, ``call_...`` / ``toolu_...``).
+    """
+
+    name: str
+    arguments: Mapping[str, Any] | str = field(default_factory=dict)
+    id: str | None = None
+
+    def raw(self) -> str:
+        """The arguments as the JSON string OpenAI sends."""
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(dict(self.arguments))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A responder's answer: text and/or tool calls."""
+
+    text: str = ""
+    tool_calls: tuple[ToolUse, ...] = ()
+
+
+Responder = Callable[[Provider, list[dict[str, Any]]], "str | Reply"]
 
 _REDACTED_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"})
 _OPENAI_PATH = "/v1/chat/completions"
@@ -223,9 +263,131 @@ def _text_of(content: Any) -> str:
     return str(content)
 
 
-def _echo(provider: Provider, messages: list[dict[str, str]]) -> str:
+def _echo(provider: Provider, messages: list[dict[str, Any]]) -> str:
     users = [m["content"] for m in messages if m["role"] == "user"]
     return f"echo: {users[-1]}" if users else "echo:"
+
+
+def _input_object(call: ToolUse) -> dict[str, Any]:
+    """Anthropic's ``input``: an object (a raw string that is not a JSON object becomes ``{}``)."""
+    if not isinstance(call.arguments, str):
+        return dict(call.arguments)
+    try:
+        value = json.loads(call.arguments)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _normalized_messages(provider: Provider, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request's messages as OpenAI-style dicts (text content; ``tool_calls``; ``tool`` results)."""
+    out: list[dict[str, Any]] = []
+    if provider == "anthropic" and body.get("system"):
+        out.append({"role": "system", "content": _text_of(body["system"])})
+    for m in body["messages"]:
+        if not isinstance(m, dict):
+            continue
+        role = str(m.get("role", "user"))
+        content = m.get("content")
+        if provider == "openai":
+            item: dict[str, Any] = {"role": role, "content": _text_of(content)}
+            if m.get("tool_calls"):
+                item["tool_calls"] = m["tool_calls"]
+            if m.get("tool_call_id") is not None:
+                item["tool_call_id"] = m["tool_call_id"]
+            out.append(item)
+            continue
+        blocks = content if isinstance(content, list) else []
+        results = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
+        uses = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"]
+        for block in results:
+            out.append({"role": "tool", "tool_call_id": block.get("tool_use_id"),
+                        "content": _text_of(block.get("content"))})
+        text = _text_of([b for b in blocks if isinstance(b, dict) and b.get("type") == "text"]
+                        if isinstance(content, list) else content)
+        if text or not (results or uses):
+            out.append({"role": role, "content": text})
+        if uses:
+            calls = [{"id": b.get("id"), "type": "function",
+                      "function": {"name": b.get("name"), "arguments": json.dumps(b.get("input") or {})}}
+                     for b in uses]
+            if out and out[-1]["role"] == "assistant" and "tool_calls" not in out[-1]:
+                out[-1]["tool_calls"] = calls
+            else:
+                out.append({"role": "assistant", "content": "", "tool_calls": calls})
+    return out
+
+
+def _sse(data: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
+
+
+def _pieces(text: str) -> list[str]:
+    """The text cut into word chunks (each keeps its following space), as providers stream it."""
+    words = text.split(" ")
+    return [w + " " for w in words[:-1]] + [words[-1]] if text else []
+
+
+def _openai_events(model: str, text: str, calls: tuple[ToolUse, ...], truncated: bool, prompt_tokens: int,
+                   completion_tokens: int, include_usage: bool) -> list[bytes]:
+    cid, created = f"chatcmpl-{uuid.uuid4().hex[:29]}", int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return _sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                     "system_fingerprint": "fp_provider_double",
+                     "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    events += [chunk({"content": piece}) for piece in _pieces(text)]
+    for index, call in enumerate(calls):
+        raw = call.raw()
+        half = len(raw) // 2
+        events.append(chunk({"tool_calls": [{"index": index, "id": call.id, "type": "function",
+                                             "function": {"name": call.name, "arguments": ""}}]}))
+        events += [chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+                   for part in (raw[:half], raw[half:]) if part]
+    events.append(chunk({}, "length" if truncated else ("tool_calls" if calls else "stop")))
+    if include_usage:
+        events.append(_sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                            "choices": [], "usage": {"prompt_tokens": prompt_tokens,
+                                                     "completion_tokens": completion_tokens,
+                                                     "total_tokens": prompt_tokens + completion_tokens}}))
+    events.append(_sse("[DONE]"))
+    return events
+
+
+def _anthropic_events(model: str, text: str, calls: tuple[ToolUse, ...], truncated: bool, prompt_tokens: int,
+                      completion_tokens: int) -> list[bytes]:
+    events = [_sse({"type": "message_start", "message": {
+        "id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant", "content": [],
+        "model": model, "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": prompt_tokens, "output_tokens": 1}}}, "message_start")]
+    index = 0
+    if text or not calls:
+        events.append(_sse({"type": "content_block_start", "index": 0,
+                            "content_block": {"type": "text", "text": ""}}, "content_block_start"))
+        events.append(_sse({"type": "ping"}, "ping"))
+        events += [_sse({"type": "content_block_delta", "index": 0,
+                         "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
+                   for piece in _pieces(text)]
+        events.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+        index = 1
+    for offset, call in enumerate(calls):
+        at = index + offset
+        raw = call.raw()
+        half = len(raw) // 2
+        events.append(_sse({"type": "content_block_start", "index": at, "content_block": {
+            "type": "tool_use", "id": call.id, "name": call.name, "input": {}}}, "content_block_start"))
+        events += [_sse({"type": "content_block_delta", "index": at,
+                         "delta": {"type": "input_json_delta", "partial_json": part}}, "content_block_delta")
+                   for part in (raw[:half], raw[half:]) if part]
+        events.append(_sse({"type": "content_block_stop", "index": at}, "content_block_stop"))
+    stop = "max_tokens" if truncated else ("tool_use" if calls else "end_turn")
+    events.append(_sse({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                        "usage": {"output_tokens": completion_tokens}}, "message_delta"))
+    events.append(_sse({"type": "message_stop"}, "message_stop"))
+    return events
 
 
 _OPENAI_ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -297,6 +459,8 @@ class ProviderServer:
         host: The address to bind (keep the loopback).
         port: The port; 0 picks a free one.
         backlog: The listen backlog (raise it for benchmarks with many connections).
+        chunk_delay_s: Time between two events of a streamed answer (the first comes after
+            ``latency_s``).
     """
 
     def __init__(
@@ -317,7 +481,9 @@ class ProviderServer:
         host: str = "127.0.0.1",
         port: int = 0,
         backlog: int = 1024,
+        chunk_delay_s: float = 0.0,
     ) -> None:
+        self.chunk_delay_s = chunk_delay_s
         self.api_key = api_key
         self.latency_s = latency_s
         self.jitter_s = jitter_s
@@ -649,6 +815,8 @@ class ProviderServer:
             self._record(provider=provider, auth_ok=True, outcome="hang", status=None, **base)
             return await self._hang(request)
 
+        if body.get("stream") is True and fault.kind in ("ok", "reset"):
+            return await self._stream(request, provider, body, fault, base)
         payload, prompt_tokens, completion_tokens = self._answer(provider, body, fault.kind)
         status = None if fault.kind == "reset" else 200
         self._record(provider=provider, auth_ok=True, outcome=fault.kind, status=status,
@@ -711,33 +879,45 @@ class ProviderServer:
                     else "messages: at least one message is required")
         if provider == "anthropic" and not isinstance(body.get("max_tokens"), int):
             return "max_tokens: Field required"
-        if body.get("stream"):
-            return "stream: the provider double does not stream"
         return None
 
-    def _answer(self, provider: Provider, body: dict[str, Any],
-                kind: FaultKind) -> tuple[dict[str, Any], int, int]:
-        """The success payload, its prompt tokens and its completion tokens."""
-        messages = [{"role": str(m.get("role", "user")), "content": _text_of(m.get("content"))}
-                    for m in body["messages"] if isinstance(m, dict)]
-        if provider == "anthropic" and body.get("system"):
-            messages.insert(0, {"role": "system", "content": _text_of(body["system"])})
-        prompt_tokens = sum(count_tokens(m["content"]) for m in messages)
-        text = self.responder(provider, messages)
+    def _reply(self, provider: Provider, body: dict[str, Any]) -> tuple[str, tuple[ToolUse, ...], bool, int, int]:
+        """(text, tool calls, truncated, prompt tokens, completion tokens) for a request."""
+        messages = _normalized_messages(provider, body)
+        prompt_tokens = sum(count_tokens(str(m.get("content") or "")) for m in messages)
+        answer = self.responder(provider, messages)
+        reply = answer if isinstance(answer, Reply) else Reply(text=str(answer))
+        text = reply.text
         words = text.split()
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         truncated = isinstance(limit, int) and 0 < limit < len(words)
         if truncated:
             assert isinstance(limit, int)
             text = " ".join(words[:limit])
-        completion_tokens = count_tokens(text)
+        calls = tuple(ToolUse(c.name, c.arguments, c.id or self._call_id(provider)) for c in reply.tool_calls)
+        completion_tokens = count_tokens(text) + sum(count_tokens(c.raw()) for c in calls)
+        return text, calls, truncated, prompt_tokens, completion_tokens
+
+    @staticmethod
+    def _call_id(provider: Provider) -> str:
+        return f"call_{uuid.uuid4().hex[:24]}" if provider == "openai" else f"toolu_{uuid.uuid4().hex[:24]}"
+
+    def _answer(self, provider: Provider, body: dict[str, Any],
+                kind: FaultKind) -> tuple[dict[str, Any], int, int]:
+        """The success payload, its prompt tokens and its completion tokens."""
+        text, calls, truncated, prompt_tokens, completion_tokens = self._reply(provider, body)
         created = int(time.time())
         if provider == "openai":
+            message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None,
+                                       "refusal": None, "annotations": []}
+            if calls:
+                message["tool_calls"] = [{"id": c.id, "type": "function",
+                                          "function": {"name": c.name, "arguments": c.raw()}} for c in calls]
             choices: list[dict[str, Any]] = [{
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": "length" if truncated else "stop",
+                "finish_reason": "length" if truncated else ("tool_calls" if calls else "stop"),
             }]
             payload: dict[str, Any] = {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:29]}",
@@ -758,19 +938,52 @@ class ProviderServer:
                 "system_fingerprint": "fp_provider_double",
             }
             return payload, prompt_tokens, completion_tokens
-        content = [] if kind == "empty_choices" else [{"type": "text", "text": text}]
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text or not calls else []
+        content += [{"type": "tool_use", "id": c.id, "name": c.name, "input": _input_object(c)} for c in calls]
         payload = {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
             "type": "message",
             "role": "assistant",
             "model": body["model"],
-            "content": content,
-            "stop_reason": "max_tokens" if truncated else "end_turn",
+            "content": [] if kind == "empty_choices" else content,
+            "stop_reason": "max_tokens" if truncated else ("tool_use" if calls else "end_turn"),
             "stop_sequence": None,
             "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens,
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
         }
         return payload, prompt_tokens, completion_tokens
+
+    async def _stream(self, request: web.Request, provider: Provider, body: dict[str, Any], fault: Fault,
+                      base: dict[str, Any]) -> web.StreamResponse:
+        """Answer with server-sent events; a ``reset`` fault breaks the stream half-way."""
+        text, calls, truncated, prompt_tokens, completion_tokens = self._reply(provider, body)
+        status = None if fault.kind == "reset" else 200
+        self._record(provider=provider, auth_ok=True, outcome=fault.kind, status=status,
+                     prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, **base)
+        await self._sleep(self._delay(fault))
+        if provider == "openai":
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            events = _openai_events(body["model"], text, calls, truncated, prompt_tokens, completion_tokens, usage)
+        else:
+            events = _anthropic_events(body["model"], text, calls, truncated, prompt_tokens, completion_tokens)
+        headers = {**self._headers(provider), "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        response = web.StreamResponse(status=200, headers=headers)
+        await response.prepare(request)
+        cut = len(events) // 2 if fault.kind == "reset" else len(events)
+        for index, event in enumerate(events[:cut]):
+            if index and self.chunk_delay_s > 0:
+                await asyncio.sleep(self.chunk_delay_s)
+            await response.write(event)
+        if fault.kind == "reset":
+            transport = request.transport
+            if transport is not None:
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
+            return response
+        await response.write_eof()
+        return response
 
     async def _hang(self, request: web.Request) -> web.StreamResponse:
         """Wait until the client disconnects or the server stops, then drop the connection."""
