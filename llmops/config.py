@@ -59,6 +59,8 @@ class Settings(BaseModel):
     cache_path: Path = Path(".llmops/cache.sqlite")
     store_path: Path = Path(".llmops/runs.sqlite")
     trace_path: Path = Path(".llmops/traces.sqlite")
+    # Human review marks (`llmops view`), in the format `llmops calibrate --labels` reads: meant to be committed.
+    review_path: Path = Path("review/labels.jsonl")
     concurrency: int = Field(default=4, ge=1, le=1024)
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=20)

@@ -25,10 +25,11 @@ from llmops.cli import (
     runs_cmd,
     schema_cmd,
     traces_cmd,
+    view_cmd,
 )
 
 COMMAND_MODULES = [init_cmd, run_cmd, compare_cmd, report_cmd, runs_cmd, prompts_cmd, complete_cmd, models_cmd,
-                   schema_cmd, traces_cmd, calibrate_cmd]
+                   schema_cmd, traces_cmd, calibrate_cmd, view_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

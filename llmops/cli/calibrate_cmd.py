@@ -14,8 +14,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "labels, print accuracy, true/false positive rates (positive = fail) and Cohen's "
                     "kappa, and store the result under .llmops/calibration/ with the evaluator's version.")
     p.add_argument("evaluator", metavar="EVALUATOR", help="evaluator kind, e.g. hallucination, judge, bias-judge")
-    p.add_argument("--labels", required=True, metavar="FILE.jsonl",
-                   help='JSONL rows: {"output": ..., "label": "pass"|"fail", "contexts": [...], "inputs": {...}}')
+    p.add_argument("--labels", default=None, metavar="FILE.jsonl",
+                   help='JSONL rows: {"output": ..., "label": "pass"|"fail", "contexts": [...], "inputs": {...}} '
+                        "(default: review_path, the marks made in `llmops view`)")
     p.add_argument("--param", "-p", action="append", default=None, metavar="KEY=VALUE",
                    help="evaluator parameter (value parsed as JSON when it can be; repeatable)")
     p.add_argument("--threshold", type=float, default=None, help="pass threshold (default: the evaluator's)")
@@ -51,7 +52,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         "judge_model": args.judge_model})
     ctx = EvalContext(client=LLMClient(settings), judge_model=settings.judge_model, seed=settings.seed,
                       metadata={"purpose": "calibration"})
-    report = run_sync(acalibrate(args.evaluator, args.labels, params=params, threshold=args.threshold,
+    labels = args.labels or settings.path(settings.review_path)
+    report = run_sync(acalibrate(args.evaluator, labels, params=params, threshold=args.threshold,
                                  ctx=ctx, root=settings.root, concurrency=settings.concurrency,
                                  save=not args.no_save))
     failed_gate = args.min_kappa is not None and (report.kappa is None or report.kappa < args.min_kappa)

@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS results (
 );
 -- The next seq of a run is MAX(seq) + 1: without this index each insert scanned the whole run.
 CREATE INDEX IF NOT EXISTS results_by_seq ON results (run_id, seq);
+-- The runs list (`llmops runs list`, `llmops view`) reads newest first, optionally of one suite.
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created);
+CREATE INDEX IF NOT EXISTS runs_by_suite ON runs (suite, created);
 """
 STORE_FORMAT = "1"
 # A unit that already has a result keeps it; seq is the run's completion order.
