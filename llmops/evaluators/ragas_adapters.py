@@ -80,6 +80,17 @@ def _tally(statements: Sequence[tuple[str, bool]], *, empty: str, held: str, fai
     return reason
 
 
+def _coverage(statements: Sequence[str], verdicts: Sequence[Any]) -> str | None:
+    """Why the judge's verdicts do not cover the statements exactly once with 0 or 1, or None."""
+    bad = [v.verdict for v in verdicts if v.verdict not in (0, 1)]
+    if bad:
+        return f"verdict value(s) {bad[:5]} outside 0 (unsupported) / 1 (supported)"
+    if len(verdicts) != len(statements):
+        return (f"verdicts for {len(verdicts)} of {len(statements)} statement(s) (each statement needs "
+                "exactly one)")
+    return None
+
+
 @register_evaluator("faithfulness")
 class FaithfulnessEvaluator(RagasLLMEvaluator):
     """Share of the output's statements that the retrieved contexts support (ragas Faithfulness).
@@ -102,8 +113,13 @@ class FaithfulnessEvaluator(RagasLLMEvaluator):
         metric = Faithfulness(llm=self._llm(ctx, ledger))
         result = await metric.ascore(user_input=self._ask(sample), response=sample.output,
                                      retrieved_contexts=retrieved_of(sample))
-        verdicts = [(v.statement, bool(v.verdict)) for out in ledger.parsed("NLIStatementOutput")
-                    for v in out.statements]
+        generated = [st for out in ledger.parsed("StatementGeneratorOutput") for st in out.statements]
+        judged = [v for out in ledger.parsed("NLIStatementOutput") for v in out.statements]
+        problem = _coverage(generated, judged)
+        if problem is not None:
+            # ragas divides by the verdicts it got: 1 verdict for 4 statements would score 1.0.
+            raise Unmeasured(f"the judge's verdicts are unusable: {problem}")
+        verdicts = [(v.statement, bool(v.verdict)) for v in judged]
         return float(result.value), _tally(verdicts, empty="the judge found no statements in the output to check",
                                            held="statements supported by the contexts", failed="unsupported")
 

@@ -335,6 +335,63 @@ def test_schema_mismatch_is_unmeasured(client: LLMClient) -> None:
     assert s.status == "unmeasured" and "after 1 attempt(s)" in s.reason and len(fake.calls("fake/judge")) == 1
 
 
+FOUR = ["The Eiffel Tower is in Paris.", "It is 500 metres tall.", "It is made of iron.", "It opened in 1889."]
+
+
+def partial_judge(verdicts: list[dict[str, Any]]) -> Callable[..., str]:
+    """A judge that writes four statements, then answers ``verdicts`` whatever it was asked."""
+    def answer(messages: list[dict[str, Any]], params: dict[str, Any] | None = None) -> str:
+        title, _ = ragas_input(messages)
+        if title == "StatementGeneratorOutput":
+            return json.dumps({"statements": FOUR})
+        return json.dumps({"statements": verdicts})
+    return answer
+
+
+@pytest.mark.parametrize(("verdicts", "why"), [
+    ([{"statement": FOUR[0], "reason": "ok", "verdict": 1}], "verdicts for 1 of 4 statement(s)"),
+    ([{"statement": s, "reason": "ok", "verdict": v} for s, v in zip(FOUR, (1, 5, 0, 1), strict=True)],
+     "verdict value(s) [5] outside 0"),
+    ([{"statement": s, "reason": "ok", "verdict": 1} for s in FOUR + FOUR[:1]], "verdicts for 5 of 4"),
+])
+def test_faithfulness_judge_must_cover_every_statement_with_0_or_1(client: LLMClient, verdicts: list[dict[str, Any]],
+                                                                   why: str) -> None:
+    fake.script("fake/judge", responder=partial_judge(verdicts))
+    s = score("faithfulness", rag_sample(), EvalContext(client=client, judge_model="fake/judge"))
+    assert s.status == "unmeasured" and s.value is None, s.reason
+    assert why in s.reason and "verdicts are unusable" in s.reason
+    full = [{"statement": t, "reason": "ok", "verdict": v} for t, v in zip(FOUR, (1, 0, 1, 1), strict=True)]
+    fake.script("fake/judge", responder=partial_judge(full))
+    # Another context, so the response cache does not answer with the first judge's verdicts.
+    s = score("faithfulness", rag_sample(contexts=(CONTEXT + " It opened in 1889.",)),
+              EvalContext(client=client, judge_model="fake/judge"), threshold=0.5)
+    assert s.value == pytest.approx(0.75) and s.status == "pass" and "3 of 4 statements" in s.reason, s.reason
+
+
+def test_faithfulness_coverage_through_the_cli_against_a_loopback_judge(project: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from llmops.cli import main
+    from llmops.testing import ProviderServer
+
+    with ProviderServer(api_key="sk-judge") as server:
+        one_verdict = partial_judge([{"statement": FOUR[0], "reason": "ok", "verdict": 1}])
+        server.responder = lambda provider, messages: (
+            one_verdict(messages) if "following input" in messages[-1]["content"] else OUTPUT)
+        pyproject = project / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text().replace('judge_model = "fake/judge"', 'judge_model = "srv"')
+                             .replace('default_model = "fake/echo"', 'default_model = "srv"')
+                             + '\n[tool.llmops.models.srv]\nmodel = "openai/gpt-4o-mini"\n'
+                             f'params = {{api_base = "{server.openai_base}", api_key = "sk-judge"}}\n',
+                             encoding="utf-8")
+        (project / "evalsets" / "rag.yaml").write_text(
+            f'name: rag\nprompt: rag_answer@2\nmodels: [srv]\nevaluators: [faithfulness]\ncases:\n'
+            f'  - {{id: eiffel, inputs: {{question: "{QUESTION}"}}, contexts: ["{CONTEXT}"]}}\n', encoding="utf-8")
+        code = main(["run", "evalsets/rag.yaml", "--no-progress", "--cache", "off"])
+    out = capsys.readouterr().out
+    assert "verdicts for 1 of 4 statement(s)" in out, out
+    assert "1 of 1 statements supported" not in out and code in (0, 1)
+
+
 def test_nan_from_ragas_is_unmeasured_never_a_value(client: LLMClient) -> None:
     # No statements -> ragas returns NaN for faithfulness and context recall.
     fake.script("fake/judge", responder=lambda m, p: '{"statements": [], "classifications": []}')
