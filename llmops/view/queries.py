@@ -17,6 +17,7 @@ Example (in a notebook)::
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import threading
 import time
@@ -369,11 +370,45 @@ def run_matrix(project: ViewProject, run_id: str, *, failures_only: bool = False
 
 
 # ---- one cell ---------------------------------------------------------------------------------
+class ToolCallView(BaseModel):
+    """A tool call an assistant message carries (arguments as the model wrote them)."""
+
+    id: str = ""
+    name: str
+    arguments: str = ""
+
+
 class MessageView(BaseModel):
-    """A chat message as sent (or as the prompt renders it now)."""
+    """A chat message as sent (or as the prompt renders it now), with its tool calls or tool result id."""
 
     role: str
     content: str
+    tool_calls: list[ToolCallView] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+def message_view(data: dict[str, Any]) -> MessageView:
+    """A message from its OpenAI-style dict (as traces record generation inputs)."""
+    calls: list[ToolCallView] = []
+    for call in data.get("tool_calls") or []:
+        if not isinstance(call, dict):
+            continue
+        fn: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else call
+        args = fn.get("arguments", fn.get("raw_arguments", ""))
+        calls.append(ToolCallView(id=str(call.get("id") or ""), name=str(fn.get("name") or ""),
+                                  arguments=args if isinstance(args, str) else _json_text(args)))
+    return MessageView(role=str(data.get("role", "")), content=str(_clean_text(_message_text(data.get("content")))),
+                       tool_calls=calls, tool_call_id=_opt_str(data.get("tool_call_id")),
+                       name=_opt_str(data.get("name")))
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 class RepeatView(BaseModel):
@@ -396,6 +431,7 @@ class CellDetail(BaseModel):
     expected: str | None = None
     contexts: list[str] = Field(default_factory=list)
     messages: list[MessageView] = Field(default_factory=list)
+    tools: list[Any] = Field(default_factory=list, description="Tool definitions sent with the call")
     messages_source: Literal["trace", "rendered", "none"] = "none"
     messages_note: str = ""
     repeats: list[RepeatView] = Field(default_factory=list)
@@ -474,8 +510,9 @@ def cell_detail(project: ViewProject, run_id: str, case_id: str, prompt: str, mo
         generation = next((s for s in project.traces.trace(trace_id).generations
                            if s.metadata.get("purpose") not in ("judge", "regenerate")), None)
         if generation is not None and isinstance(generation.input, list):
-            detail.messages = [MessageView(role=str(m.get("role", "")), content=_message_text(m.get("content")))
-                               for m in generation.input if isinstance(m, dict)]
+            detail.messages = [message_view(m) for m in generation.input if isinstance(m, dict)]
+            tools = generation.params.get("tools")
+            detail.tools = _clean(list(tools)) if isinstance(tools, list) else []
             detail.messages_source = "trace"
     if not detail.messages and case is not None:
         try:
@@ -484,8 +521,7 @@ def cell_detail(project: ViewProject, run_id: str, case_id: str, prompt: str, mo
             # As the runner does: a prompt that declares `contexts` gets the case's contexts.
             if "contexts" in version.meta.inputs and "contexts" not in inputs and case.contexts:
                 inputs["contexts"] = list(case.contexts)
-            detail.messages = [MessageView(role=m.role, content=str(_clean_text(m.content)))
-                               for m in version.render(inputs)]
+            detail.messages = [message_view(m.to_dict()) for m in version.render(inputs)]
             detail.messages_source = "rendered"
             if units[0].prompt_hash and version.content_hash != units[0].prompt_hash:
                 detail.messages_note = (f"rendered from the current {prompt} file, which changed since the run "

@@ -188,3 +188,15 @@ def test_review_refuses_unknown_targets_and_labels(view_project: Any, two_runs: 
         save_mark(view_project, ReviewTarget(kind="run", run_id=rid, unit="nope"), "pass")
     with pytest.raises(UserError, match="label must be"):
         save_mark(view_project, ReviewTarget(kind="run", run_id=rid, unit="nope"), "maybe")
+
+
+def test_messages_show_tool_calls_and_results() -> None:
+    from llmops.view.queries import message_view
+
+    call = message_view({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}}]})
+    assert (call.content, call.tool_calls[0].name, call.tool_calls[0].arguments) == ("", "lookup", '{"q": "x"}')
+    result = message_view({"role": "tool", "content": "42", "tool_call_id": "c1", "name": "lookup"})
+    assert (result.tool_call_id, result.name, result.content) == ("c1", "lookup", "42")
+    parts = message_view({"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "yo"}]})
+    assert parts.content == "hi\nyo"
