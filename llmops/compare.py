@@ -1,9 +1,20 @@
 """Compare models and prompt versions on one suite: quality with intervals, cost, latency, verdict.
 
 Every variant (prompt version × model) answers the same cases, so comparisons are paired by
-case: a sign-flip permutation test on per-case differences (exact McNemar for pass/fail) with
-Holm's correction across all pairs, and a paired bootstrap interval on each difference. The
-verdict paragraph only claims what those tests support.
+case: a sign-flip permutation test on per-case differences (exact McNemar for pass/fail) and a
+paired bootstrap interval on each difference (always ``low <= high``, oriented as ``b - a``).
+
+Which comparisons are tested:
+
+- ``reference`` (default): each variant against one reference variant (``reference=``; default
+  the first variant of the run, i.e. the first model / prompt version given) — k−1 tests for k
+  variants, the comparisons people ask for ("is the new prompt worse than the current one?");
+- ``all-pairs``: every pair, k(k−1)/2 tests (much less power per test with many variants).
+
+Holm's correction is applied per metric over that metric's tests, and the verdict says so. The
+minimum detectable effect (80% power, two-sided, at the Bonferroni level Holm starts from)
+states what the sample size could have found. The verdict paragraph only claims what the tests
+support: no "leads by 0", no "highest" among ties.
 """
 
 from __future__ import annotations
@@ -12,12 +23,14 @@ import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from statistics import NormalDist
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from llmops.regression.stats import (
     bootstrap_mean_ci,
+    minimum_detectable_effect,
     paired_bootstrap_ci,
     paired_permutation_test,
     wilson_interval,
@@ -25,6 +38,8 @@ from llmops.regression.stats import (
 from llmops.runner.results import RunResult, UnitResult, percentile
 
 PASS_RATE = "pass rate"
+POWER = 0.8
+Mode = Literal["reference", "all-pairs"]
 
 
 class Interval(BaseModel):
@@ -56,7 +71,10 @@ class VariantStats(BaseModel):
 
 
 class Pairwise(BaseModel):
-    """A paired comparison of two variants on one metric (``b - a``)."""
+    """A paired comparison of two variants on one metric (``b - a``; in reference mode ``a`` is the reference).
+
+    ``low <= high`` always; ``p_adjusted`` is Holm-corrected over the tests of the same metric.
+    """
 
     a: str
     b: str
@@ -82,6 +100,12 @@ class Comparison(BaseModel):
     pareto_cost: list[str]
     pareto_latency: list[str]
     verdict: str
+    mode: Mode = "reference"
+    reference: str | None = Field(default=None, description="The reference variant (reference mode)")
+    correction: str = Field(default="", description="Which multiple-comparison correction was applied, in words")
+    tests_per_metric: int = 0
+    mde: float | None = Field(default=None, description="Minimum detectable difference on the quality "
+                                                        "metric (80% power), None when not estimable")
 
     def variant(self, label: str) -> VariantStats:
         """A variant by label."""
@@ -151,15 +175,108 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     return sorted(front, key=lambda lbl: points[lbl][1])
 
 
-def compare_run(run: RunResult, *, alpha: float = 0.05, quality: str | None = None, seed: int = 0) -> Comparison:
+def paired_tests(per_case: dict[str, dict[str, float]], *, metric: str, mode: Mode = "reference",
+                 reference: str | None = None, alpha: float = 0.05, seed: int = 0) -> list[Pairwise]:
+    """Paired tests of one metric between variants, Holm-corrected over the tests made.
+
+    Args:
+        per_case: Variant label -> case id -> per-case value (a mean over repeats).
+        metric: The metric's name (recorded in the rows).
+        mode: ``reference`` (each other variant against ``reference``: k−1 tests) or
+            ``all-pairs`` (k(k−1)/2 tests).
+        reference: The reference label (default: the first variant).
+        alpha: Family-wise significance level over this metric's tests.
+        seed: Seed of the permutation test and bootstrap.
+
+    Returns:
+        One row per pair with at least 2 common cases; ``difference`` is ``b - a``.
+    """
+    labels = list(per_case)
+    if mode == "reference":
+        ref = reference if reference is not None else (labels[0] if labels else None)
+        pairs = [(ref, b) for b in labels if ref is not None and b != ref]
+    else:
+        pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]]
+    raw: list[tuple[str, str, int, float, float, float, float]] = []
+    for a, b in pairs:
+        va, vb = per_case[a], per_case[b]
+        common = sorted(set(va) & set(vb))
+        if len(common) < 2:
+            continue
+        before = [va[c] for c in common]
+        after = [vb[c] for c in common]
+        diffs = [y - x for x, y in zip(before, after, strict=True)]
+        test = paired_permutation_test(diffs, seed=seed)
+        mean = math.fsum(diffs) / len(diffs)
+        if all(d == diffs[0] for d in diffs):
+            low = high = mean  # no variation: the bootstrap interval is the point
+        else:
+            ci = paired_bootstrap_ci(before, after, seed=seed)
+            low, high = min(ci.low, ci.high), max(ci.low, ci.high)
+        raw.append((a, b, len(common), mean, min(low, mean), max(high, mean), test.p_two_sided))
+    adjusted = _holm([row[6] for row in raw])
+    return [Pairwise(a=a, b=b, metric=metric, n=n, difference=d, low=lo, high=hi, p_value=p, p_adjusted=adj,
+                     significant=adj < alpha)
+            for (a, b, n, d, lo, hi, p), adj in zip(raw, adjusted, strict=True)]
+
+
+def detectable_effect(per_case: dict[str, dict[str, float]], *, metric: str, tests: int, alpha: float = 0.05,
+                      power: float = POWER) -> float | None:
+    """Minimum detectable difference on ``metric`` for this sample size, or None when not estimable.
+
+    Two-sided, at the level Holm's first step uses (``alpha / tests``). Pass rate: the McNemar
+    planning formula of :func:`llmops.regression.stats.minimum_detectable_effect` with the
+    smallest observed discordance between variants as background noise. Other metrics: the
+    normal approximation ``(z(1-α/2m) + z(power)) · sd / √n`` with the smallest observed standard
+    deviation of per-case differences (None when every difference is exactly 0).
+    """
+    labels = list(per_case)
+    if len(labels) < 2 or tests < 1:
+        return None
+    spreads: list[tuple[int, float, float]] = []  # (n, mean squared difference, sd of differences)
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            common = sorted(set(per_case[a]) & set(per_case[b]))
+            if len(common) < 2:
+                continue
+            diffs = [per_case[b][c] - per_case[a][c] for c in common]
+            spreads.append((len(common), math.fsum(d * d for d in diffs) / len(diffs), statistics.stdev(diffs)))
+    if not spreads:
+        return None
+    n = min(s[0] for s in spreads)
+    level = alpha / tests
+    if metric == PASS_RATE:
+        background = min(s[1] for s in spreads)
+        mde = minimum_detectable_effect(n, alpha=level, power=power, background_discordance=min(1.0, background),
+                                        one_sided=False)
+        return None if math.isinf(mde) else min(1.0, mde)
+    sd = min(s[2] for s in spreads)
+    if sd <= 0:
+        return None
+    z = NormalDist()
+    return (z.inv_cdf(1 - level / 2) + z.inv_cdf(power)) * sd / math.sqrt(n)
+
+
+def compare_run(run: RunResult, *, alpha: float = 0.05, quality: str | None = None, seed: int = 0,
+                mode: Mode = "reference", reference: str | None = None) -> Comparison:
     """Compare the variants of a run that holds several models and/or prompt versions.
 
     Args:
         run: A run with at least one variant.
-        alpha: Family-wise significance level (Holm-corrected over all pairs and metrics).
+        alpha: Family-wise significance level per metric (Holm-corrected over that metric's tests).
         quality: The metric that defines "better" (default: pass rate).
         seed: Seed of the bootstrap.
+        mode: ``reference`` (each variant against the reference: k−1 tests) or ``all-pairs``.
+        reference: The reference variant's label, model or prompt reference (default: the first
+            variant of the run).
+
+    Raises:
+        UserError: when ``reference`` names no variant of the run, or ``mode`` is unknown.
     """
+    from llmops.errors import UserError
+
+    if mode not in ("reference", "all-pairs"):
+        raise UserError(f"compare: mode must be 'reference' or 'all-pairs', got {mode!r}")
     groups: dict[tuple[str, str], list[UnitResult]] = {}
     for r in run.results:
         if r.status != "skipped":
@@ -193,24 +310,33 @@ def compare_run(run: RunResult, *, alpha: float = 0.05, quality: str | None = No
             tokens_per_case=sum(u.prompt_tokens + u.completion_tokens for u in units) / n_cases,
             cost_per_1000_cases_usd=1000 * sum(u.cost_usd for u in units) / n_cases,
             judge_cost_per_1000_cases_usd=1000 * sum(u.judge_cost_usd for u in units) / n_cases))
-    raw: list[tuple[str, str, str, int, float, float, float, float]] = []
-    labels = [v.label for v in variants]
-    for i, a in enumerate(labels):
-        for b in labels[i + 1:]:
-            for metric in metrics:
-                va, vb = per_case[a][metric], per_case[b][metric]
-                common = sorted(set(va) & set(vb))
-                if len(common) < 2:
-                    continue
-                before = [va[c] for c in common]
-                after = [vb[c] for c in common]
-                test = paired_permutation_test([y - x for x, y in zip(before, after, strict=True)], seed=seed)
-                ci = paired_bootstrap_ci(before, after, seed=seed)
-                raw.append((a, b, metric, len(common), ci.estimate, ci.low, ci.high, test.p_two_sided))
-    adjusted = _holm([row[7] for row in raw])
-    pairwise = [Pairwise(a=a, b=b, metric=m, n=n, difference=d, low=lo, high=hi, p_value=p, p_adjusted=adj,
-                         significant=adj < alpha)
-                for (a, b, m, n, d, lo, hi, p), adj in zip(raw, adjusted, strict=True)]
+    ref_label: str | None = None
+    if mode == "reference" and variants:
+        if reference is None:
+            ref_label = variants[0].label
+        else:
+            found = [v.label for v in variants if reference in (v.label, v.model, v.prompt)]
+            if len(found) != 1:
+                names = ", ".join(v.label for v in variants)
+                problem = "names no variant" if not found else f"matches {len(found)} variants"
+                raise UserError(f"compare: --reference {reference!r} {problem} of this run; use one of: {names}",
+                                key="reference")
+            ref_label = found[0]
+    pairwise: list[Pairwise] = []
+    for metric in metrics:
+        pairwise += paired_tests({label: per_case[label][metric] for label in per_case}, metric=metric, mode=mode,
+                                 reference=ref_label, alpha=alpha, seed=seed)
+    k = len(variants)
+    tests = (k - 1) if mode == "reference" else k * (k - 1) // 2
+    if k < 2:
+        correction = "none (nothing to compare)"
+    elif mode == "reference":
+        correction = (f"Holm over {tests} comparison{'s' if tests != 1 else ''} against the reference {ref_label} "
+                      f"(one per other variant), per metric, at alpha={alpha:g}")
+    else:
+        correction = f"Holm over all {tests} pairs, per metric, at alpha={alpha:g}"
+    mde = detectable_effect({label: per_case[label][quality] for label in per_case if quality in per_case[label]},
+                            metric=quality, tests=max(1, tests), alpha=alpha)
 
     def quality_of(v: VariantStats) -> float:
         iv = v.pass_rate if quality == PASS_RATE else v.means.get(quality, Interval(value=None))
@@ -222,7 +348,9 @@ def compare_run(run: RunResult, *, alpha: float = 0.05, quality: str | None = No
                       for v in variants}
     comparison = Comparison(run_id=run.run_id, suite=run.manifest.suite, alpha=alpha, quality_metric=quality,
                             variants=variants, pairwise=pairwise, pareto_cost=pareto_front(cost_points),
-                            pareto_latency=pareto_front(latency_points), verdict="")
+                            pareto_latency=pareto_front(latency_points), verdict="", mode=mode,
+                            reference=ref_label, correction=correction, tests_per_metric=tests if k > 1 else 0,
+                            mde=mde)
     comparison.verdict = _verdict(comparison, quality_of)
     return comparison
 
@@ -231,50 +359,109 @@ def _fmt(metric: str, value: float) -> str:
     return f"{value * 100:.0f}%" if metric == PASS_RATE else f"{value:.2f}"
 
 
+def _fmt_diff(metric: str, value: float) -> str:
+    """A signed difference: points for a pass rate ("+12 pts"), else the value ("-0.08")."""
+    if metric == PASS_RATE:
+        pts = round(value * 100)
+        return "0 pts" if pts == 0 else f"{pts:+d} pts"
+    return f"{value:+.2f}"
+
+
+def _ci(metric: str, low: float, high: float) -> str:
+    # low <= high by construction: the interval reads in increasing order.
+    return f"95% CI {_fmt_diff(metric, min(low, high))} to {_fmt_diff(metric, max(low, high))}"
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _ranking(c: Comparison, quality_of: Any) -> str | None:
+    """Which variant has the highest quality, naming every tie; None when nothing is measured."""
+    metric = c.quality_metric
+    values = {v.label: quality_of(v) for v in c.variants}
+    top = max(values.values())
+    if top == -math.inf:
+        return None
+    best = [label for label, value in values.items() if math.isclose(value, top, abs_tol=1e-12)]
+    n = max(v.cases for v in c.variants)
+    if len(best) == len(c.variants):
+        return f"On {n} cases, all {len(best)} variants have the same {metric} ({_fmt(metric, top)})."
+    if len(best) > 1:
+        return f"On {n} cases, {_join(best)} tie on the highest {metric} ({_fmt(metric, top)})."
+    return f"On {n} cases, {best[0]} has the highest {metric} ({_fmt(metric, top)})."
+
+
 def _verdict(c: Comparison, quality_of: Any) -> str:
     if not c.variants:
         return "Nothing to compare: the run has no results."
     if len(c.variants) == 1:
         v = c.variants[0]
         return f"Only one variant ({v.label}) was run; there is nothing to compare it with."
-    ranked = sorted(c.variants, key=quality_of, reverse=True)
-    best = ranked[0]
     metric = c.quality_metric
-    best_value = quality_of(best)
-    if best_value == -math.inf:
+    ranking = _ranking(c, quality_of)
+    if ranking is None:
         return f"No variant has a measured {metric}; the comparison cannot rank them."
-    sentences = [f"On {best.cases} cases, {best.label} has the highest {metric} ({_fmt(metric, best_value)})."]
-    beaten: list[str] = []
-    tied: list[str] = []
-    for other in ranked[1:]:
-        pair = next((p for p in c.pairwise if p.metric == metric and {p.a, p.b} == {best.label, other.label}),
-                    None)
-        if pair is None:
-            tied.append(f"{other.label} (too few paired cases to test)")
-            continue
-        diff = abs(pair.difference)
-        text = f"{other.label} (by {_fmt(metric, diff)}, 95% CI {_fmt(metric, abs(pair.low))}–" \
-               f"{_fmt(metric, abs(pair.high))}, adjusted p={pair.p_adjusted:.3g})"
-        (beaten if pair.significant else tied).append(text)
-    if beaten:
-        sentences.append("It is significantly better than " + "; ".join(beaten) + ".")
-    if tied:
-        sentences.append("Its lead over " + "; ".join(tied) + " is not statistically significant on "
-                         f"{best.cases} paired cases: do not call a winner yet, add cases or repeats.")
+    sentences = [ranking]
+    tests = [p for p in c.pairwise if p.metric == metric]
+    if c.mode == "reference" and c.reference is not None:
+        ref = c.variant(c.reference)
+        ref_value = quality_of(ref)
+        shown = "not measured" if ref_value == -math.inf else _fmt(metric, ref_value)
+        parts: list[str] = []
+        for other in c.variants:
+            if other.label == c.reference:
+                continue
+            pair = next((p for p in tests if p.b == other.label), None)
+            if pair is None:
+                parts.append(f"{other.label}: too few paired cases to test")
+            elif pair.difference == 0 and pair.low == pair.high:
+                parts.append(f"{other.label}: the same {metric} on every paired case")
+            elif pair.significant:
+                word = "higher" if pair.difference > 0 else "lower"
+                parts.append(f"{other.label}: significantly {word} ({_fmt_diff(metric, pair.difference)}, "
+                             f"{_ci(metric, pair.low, pair.high)}, adjusted p={pair.p_adjusted:.3g})")
+            else:
+                parts.append(f"{other.label}: no significant difference ({_fmt_diff(metric, pair.difference)}, "
+                             f"{_ci(metric, pair.low, pair.high)}, adjusted p={pair.p_adjusted:.3g})")
+        sentences.append(f"Against the reference {c.reference} ({metric} {shown}): " + "; ".join(parts) + ".")
+        if not any(p.significant for p in tests):
+            sentences.append("No variant is shown better or worse than the reference: do not call a winner "
+                             "yet, add cases or repeats.")
+    else:
+        significant: list[str] = []
+        for p in tests:
+            if not p.significant or p.difference == 0:
+                continue
+            hi, lo = (p.b, p.a) if p.difference > 0 else (p.a, p.b)
+            d, low, high = (p.difference, p.low, p.high) if p.difference > 0 else (-p.difference, -p.high, -p.low)
+            significant.append(f"{hi} over {lo} ({_fmt_diff(metric, d)}, {_ci(metric, low, high)}, "
+                               f"adjusted p={p.p_adjusted:.3g})")
+        if significant:
+            sentences.append("Significant differences: " + "; ".join(significant) + ".")
+        else:
+            sentences.append(f"No pair differs significantly on {metric} ({len(tests)} pairs tested): "
+                             "do not call a winner yet, add cases or repeats.")
+    top = max(quality_of(v) for v in c.variants)
+    leaders = [v.label for v in c.variants if math.isclose(quality_of(v), top, abs_tol=1e-12)]
     cheapest = c.pareto_cost[0] if c.pareto_cost else None
-    if cheapest and cheapest != best.label:
+    if cheapest and cheapest not in leaders:
         sentences.append(f"On the quality/cost Pareto front, {cheapest} is the cheapest option.")
     fastest = c.pareto_latency[0] if c.pareto_latency else None
-    if fastest and fastest != best.label and fastest != cheapest:
+    if fastest and fastest not in leaders and fastest != cheapest:
         sentences.append(f"On the quality/latency front, {fastest} answers fastest.")
-    sentences.append(f"Tests are paired by case, Holm-corrected over {len(c.pairwise)} comparisons at "
-                     f"alpha={c.alpha:g}.")
+    sentences.append(f"Tests are paired by case; correction: {c.correction}.")
+    if c.mde is not None:
+        n = min(v.cases for v in c.variants)
+        what = f"{c.mde * 100:.0f} pts" if metric == PASS_RATE else f"{c.mde:.2f}"
+        sentences.append(f"With {n} paired cases, a true difference in {metric} smaller than about {what} "
+                         f"would likely go undetected ({POWER:.0%} power).")
     return " ".join(sentences)
 
 
 def compare(suite: str | Path, *, models: Sequence[str] | None = None, prompts: Sequence[str] | None = None,
             repeat: int | None = None, alpha: float = 0.05, quality: str | None = None,
-            **run_kwargs: Any) -> Comparison:
+            mode: Mode = "reference", reference: str | None = None, **run_kwargs: Any) -> Comparison:
     """Run a suite over several models and/or prompt versions and compare them.
 
     Args:
@@ -284,9 +471,11 @@ def compare(suite: str | Path, *, models: Sequence[str] | None = None, prompts: 
         repeat: Repeats per case.
         alpha: Family-wise significance level.
         quality: Metric that defines "better" (default: pass rate; or an evaluator name).
+        mode: ``reference`` (default; each variant against the reference) or ``all-pairs``.
+        reference: The reference variant (default: the first model / prompt version).
         **run_kwargs: Passed to :func:`llmops.runner.engine.run_suite` (settings, client, cache, ...).
     """
     from llmops.runner.engine import run_suite
 
     run = run_suite(suite, models=models, prompts=prompts, repeat=repeat, **run_kwargs)
-    return compare_run(run, alpha=alpha, quality=quality)
+    return compare_run(run, alpha=alpha, quality=quality, mode=mode, reference=reference)

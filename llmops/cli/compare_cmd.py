@@ -26,7 +26,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--repeat", "-r", type=int, default=None, metavar="K")
     p.add_argument("--quality", default=None, metavar="METRIC",
                    help="metric that defines 'better' (default: pass rate; or an evaluator name)")
-    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="family-wise significance level per metric (Holm-corrected; default 0.05)")
+    p.add_argument("--reference", default=None, metavar="VARIANT",
+                   help="variant the others are compared with: its label, model or prompt reference "
+                        "(default: the first model / prompt version given)")
+    p.add_argument("--all-pairs", action="store_true",
+                   help="test every pair of variants (k(k-1)/2 tests, less power) instead of each against "
+                        "the reference (k-1 tests)")
     p.add_argument("--html", default=None, metavar="FILE", help="also write a self-contained HTML report")
     p.add_argument("--markdown", default=None, metavar="FILE", help="also write a Markdown report")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
@@ -45,7 +52,8 @@ def _compare(args: argparse.Namespace) -> int:
     models = args.models or ([args.model] if args.model else None)
     run = run_suite(args.suite, settings=settings, models=models, prompts=args.prompts, repeat=args.repeat,
                     progress=False if args.no_progress else None)
-    comparison = compare_run(run, alpha=args.alpha, quality=args.quality)
+    comparison = compare_run(run, alpha=args.alpha, quality=args.quality,
+                             mode="all-pairs" if args.all_pairs else "reference", reference=args.reference)
     if args.html:
         from llmops.reports.html import render_html
 

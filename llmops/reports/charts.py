@@ -39,9 +39,44 @@ def _axes(title: str, xlabel: str, ylabel: str, xticks: list[tuple[float, str]],
     return parts
 
 
-def _svg(parts: list[str], label: str) -> str:
-    return (f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{escape(label)}" '
-            f'class="chart">' + "".join(parts) + "</svg>")
+def _svg(parts: list[str], label: str, height: float = H) -> str:
+    return (f'<svg viewBox="0 0 {W} {height:.0f}" width="{W}" height="{height:.0f}" role="img" '
+            f'aria-label="{escape(label)}" class="chart">' + "".join(parts) + "</svg>")
+
+
+LEGEND_ROW = 16
+_CHAR_W = 6.2  # generous average glyph width of the 11px legend font
+
+
+def _fit(text: str, width: float) -> str:
+    """Shorten ``text`` with an ellipsis so that it fits ``width`` pixels (the full text stays in a tooltip)."""
+    limit = max(4, int(width / _CHAR_W))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def legend(entries: list[tuple[str, str]], top: float) -> tuple[list[str], float]:
+    """A legend drawn inside the chart below the plot: (svg parts, height used).
+
+    Entries are laid out in as many equal columns as the longest label allows (1 to 3), so
+    labels never overlap each other or the plot; a label too long for its column is shortened,
+    with the full text in its tooltip.
+    """
+    if not entries:
+        return [], 0.0
+    longest = max(len(f"{i + 1} {label}") for i, (label, _) in enumerate(entries)) * _CHAR_W + 24
+    columns = max(1, min(3, int((W - 16) // max(longest, 1.0)), len(entries)))
+    col_w = (W - 16) / columns
+    parts: list[str] = []
+    for i, (label, fill) in enumerate(entries):
+        row, col = divmod(i, columns)
+        x = 8 + col * col_w
+        y = top + row * LEGEND_ROW
+        parts.append(f'<g class="lgd"><title>{escape(label)}</title>'
+                     f'<rect x="{x:.1f}" y="{y:.1f}" width="10" height="10" fill="{fill}"/>'
+                     f'<text x="{x + 14:.1f}" y="{y + 9:.1f}" class="pl">{escape(_fit(f"{i + 1} {label}", col_w - 20))}'
+                     f"</text></g>")
+    rows = math.ceil(len(entries) / columns)
+    return parts, rows * LEGEND_ROW + 6
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -71,17 +106,20 @@ def scatter(points: dict[str, tuple[float, float]], front: list[str], *, title: 
         pts = " ".join(f"{_scale(c, x_lo, x_hi, PAD_L, W - PAD_R):.1f},{_scale(q, y_lo, y_hi, H - PAD_B, PAD_T):.1f}"
                        for _, (q, c) in line)
         parts.append(f'<polyline points="{pts}" class="front"/>')
-    for i, (label, (quality, cost)) in enumerate(usable.items()):
+    # Points carry their legend number, not their label: names of 8 variants would collide
+    # wherever points lie close; the legend inside the chart maps numbers to names.
+    index = {label: i for i, label in enumerate(points)}
+    for label, (quality, cost) in usable.items():
+        i = index[label]
         x = _scale(cost, x_lo, x_hi, PAD_L, W - PAD_R)
         y = _scale(quality, y_lo, y_hi, H - PAD_B, PAD_T)
         ring = ' stroke="#111" stroke-width="2"' if label in front else ""
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="{color(i)}"{ring}>'
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="7" fill="{color(i)}"{ring}>'
                      f'<title>{escape(label)}: {escape(yfmt.format(quality))}, {escape(xfmt.format(cost))}'
-                     f'</title></circle>')
-        right = x > W * 0.7  # keep labels near the right edge inside the chart
-        parts.append(f'<text x="{x + (-8 if right else 8):.1f}" y="{y - 8:.1f}" class="pl" '
-                     f'text-anchor="{"end" if right else "start"}">{escape(label)}</text>')
-    return _svg(parts, title)
+                     f'</title></circle><text x="{x:.1f}" y="{y + 3.5:.1f}" text-anchor="middle" class="pn">'
+                     f"{i + 1}</text>")
+    items, height = legend([(label, color(i)) for label, i in index.items()], H + 4)
+    return _svg(parts + items, title, H + 4 + height)
 
 
 def bars(groups: dict[str, dict[str, float | None]], *, title: str, ylabel: str = "pass rate") -> str:
@@ -96,7 +134,7 @@ def bars(groups: dict[str, dict[str, float | None]], *, title: str, ylabel: str 
     yt = [(_scale(t, 0, 1, H - PAD_B, PAD_T), f"{t:.0%}") for t in (0, 0.25, 0.5, 0.75, 1.0)]
     group_w = (W - PAD_L - PAD_R) / len(groups)
     bar_w = max(4.0, (group_w * 0.8) / len(series))
-    xt = [(PAD_L + group_w * (i + 0.5), name) for i, name in enumerate(groups)]
+    xt = [(PAD_L + group_w * (i + 0.5), _fit(name, group_w - 4)) for i, name in enumerate(groups)]
     parts = _axes(title, "", ylabel, xt, yt)
     for gi, values in enumerate(groups.values()):
         for si, name in enumerate(series):
@@ -107,9 +145,8 @@ def bars(groups: dict[str, dict[str, float | None]], *, title: str, ylabel: str 
             y = _scale(value, 0, 1, H - PAD_B, PAD_T)
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 2:.1f}" height="{H - PAD_B - y:.1f}" '
                          f'fill="{color(si)}"><title>{escape(name)}: {value:.0%}</title></rect>')
-    legend = "".join(f'<span class="lg"><i style="background:{color(i)}"></i>{escape(n)}</span>'
-                     for i, n in enumerate(series))
-    return _svg(parts, title) + f'<div class="legend">{legend}</div>'
+    items, height = legend([(name, color(i)) for i, name in enumerate(series)], H + 4)
+    return _svg(parts + items, title, H + 4 + height)
 
 
 def strips(distributions: dict[str, list[float]], *, title: str, ylabel: str) -> str:
@@ -118,7 +155,8 @@ def strips(distributions: dict[str, list[float]], *, title: str, ylabel: str) ->
         return f'<p class="muted">{escape(title)}: no measured scores.</p>'
     yt = [(_scale(t, 0, 1, H - PAD_B, PAD_T), f"{t:.2f}") for t in (0, 0.25, 0.5, 0.75, 1.0)]
     col_w = (W - PAD_L - PAD_R) / len(distributions)
-    xt = [(PAD_L + col_w * (i + 0.5), name) for i, name in enumerate(distributions)]
+    # Columns are numbered; the names go to the legend (long variant names would overlap as ticks).
+    xt = [(PAD_L + col_w * (i + 0.5), str(i + 1)) for i in range(len(distributions))]
     parts = _axes(title, "", ylabel, xt, yt)
     for i, values in enumerate(distributions.values()):
         center = PAD_L + col_w * (i + 0.5)
@@ -132,4 +170,5 @@ def strips(distributions: dict[str, list[float]], *, title: str, ylabel: str) ->
             y = _scale(mean, 0, 1, H - PAD_B, PAD_T)
             parts.append(f'<line x1="{center - col_w * 0.3:.1f}" y1="{y:.1f}" x2="{center + col_w * 0.3:.1f}" '
                          f'y2="{y:.1f}" class="mean"><title>mean {mean:.2f}</title></line>')
-    return _svg(parts, title)
+    items, height = legend([(name, color(i)) for i, name in enumerate(distributions)], H + 4)
+    return _svg(parts + items, title, H + 4 + height)

@@ -33,6 +33,7 @@ vertical-align:top}th{background:#fafbfc;font-weight:600;font-size:12px}td.num{t
 .verdict-fail{border-left:6px solid #cf222e}.charts{display:flex;flex-wrap:wrap;gap:16px}
 .chart{background:#fff}.ct{font-weight:600;font-size:13px}.ax{stroke:#57606a}.gr{stroke:#eaeef2}
 .al{font-size:11px;fill:#57606a}.tk{font-size:10px;fill:#57606a}.pl{font-size:11px}
+.pn{font-size:9px;fill:#fff;font-weight:700;pointer-events:none}
 .front{fill:none;stroke:#111;stroke-dasharray:4 3}.mean{stroke:#111;stroke-width:2}
 .legend{font-size:12px}.lg{margin-right:12px}.lg i{display:inline-block;width:10px;height:10px;margin-right:4px}
 .muted{color:#6e7781}pre.out{white-space:pre-wrap;word-break:break-word;margin:0;font:12px/1.4 ui-monospace,monospace;
@@ -55,6 +56,14 @@ SCRIPT = """
     });
   });
   selB.value = String(Math.min(1, data.columns.length - 1));
+  // One variant: one results column (a second would repeat the first).
+  var single = data.columns.length < 2;
+  if (single){
+    document.getElementById('pick-b').style.display = 'none';
+    document.getElementById('head-b').style.display = 'none';
+    document.getElementById('pick-a').style.display = 'none';
+    document.getElementById('head-a').textContent = data.columns.length ? data.columns[0].label : 'output';
+  }
   function el(tag, cls, text){ var e = document.createElement(tag); if (cls) e.className = cls;
     if (text !== undefined && text !== null) e.textContent = String(text); return e; }
   function cell(col, caseId){
@@ -84,7 +93,7 @@ SCRIPT = """
       first.appendChild(el('pre', 'out', JSON.stringify(c.inputs, null, 1)));
       if (c.expected !== null) first.appendChild(el('div', 'muted', 'expected: ' + c.expected));
       (c.contexts || []).forEach(function(ctx){ first.appendChild(el('div', 'muted', 'context: ' + ctx)); });
-      tr.appendChild(first); tr.appendChild(cell(a, c.id)); tr.appendChild(cell(b, c.id));
+      tr.appendChild(first); tr.appendChild(cell(a, c.id)); if (!single) tr.appendChild(cell(b, c.id));
       body.appendChild(tr); shown += 1;
     });
     count.textContent = shown + ' of ' + data.cases.length + ' cases';
@@ -129,6 +138,8 @@ def _columns(run: RunResult, comparison: Comparison, prefix: str = "") -> list[d
         for u in run.results:
             if u.prompt == v.prompt and u.model == v.model and u.status != "skipped":
                 results.setdefault(u.case_id, []).append(_unit_view(u))
+        for units in results.values():
+            units.sort(key=lambda view: int(view["repeat"]))  # results arrive in completion order
         columns.append({"label": prefix + v.label, "results": results})
     return columns
 
@@ -185,22 +196,48 @@ def _summary_table(c: Comparison) -> str:
 
 
 def _pairwise_table(c: Comparison) -> str:
+    """The paired tests as a table that stays short with many variants.
+
+    Reference mode: one row per other variant, one column per metric (k−1 rows for k variants).
+    All pairs: one row per pair and metric, folded under a summary line.
+    """
     if not c.pairwise:
         return ""
-    rows = []
-    for p in c.pairwise:
+
+    def cell(p: Any) -> str:
         pct = p.metric == PASS_RATE
 
-        def fmt(x: float, pct: bool = pct) -> str:
+        def fmt(x: float) -> str:
             return f"{x * 100:+.1f} pts" if pct else f"{x:+.3f}"
 
-        mark = "<span class=fail>significant</span>" if p.significant else "<span class=muted>not significant</span>"
-        rows.append(f"<tr><td>{escape(p.b)} vs {escape(p.a)}</td><td>{escape(p.metric)}</td><td class=num>{p.n}</td>"
-                    f"<td class=num>{fmt(p.difference)}</td><td class=num>[{fmt(p.low)}, {fmt(p.high)}]</td>"
-                    f"<td class=num>{p.p_adjusted:.3g}</td><td>{mark}</td></tr>")
-    return ("<h2>Paired comparisons</h2><table><thead><tr><th>pair</th><th>metric</th><th>cases</th>"
-            "<th>difference</th><th>95% CI</th><th>adjusted p</th><th></th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+        mark = "<span class=fail>significant</span>" if p.significant else "<span class=muted>n.s.</span>"
+        return (f"<td class=num>{fmt(p.difference)} <span class=muted>[{fmt(p.low)}, {fmt(p.high)}]</span><br>"
+                f"p<sub>adj</sub>={p.p_adjusted:.3g} {mark}</td>")
+
+    metrics = list(dict.fromkeys(p.metric for p in c.pairwise))
+    note = f"<p class=muted>Correction: {escape(c.correction)}. Differences are row minus reference, 95% CI.</p>"
+    if c.mode == "reference" and c.reference is not None:
+        head = "".join(f"<th>{escape(m)}</th>" for m in metrics)
+        rows = []
+        for v in c.variants:
+            if v.label == c.reference:
+                continue
+            by_metric = {p.metric: p for p in c.pairwise if p.b == v.label}
+            n = max((p.n for p in by_metric.values()), default=0)
+            cells = "".join(cell(by_metric[m]) if m in by_metric else "<td class=muted>—</td>" for m in metrics)
+            rows.append(f"<tr><td>{escape(v.label)}</td><td class=num>{n}</td>{cells}</tr>")
+        return (f"<h2>Compared with the reference {escape(c.reference)}</h2>{note}<table class=pairs><thead><tr>"
+                f"<th>variant</th><th>cases</th>{head}</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    rows = []
+    for p in c.pairwise:
+        rows.append(f"<tr><td>{escape(p.b)} vs {escape(p.a)}</td><td>{escape(p.metric)}</td>"
+                    f"<td class=num>{p.n}</td>{cell(p)}</tr>")
+    significant = sum(p.significant for p in c.pairwise)
+    note = note.replace("row minus reference", "first minus second")
+    return (f"<h2>Paired comparisons (all pairs)</h2>{note}<details><summary>{len(c.pairwise)} tests, "
+            f"{significant} significant</summary><table class=pairs><thead><tr><th>pair</th><th>metric</th>"
+            "<th>cases</th><th>difference [95% CI], adjusted p</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table></details>")
 
 
 def _charts(run: RunResult, c: Comparison) -> str:
@@ -309,12 +346,13 @@ def render_html(run: RunResult, *, comparison: Comparison | None = None, verdict
 {_trust_section(trust)}
 <section id="charts"><h2>Charts</h2><div class="charts">{_charts(run, c)}</div></section>
 <section id="cases"><h2>Cases</h2>
-<div class="controls"><label>left <select id="variant-a"></select></label>
-<label>right <select id="variant-b"></select></label>
+<div class="controls"><label id="pick-a">left <select id="variant-a"></select></label>
+<label id="pick-b">right <select id="variant-b"></select></label>
 <button data-filter="all" class="active">all</button><button data-filter="failed">failed</button>
 <button data-filter="regressed">regressed</button><button data-filter="flaky">flaky</button>
 <span id="case-count" class="muted"></span></div>
-<table class="cases"><thead><tr><th style="width:22%">case</th><th>left</th><th>right</th></tr></thead>
+<table class="cases"><thead><tr><th style="width:22%">case</th><th id="head-a">left</th>
+<th id="head-b">right</th></tr></thead>
 <tbody id="cases-body"></tbody></table>
 </section></main>
 <script type="application/json" id="report-data">{_json_island(data)}</script>

@@ -110,7 +110,10 @@ def test_comparison_pareto_and_verdict(project: Path, settings: Any, client: Any
     c = compare_run(run)
     assert len(c.variants) == 4 and c.quality_metric == "pass rate"
     assert {p.metric for p in c.pairwise} >= {"pass rate", "has_answer"}
-    assert len([p for p in c.pairwise if p.metric == "pass rate"]) == 6
+    # Reference mode (the default): each of the other 3 variants against the first.
+    assert c.mode == "reference" and c.reference == c.variants[0].label
+    assert len([p for p in c.pairwise if p.metric == "pass rate"]) == 3
+    assert len([p for p in compare_run(run, mode="all-pairs").pairwise if p.metric == "pass rate"]) == 6
     assert c.pareto_cost and set(c.pareto_cost) <= {v.label for v in c.variants}
     assert "not statistically significant" in c.verdict or "significantly better" in c.verdict
 
