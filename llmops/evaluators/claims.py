@@ -247,7 +247,14 @@ ANTONYMS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("young", "younger", "youngest"), ("old", "older", "oldest", "elderly")),
     (("hot", "warm"), ("cold", "cool")),
     (("always",), ("rarely", "seldom")),
-    (("increase", "more"), ("less", "fewer")),
+    (("increase", "more", "most"), ("less", "fewer", "fewest", "least")),
+    (("long", "longer", "longest"), ("short", "shorter", "shortest")),
+    (("fast", "faster", "fastest"), ("slow", "slower", "slowest")),
+    (("cheap", "cheaper", "cheapest"), ("expensive", "dearer")),
+    (("busy", "busier", "busiest"), ("quiet", "quieter", "quietest")),
+    (("praise", "praised", "liked", "like"), ("dislike", "disliked", "criticised", "criticized", "panned")),
+    (("add", "added", "adds"), ("drop", "dropped", "remove", "removed", "removes")),
+    (("free",), ("pay", "pays", "paid")),
 )
 
 
@@ -295,6 +302,7 @@ class Number:
     value: float
     unit: str | None
     kind: str = "cardinal"  # cardinal, ordinal, decade
+    grouped: bool = False  # written with thousands separators ("2,000"): a count, never a year
 
     def key(self) -> str:
         """Token used for coverage (the value, normalised)."""
@@ -421,7 +429,7 @@ def _numbers(tokens: list[Token]) -> list[tuple[int, int, Number]]:
                 j += 1
             elif nxt not in STOPWORDS and tokens[j].number is None and nxt not in _NUMBER_WORDS:
                 unit = stem(nxt)
-        found.append((i, j, Number(value, unit, kind)))
+        found.append((i, j, Number(value, unit, kind, grouped="," in tok.folded)))
         i = j
     return found
 
@@ -506,3 +514,133 @@ def antonym_flips(claim_words: frozenset[str], other_words: frozenset[str]) -> l
         if w.startswith("un") and len(w) > 4 and w[2:] in claim_words and w not in claim_words:
             flips.append((w[2:], w))
     return flips
+
+
+# ---- slots: what an aligned claim and context sentence are compared on ----------------------
+
+# General-vocabulary synonym groups (paraphrase verbs and nouns): each word maps to its group's
+# first stem, so "bought" aligns with "acquired" and "heads" with "leads".
+SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("acquire", "buy", "bought", "purchase", "take over", "took over"),
+    ("found", "establish", "start", "set up", "launch", "create"),
+    ("lead", "head", "run", "direct", "manage", "chair", "led", "ran"),
+    ("rise", "rose", "risen", "grow", "grew", "grown", "increase", "climb", "gain", "up"),
+    ("fall", "fell", "fallen", "drop", "decline", "decrease", "cut", "lower", "reduce", "down"),
+    ("large", "big", "great"),
+    ("small", "little", "tiny"),
+    ("begin", "start", "open", "commence"),
+    ("employ", "employee", "staff", "worker", "people", "personnel"),
+    ("cost", "price", "fee", "pay", "charge", "charged"),
+    ("win", "won", "beat", "defeat", "victory"),
+    ("receive", "award", "get", "got", "win", "won", "earn", "grant"),
+    ("write", "wrote", "written", "author", "pen"),
+    ("hold", "held", "house", "contain", "accommodate", "capacity", "seat"),
+    ("make", "made", "produce", "manufacture", "maker", "producer", "manufacturer", "build", "built"),
+    ("gather", "collect", "obtain"),
+    ("say", "said", "state", "according", "report", "claim"),
+    ("chief executive", "ceo", "head", "boss"),
+    ("travel", "journey", "trip", "ride"),
+    ("connect", "link", "join", "run between"),
+    ("require", "need", "must", "necessary", "mandatory"),
+    ("forbid", "ban", "prohibit", "allowed"),
+    ("finish", "end", "close", "complete"),
+    ("kilometre", "kilometer", "km"),
+    ("metre", "meter", "m"),
+    ("hour", "hr", "h"),
+    ("minute", "min"),
+    ("percent", "%", "per cent"),
+    ("celsius", "c", "degree"),
+    ("dollar", "$", "usd"),
+    ("euro", "€", "eur"),
+    ("pound", "£", "gbp"),
+)
+
+
+def _canon_table() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for group in SYNONYMS:
+        head = stem(group[0].split()[-1])
+        for word in group:
+            for part in word.split():
+                key = stem(part)
+                if part not in STOPWORDS and key not in table:
+                    table[key] = head
+    return table
+
+
+_CANON = _canon_table()
+
+
+def canon(stemmed: str) -> str:
+    """The synonym-group key of a stemmed word (the word itself when it has no group)."""
+    return _CANON.get(stemmed, stemmed)
+
+
+_NAME_PARTICLES = frozenset({"van", "von", "de", "da", "di", "del", "der", "den", "la", "le", "du", "bin", "al"})
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One comparable item of a text in order: a content word, a name part or a number.
+
+    Attributes:
+        kind: ``word``, ``entity`` (a capitalised name part or month) or ``number``.
+        key: Stemmed word, or the number's key ("#1889").
+        index: Position among the text's slots.
+        group: Name group: consecutive entity parts share it ("Maria Okafor"); -1 otherwise.
+        number: The quantity, for numbers.
+        after_by: The slot directly follows "by" (an agent in a passive: "founded by X").
+    """
+
+    kind: str
+    key: str
+    index: int
+    group: int = -1
+    number: Number | None = None
+    after_by: bool = False
+
+
+def slots(text: str, proper_nouns: Iterable[str] = ()) -> list[Slot]:
+    """Content words, name parts and numbers of ``text`` in order (stopwords dropped)."""
+    feats = analyze(text, proper_nouns)
+    tokens = tokenize(text)
+    numbers = _numbers(tokens)
+    number_at = {i: (j, n) for i, j, n in numbers}
+    out: list[Slot] = []
+    i = 0
+    group = -1
+    last_entity = False
+    after_by = agent = False
+    while i < len(tokens):
+        tok = tokens[i]
+        if i in number_at:
+            j, n = number_at[i]
+            out.append(Slot("number", n.key(), len(out), number=n, after_by=after_by))
+            after_by = last_entity = False
+            i = j  # a content unit word ("3 cups") is not consumed: it follows as a word slot
+            continue
+        word = tok.folded
+        if word == "by":
+            after_by = True
+            i += 1
+            continue
+        if last_entity and word in _NAME_PARTICLES:
+            i += 1  # "Guido van Rossum", "Leonardo da Vinci": one name
+            continue
+        key = stem(word)
+        if key in feats.entities and tok.raw[:1].isupper():
+            if not last_entity:
+                group += 1
+                agent = after_by
+            out.append(Slot("entity", key, len(out), group=group, after_by=agent))
+            last_entity = True
+            i += 1
+            continue
+        last_entity = False
+        if word not in STOPWORDS and word not in NEGATIONS and len(word) > 1 and tok.number is None:
+            out.append(Slot("word", key, len(out)))
+            after_by = False
+        elif word not in ("the", "a", "an") and not (word == "and" and agent):
+            after_by = False  # "by Jane Park and Omar Haddad": both are agents
+        i += 1
+    return out

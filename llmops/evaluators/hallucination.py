@@ -32,6 +32,9 @@ Both raw rates, every claim with its span, and the offending claims are in detai
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
@@ -41,22 +44,27 @@ from pydantic import BaseModel, field_validator
 from llmops.errors import EvalsetError, LLMOpsError
 from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, register_evaluator
 from llmops.evaluators.claims import (
+    MONTHS,
     Features,
     Number,
+    Slot,
     Span,
     analyze,
     antonym_flips,
+    canon,
     is_checkable,
     proper_nouns,
+    slots,
     split_claims,
     split_clauses,
     split_sentences,
+    stem,
 )
 from llmops.evaluators.embeddings import Embedder, cosine, get_embedder, is_local
 from llmops.evaluators.judge import ask_judge, numbered
 from llmops.llm.types import Message
 
-Verdict = Literal["supported", "contradicted", "unsupported"]
+Verdict = Literal["supported", "contradicted", "unsupported", "abstained"]
 
 
 @dataclass(frozen=True)
@@ -93,143 +101,123 @@ class ClaimVerdict:
 
 
 # ---- the offline verifier ---------------------------------------------------------------------
+#
+# Align first, then compare only aligned slots. Each claim is aligned with the context sentence
+# (or pair of adjacent sentences) that holds the largest IDF-weighted share of the claim's content
+# words that the contexts know at all; numbers are left out of the alignment on purpose, so a
+# wrong number cannot pull the claim towards the sentence that happens to hold it. Then only that
+# sentence is compared with the claim: numbers with the words around them, months, names in the
+# same position, who did what to whom, negation and opposite words. Words the contexts never use
+# make a claim unsupported (an invented addition); a claim that aligns with no sentence well
+# enough, yet says nothing new, is abstained on ("abstained"), never guessed.
 
 
 @dataclass(frozen=True)
 class _Unit:
-    """A piece of context a claim is compared with."""
+    """A context sentence, clause or pair of adjacent sentences."""
 
     text: str
-    kind: str  # clause, sentence, window, context, all
-    context: int
+    kind: str  # sentence, clause, window
+    parent: int  # index of the sentence a clause belongs to (itself for a sentence; -1 for a window)
+    slots: tuple[Slot, ...]
     feats: Features
-
-
-@dataclass(frozen=True)
-class _Comparison:
-    coverage: float
-    shared: int
-    aligned: float  # share of claim words present OR substituted (a conflicting number or name)
-    max_run: int
-    negation_conflict: str | None
-    number_conflict: str | None
-    entity_conflict: str | None
-    missing_entities: tuple[str, ...]
-    missing_numbers: tuple[str, ...]
-    polarity_ok: bool
-
-    @property
-    def conflict(self) -> str | None:
-        return self.number_conflict or self.entity_conflict or self.negation_conflict
-
-
-def _compatible_kind(a: Number, b: Number) -> bool:
-    # A decade and a year are comparable ("the 1950s" vs "1937"); ordinals only with ordinals.
-    return a.kind == b.kind or {a.kind, b.kind} == {"cardinal", "decade"}
-
-
-def _number_status(n: Number, claim_values: set[float], unit_numbers: Sequence[Number]) -> tuple[str, str]:
-    """("ok" | "conflict" | "missing", the other number's label for reasons)."""
-    same_value = [m for m in unit_numbers if abs(m.value - n.value) <= 1e-9 * max(1.0, abs(n.value))
-                  and m.kind == n.kind]
-    if any(m.unit == n.unit or m.unit is None or n.unit is None for m in same_value):
-        return "ok", ""
-    same_unit_other = [m for m in unit_numbers if n.unit is not None and m.unit == n.unit
-                       and m.value not in claim_values]
-    if same_unit_other:
-        return "conflict", same_unit_other[0].label()
-    if same_value:
-        return "ok", ""  # the same quantity under another unit word ("$" vs "dollars")
-    others = [m for m in unit_numbers if m.value not in claim_values and _compatible_kind(m, n)]
-    if others:
-        return "conflict", others[0].label()
-    return "missing", ""
-
-
-def _prefix_match(token: str, pool: frozenset[str]) -> bool:
-    # Derivations share a stem prefix ("found"/"founder", "produc"/"production").
-    if len(token) < 5 or token.startswith("#"):
-        return False
-    return any(len(p) >= 5 and p[:5] == token[:5] for p in pool)
-
-
-def _compare(claim: Features, unit: Features) -> _Comparison:
-    pool = unit.token_set | unit.words
-    flips = antonym_flips(claim.words, unit.words)
-    flipped = {a for a, _ in flips}
-    tokens = list(dict.fromkeys(claim.tokens))
-    matched = [t in pool or t in flipped or (t not in claim.entities and _prefix_match(t, pool))
-               for t in tokens]
-    shared = sum(matched)
-    coverage = shared / len(tokens) if tokens else 0.0
-    run = longest = 0
-    for ok in matched:
-        run = 0 if ok else run + 1
-        longest = max(longest, run)
-    polarity_differs = claim.negated != unit.negated
-    if flips:
-        polarity_differs = polarity_differs != (len(flips) % 2 == 1)
-    negation = None
-    if polarity_differs:
-        negation = (f"'{claim.show(flips[0][0])}' vs '{unit.show(flips[0][1])}' in the context" if flips
-                    else "negation differs from the context")
-    claim_values = {n.value for n in claim.numbers}
-    number_conflict = None
-    missing_numbers: list[str] = []
-    substituted = 0
-    for n in claim.numbers:
-        status, other = _number_status(n, claim_values, unit.numbers)
-        if status == "conflict":
-            substituted += 1
-            if number_conflict is None:
-                number_conflict = f"number {n.label()} vs {other} in the context"
-        elif status == "missing":
-            missing_numbers.append(n.label())
-    missing_entities = tuple(claim.show(e) for e in sorted(claim.entities) if e not in pool)
-    extra_entities = sorted(e for e in unit.entities if e not in claim.words and e not in claim.token_set)
-    entity_conflict = None
-    if missing_entities and extra_entities:
-        entity_conflict = f"'{missing_entities[0]}' where the context has '{unit.show(extra_entities[0])}'"
-        substituted += min(len(missing_entities), len(extra_entities))
-    # A substituted number or name is an aligned position holding a different value: it counts
-    # towards alignment for the contradiction test ("completed in 1925" vs "completed in 1889").
-    aligned = min(1.0, (shared + substituted) / len(tokens)) if tokens else 0.0
-    # A negated claim needs a negated (or antonym) statement to be supported.
-    polarity_ok = not claim.negated or unit.negated or bool(flips)
-    return _Comparison(coverage, shared, aligned, longest, negation, number_conflict, entity_conflict,
-                       missing_entities, tuple(missing_numbers), polarity_ok)
+    keys: frozenset[str]
 
 
 @dataclass(frozen=True)
 class OfflineThresholds:
-    """Decision thresholds of the offline verifier (tuned on the dev split of the fixture set).
+    """Decision thresholds of the offline verifier (tuned on the dev split only).
 
     Attributes:
-        support_coverage: Share of the claim's content words a passage must contain.
-        support_coverage_low: Lower share accepted when embedding similarity is high.
-        support_cosine: Embedding similarity that allows the lower coverage.
-        conflict_coverage: Share of content words a clause must share (or substitute) for its
-            conflict to count.
-        max_uncovered_run: Longest run of consecutive uncovered words a supported claim may have
-            (invented additions show up as runs; paraphrases scatter their new words).
+        align: IDF-weighted share of the claim's known content words a context sentence must
+            hold to be compared with the claim; below it the claim is abstained on.
+        novel_share: Share of the claim's content words that no context uses at all above which
+            the claim is unsupported (together with ``novel_min`` such words).
+        novel_min: Fewest unknown content words that make a claim unsupported.
+        semantic_weight: Weight of embedding similarity in the alignment when the embedder is
+            semantic (0 with the lexical fallback: TF-IDF adds nothing to word overlap).
+        number_align: Alignment a sentence needs for a claim's number to be compared with its
+            numbers when the claim's aligned sentence has none of that kind.
     """
 
-    support_coverage: float = 0.6
-    support_coverage_low: float = 0.45
-    support_cosine: float = 0.45
-    conflict_coverage: float = 0.5
-    max_uncovered_run: int = 2
+    align: float = 0.6
+    novel_share: float = 0.4
+    novel_min: int = 2
+    semantic_weight: float = 0.3
+    number_align: float = 0.3
 
 
 LEXICAL_THRESHOLDS = OfflineThresholds()
-SEMANTIC_THRESHOLDS = OfflineThresholds(support_coverage_low=0.34, support_cosine=0.75)
+SEMANTIC_THRESHOLDS = OfflineThresholds()
+
+_YEAR_LOW, _YEAR_HIGH = 1000, 2100
+
+
+# Units of measure: two numbers with different ones are different quantities. Any other word
+# after a number is only a guess at its unit ("in 2012, Chen ..."), so it never decides.
+_MEASURES = frozenset(canon(stem(u)) for u in (
+    "%", "percent", "$", "am", "pm", "km", "kilometre", "metre", "m", "cm", "mm", "kg", "g", "mg", "ml", "l",
+    "litre", "tonne", "ton", "c", "f", "degree", "second", "minute", "hour", "day", "week", "month", "year",
+    "euro", "pound", "dollar", "yen", "mph", "kph", "gb", "mb", "tb", "w", "kw", "mw", "v"))
+
+
+def _kind_of(n: Number) -> str:
+    if (n.kind == "cardinal" and not n.grouped and n.unit not in ("$", "%") and n.value == int(n.value)
+            and _YEAR_LOW <= n.value <= _YEAR_HIGH):
+        return "year"
+    return n.kind
+
+
+def _comparable(a: Number, b: Number) -> bool:
+    ka, kb = _kind_of(a), _kind_of(b)
+    if ka != kb and {ka, kb} != {"year", "decade"}:
+        return False
+    if a.unit is None or b.unit is None:
+        return True
+    ua, ub = canon(a.unit), canon(b.unit)
+    return ua == ub or ua not in _MEASURES or ub not in _MEASURES
+
+
+def _same_value(a: Number, b: Number) -> bool:
+    return abs(a.value - b.value) <= 1e-9 * max(1.0, abs(a.value))
+
+
+def _near_words(items: Sequence[Slot], index: int, span: int = 2) -> tuple[set[str], set[str]]:
+    """Canonical content words just before and just after position ``index``."""
+    before = {canon(s.key) for s in items[max(0, index - span):index] if s.kind == "word"}
+    after = {canon(s.key) for s in items[index + 1:index + 1 + span] if s.kind == "word"}
+    return before, after
+
+
+def _prefix_known(key: str, pool: frozenset[str] | set[str]) -> bool:
+    # Derivations share a stem prefix ("found"/"founder", "produc"/"production", "scor"/"scorer").
+    if len(key) < 4 or key.startswith("#"):
+        return False
+    return any((len(p) >= 5 and len(key) >= 5 and p[:5] == key[:5])
+               or (len(p) >= 4 and (key.startswith(p) or p.startswith(key))) for p in pool)
+
+
+def _has(key: str, pool: frozenset[str] | set[str]) -> bool:
+    return key in pool or _prefix_known(key, pool)
+
+
+def _groups(items: Sequence[Slot]) -> dict[int, list[Slot]]:
+    out: dict[int, list[Slot]] = {}
+    for s in items:
+        if s.kind == "entity" and s.key not in _MONTH_STEMS:
+            out.setdefault(s.group, []).append(s)
+    return out
+
+
+_MONTH_STEMS = frozenset(stem(m) for m in MONTHS)
 
 
 class OfflineVerifier:
-    """Sentence-level grounding without an LLM: entities, numbers, negations, similarity.
+    """Claim-to-sentence alignment, then slot comparison; no LLM.
 
     Args:
-        embedder: Embeddings for similarity (the lexical fallback when none is installed).
+        embedder: Embeddings blended into the alignment when semantic (the lexical fallback
+            adds nothing to word overlap and is not called).
         thresholds: Decision thresholds (default: by the embedder's kind).
     """
 
@@ -239,84 +227,329 @@ class OfflineVerifier:
         self.embedder = embedder
         self.thresholds = thresholds or (SEMANTIC_THRESHOLDS if embedder.semantic else LEXICAL_THRESHOLDS)
 
+    @staticmethod
+    def _unit(text: str, kind: str, parent: int, nouns: frozenset[str]) -> _Unit:
+        items = tuple(slots(text, nouns))
+        keys = frozenset(canon(s.key) for s in items if s.kind != "number")
+        return _Unit(text, kind, parent, items, analyze(text, nouns), keys)
+
     def _units(self, contexts: Sequence[str], nouns: frozenset[str]) -> list[_Unit]:
         units: list[_Unit] = []
-        for ci, context in enumerate(contexts):
+        for context in contexts:
             sentences = split_sentences(context)
-            for si, sentence in enumerate(sentences):
+            first = len(units)
+            for sentence in sentences:
+                index = len(units)
+                units.append(self._unit(sentence.text, "sentence", index, nouns))
                 clauses = split_clauses(sentence)
-                units.extend(_Unit(c.text, "clause", ci, analyze(c.text, nouns)) for c in clauses)
                 if len(clauses) > 1:
-                    units.append(_Unit(sentence.text, "sentence", ci, analyze(sentence.text, nouns)))
-                if si + 1 < len(sentences):
-                    pair = f"{sentence.text} {sentences[si + 1].text}"
-                    units.append(_Unit(pair, "window", ci, analyze(pair, nouns)))
-            if len(sentences) > 2:
-                units.append(_Unit(context, "context", ci, analyze(context, nouns)))
-        if len(contexts) > 1:
-            joined = "\n".join(contexts)
-            units.append(_Unit(joined, "all", -1, analyze(joined, nouns)))
+                    units.extend(self._unit(c.text, "clause", index, nouns) for c in clauses)
+            starts = [i for i in range(first, len(units)) if units[i].kind == "sentence"]
+            for a, b in itertools.pairwise(starts):
+                units.append(self._unit(f"{units[a].text} {units[b].text}", "window", -1, nouns))
         return units
-
-    def _supports(self, comp: _Comparison, cos: float, kind: str) -> bool:
-        th = self.thresholds
-        if kind in ("clause", "sentence") and comp.conflict:
-            return False
-        if kind not in ("clause", "sentence") and comp.number_conflict:
-            return False
-        if comp.missing_entities or comp.missing_numbers or not comp.polarity_ok:
-            return False
-        if comp.max_run > th.max_uncovered_run:
-            return False
-        return comp.coverage >= th.support_coverage or (
-            comp.coverage >= th.support_coverage_low and cos >= th.support_cosine)
 
     async def verify(self, claims: Sequence[Span], contexts: Sequence[str], *,
                      output: str = "") -> list[ClaimVerdict]:
         """Label each claim against the contexts."""
         nouns = proper_nouns([*contexts, output])
         units = self._units(contexts, nouns)
-        vectors = await self.embedder.embed([c.text for c in claims] + [u.text for u in units])
-        claim_vecs, unit_vecs = vectors[:len(claims)], vectors[len(claims):]
-        return [self._verdict(claim, analyze(claim.text, nouns), claim_vecs[i], units, unit_vecs)
+        sentences = [u for u in units if u.kind == "sentence"]
+        df: Counter[str] = Counter()
+        for u in sentences:
+            df.update(u.keys)
+        n_sent = max(1, len(sentences))
+        idf = {k: math.log((n_sent + 1) / (v + 0.5)) + 1.0 for k, v in df.items()}
+        vocab = frozenset(df)
+        numbers = [s.number for u in sentences for s in u.slots if s.number is not None]
+        cos: list[list[float]] | None = None
+        th = self.thresholds
+        if self.embedder.semantic and th.semantic_weight > 0 and units:
+            vectors = await self.embedder.embed([c.text for c in claims] + [u.text for u in units])
+            cos = [[cosine(vectors[i], vectors[len(claims) + j]) for j in range(len(units))]
+                   for i in range(len(claims))]
+        return [self._verdict(claim, nouns, units, idf, vocab, numbers, cos[i] if cos else None)
                 for i, claim in enumerate(claims)]
 
-    def _verdict(self, claim: Span, feats: Features, vec: Sequence[float], units: Sequence[_Unit],
-                 unit_vecs: Sequence[Sequence[float]]) -> ClaimVerdict:
+    def _verdict(self, claim: Span, nouns: frozenset[str], units: Sequence[_Unit], idf: dict[str, float],
+                 vocab: frozenset[str], numbers: Sequence[Number], cos: Sequence[float] | None) -> ClaimVerdict:
         th = self.thresholds
-        n_tokens = len(set(feats.tokens))
-        scored = [(u, _compare(feats, u.feats), cosine(vec, unit_vecs[i])) for i, u in enumerate(units)]
-        clauses = [s for s in scored if s[0].kind == "clause"]
-        strong_conflicts = [s for s in clauses if s[1].conflict and s[1].aligned >= th.conflict_coverage
-                            and s[1].aligned * n_tokens >= min(2, n_tokens) and s[1].shared >= 1]
-        local_supports = [s for s in clauses if self._supports(s[1], s[2], "clause")]
-        supports = [s for s in scored if self._supports(s[1], s[2], s[0].kind)]
+        items = slots(claim.text, nouns)
+        feats = analyze(claim.text, nouns)
 
-        def make(verdict: Verdict, reason: str, unit: _Unit | None) -> ClaimVerdict:
+        def make(verdict: Verdict, reason: str, unit: _Unit | None = None) -> ClaimVerdict:
             return ClaimVerdict(claim.text, claim.start, claim.end, verdict, reason,
                                 unit.text if unit is not None else None)
 
-        if strong_conflicts:
-            unit, comp, _ = max(strong_conflicts, key=lambda s: (s[1].aligned, s[2]))
-            best_local = max((s[1].coverage for s in local_supports), default=-1.0)
-            if best_local < comp.coverage:
-                return make("contradicted", comp.conflict or "conflicts with the context", unit)
-        if supports:
-            unit, comp, cos = max(supports, key=lambda s: (s[1].coverage, s[2]))
-            return make("supported", f"covered by the context (coverage {comp.coverage:.2f}, "
-                                     f"similarity {cos:.2f})", unit)
-        if not scored:
-            return make("unsupported", "no context text to compare with", None)
-        unit, comp, cos = max(scored, key=lambda s: (s[1].coverage, s[2]))
-        if comp.missing_entities or comp.missing_numbers:
-            what = [f"'{e}'" for e in comp.missing_entities] + list(comp.missing_numbers)
-            reason = f"mentions {', '.join(what)}, which no context passage has"
-        elif not comp.polarity_ok:
-            reason = "the context never states the negation"
-        else:
-            reason = (f"no context passage covers it (best coverage {comp.coverage:.2f}, "
-                      f"similarity {cos:.2f})")
-        return make("unsupported", reason, unit if comp.coverage > 0 else None)
+        keys = list(dict.fromkeys(canon(s.key) for s in items if s.kind != "number"))
+        known = [k for k in keys if _has(k, vocab)]
+        novel = [k for k in keys if k not in known]
+        novel_names = [s for s in items if s.kind == "entity" and canon(s.key) in novel]
+        claim_numbers = [s.number for s in items if s.number is not None]
+        novel_numbers = [n for n in claim_numbers
+                         if not any(_same_value(n, m) and _comparable(n, m) for m in numbers)]
+        if not units:
+            return make("unsupported", "no context text to compare with")
+        best, share = self._align(known, units, idf, cos, ("sentence",))
+        if best is None or share < th.align:
+            # Only when no single sentence aligns: a pair of adjacent sentences ("It ...").
+            pair, pair_share = self._align(known, units, idf, cos, ("window",))
+            if pair is not None and pair_share > share:
+                best, share = pair, pair_share
+        aligned = best is not None and share >= th.align
+        conflict = self._conflict(items, feats, best, units, idf) if aligned and best is not None else None
+        if not conflict and aligned and best is not None:
+            # A number the aligned sentence does not give ("The company employs ..." aligned by its
+            # name elsewhere): compare it in the best-aligned sentence that gives numbers of its kind.
+            for n in claim_numbers:
+                if any(t.number is not None and _comparable(n, t.number) for t in best.slots):
+                    continue
+                holders = [u for u in units if u.kind == "sentence"
+                           and any(t.number is not None and _comparable(n, t.number) for t in u.slots)]
+                holder, holder_share = self._align(known, holders, idf, None, ("sentence",))
+                if holder is not None and holder_share >= th.number_align:
+                    conflict = _number_conflict(items, holder)
+                    if conflict:
+                        best = holder
+                        break
+        if conflict:
+            return make("contradicted", conflict, best)
+        novel_share = len(novel) / len(keys) if keys else 0.0
+        if novel_names or novel_numbers or (len(novel) >= th.novel_min and novel_share >= th.novel_share) \
+                or (keys and novel_share > 0.5):
+            what = ([f"'{feats.show(s.key)}'" for s in novel_names]
+                    + [n.label() for n in novel_numbers]
+                    + [f"'{feats.show(k)}'" for k in novel if k not in {canon(s.key) for s in novel_names}][:4])
+            return make("unsupported", f"mentions {', '.join(what)}, which no context passage has", best)
+        if not aligned or best is None:
+            where = f" (best: \"{best.text[:80]}\", alignment {share:.2f})" if best is not None else ""
+            return make("abstained", f"no context sentence aligns well enough to check it{where}", best)
+        return make("supported", f"stated by the aligned context sentence (alignment {share:.2f})", best)
+
+    @staticmethod
+    def _align(known: Sequence[str], units: Sequence[_Unit], idf: dict[str, float],
+               cos: Sequence[float] | None, kinds: tuple[str, ...],
+               semantic_weight: float = 0.3) -> tuple[_Unit | None, float]:
+        """The sentence (or adjacent pair) holding the most of the claim's known words, and that share."""
+        total = sum(idf.get(k, 1.0) for k in known)
+        best: tuple[float, int, int] | None = None
+        for i, u in enumerate(units):
+            if u.kind not in kinds:
+                continue
+            # An opposite word still aligns (it is the slot that differs), but less than the word itself.
+            got = sum(idf.get(k, 1.0) * (1.0 if _has(k, u.keys) else 0.75 if _flipped(k, u.keys) else 0.0)
+                      for k in known)
+            share = got / total if total else 0.0
+            if cos is not None:
+                share = (1 - semantic_weight) * share + semantic_weight * max(0.0, cos[i])
+            # Ties go to a single sentence over a pair, then to the shorter text.
+            rank = (round(share, 9), 1 if u.kind == "sentence" else 0, -len(u.slots))
+            if best is None or rank > (best[0], best[1], best[2]):
+                best = (rank[0], rank[1], rank[2])
+                chosen = i
+        if best is None:
+            return None, 0.0
+        return units[chosen], best[0]
+
+    @staticmethod
+    def _conflict(items: Sequence[Slot], feats: Features, unit: _Unit, units: Sequence[_Unit],
+                  idf: dict[str, float]) -> str | None:
+        names = [frozenset(canon(p.key) for p in parts) for u in units if u.kind == "sentence"
+                 for parts in _groups(u.slots).values() if len(parts) > 1]
+        """Why the claim contradicts its aligned unit (None when no aligned slot differs)."""
+        return (_number_conflict(items, unit) or _month_conflict(items, unit) or _name_conflict(items, feats, unit, names)
+                or _attribute_conflict(items, feats, unit) or _role_conflict(items, feats, unit) or _polarity_conflict(feats, unit, units, idf))
+
+
+def _flipped(key: str, pool: frozenset[str]) -> bool:
+    return bool(antonym_flips(frozenset({key}), pool))
+
+
+def _number_conflict(items: Sequence[Slot], unit: _Unit) -> str | None:
+    claim_values = [s.number for s in items if s.number is not None]
+    theirs = [(i, s) for i, s in enumerate(unit.slots) if s.number is not None]
+    for ci, s in enumerate(items):
+        n = s.number
+        if n is None:
+            continue
+        comparable = [(i, t) for i, t in theirs if t.number is not None and _comparable(n, t.number)]
+        if not comparable:
+            continue
+        before, after = _near_words(items, ci)
+
+        def anchor(pos: int, before: set[str] = before, after: set[str] = after) -> int:
+            b, a = _near_words(unit.slots, pos)
+            return 2 * len(before & b) + len(after & a)
+
+        scored = sorted(comparable, key=lambda it: anchor(it[0]), reverse=True)
+        top = anchor(scored[0][0])
+        if top > 0:
+            bound = [t for i, t in scored if anchor(i) == top]
+            if any(t.number is not None and _same_value(n, t.number) for t in bound):
+                continue
+            other = bound[0].number
+            assert other is not None
+            if any(_same_value(other, v) for v in claim_values):
+                continue  # the other number is stated too ("from 4.1% to 3.8%")
+            return f"number {n.label()} vs {other.label()} in the context"
+        if any(t.number is not None and _same_value(n, t.number) for _, t in comparable):
+            continue
+        unused = [t.number for _, t in comparable
+                  if t.number is not None and not any(_same_value(t.number, v) for v in claim_values)]
+        if unused:
+            return f"number {n.label()} vs {unused[0].label()} in the context"
+    # Two numbers in the claim in the opposite order around the same word ("61 votes to 217").
+    pairs = [(i, s.number) for i, s in enumerate(items) if s.number is not None]
+    for (i1, n1), (i2, n2) in itertools.combinations(pairs, 2):
+        assert n1 is not None and n2 is not None
+        p1 = [i for i, t in theirs if t.number is not None and _same_value(n1, t.number)]
+        p2 = [i for i, t in theirs if t.number is not None and _same_value(n2, t.number)]
+        if len(p1) == 1 and len(p2) == 1 and p1[0] > p2[0] and not _same_value(n1, n2):
+            between = {canon(s.key) for s in items[i1 + 1:i2] if s.kind == "word"}
+            theirs_between = {canon(s.key) for s in unit.slots[p2[0] + 1:p1[0]] if s.kind == "word"}
+            if between & theirs_between:
+                return f"{n1.label()} and {n2.label()} are the other way round in the context"
+    return None
+
+
+def _month_conflict(items: Sequence[Slot], unit: _Unit) -> str | None:
+    mine = {s.key for s in items if s.key in _MONTH_STEMS}
+    theirs = {s.key for s in unit.slots if s.key in _MONTH_STEMS}
+    if mine and theirs and not mine & theirs:
+        return f"month {sorted(mine)[0].capitalize()} vs {sorted(theirs)[0].capitalize()} in the context"
+    return None
+
+
+def _name_conflict(items: Sequence[Slot], feats: Features, unit: _Unit,
+                   names: Sequence[frozenset[str]] = ()) -> str | None:
+    """A name of the claim in the slot where the aligned sentence has another name.
+
+    ``names`` are the full names of the contexts: "Tanaka" and "Tomas" are one person where the
+    contexts say "Tomas Tanaka".
+    """
+    claim_keys = {canon(s.key) for s in items}
+    theirs = _groups(unit.slots)
+    unmatched_theirs = {g: parts for g, parts in theirs.items() if not any(canon(p.key) in claim_keys for p in parts)}
+    if not unmatched_theirs:
+        return None
+    for parts in _groups(items).values():
+        if any(_has(canon(p.key), unit.keys) for p in parts):
+            continue
+        left, right = _near_words(items, parts[0].index)[0], _near_words(items, parts[-1].index)[1]
+        for other in unmatched_theirs.values():
+            o_left, o_right = _near_words(unit.slots, other[0].index)[0], _near_words(unit.slots, other[-1].index)[1]
+            same_person = any({canon(p.key) for p in parts} & n and {canon(p.key) for p in other} & n
+                              for n in names)
+            if not same_person and ((left & o_left) or (right & o_right)):
+                mine = " ".join(feats.show(p.key) for p in parts)
+                return f"'{mine}' where the context has '{unit.feats.show(other[0].key)}'"
+    return None
+
+
+def _runs(items: Sequence[Slot], inside: frozenset[str]) -> list[tuple[int, int]]:
+    """(start, end) of maximal runs of word slots whose key is not in ``inside``."""
+    out: list[tuple[int, int]] = []
+    start = -1
+    for i, s in enumerate([*items, Slot("end", "", len(items))]):
+        foreign = s.kind == "word" and not _has(canon(s.key), inside) and not _flipped(canon(s.key), inside)
+        if foreign and start < 0:
+            start = i
+        elif not foreign and start >= 0:
+            out.append((start, i))
+            start = -1
+    return out
+
+
+_COMMON_VERBS = frozenset(stem(v) for v in (
+    "contain", "include", "have", "lie", "sit", "stand", "come", "go", "take", "make", "give", "keep", "offer",
+    "provide", "serve", "use", "need", "show", "get", "put", "run", "become", "remain", "seem", "feature"))
+
+
+def _attribute_conflict(items: Sequence[Slot], feats: Features, unit: _Unit) -> str | None:
+    """Other words in the same place: "maker of garden sensors" where the context says "maker of
+    industrial scanners" (the words on both sides agree, the words between do not)."""
+    mine_keys = frozenset(canon(s.key) for s in items if s.kind != "number")
+
+    def key_at(seq: Sequence[Slot], i: int) -> str | None:
+        return canon(seq[i].key) if 0 <= i < len(seq) and seq[i].kind != "number" else None
+
+    for a, b in _runs(items, unit.keys):
+        first = feats.show(items[a].key).lower()
+        # Verbs are paraphrased freely ("located" for "lies"): only nouns and adjectives count.
+        if b - a > 2 or first.endswith(("ed", "ing")) or stem(first) in _COMMON_VERBS:
+            continue
+        left, right = key_at(items, a - 1), key_at(items, b)
+        for c, d in _runs(unit.slots, mine_keys):
+            if d - c > 2:
+                continue
+            o_left, o_right = key_at(unit.slots, c - 1), key_at(unit.slots, d)
+            same_left = left is not None and left == o_left
+            same_right = right is not None and right == o_right
+            if same_left and same_right:
+                mine = " ".join(feats.show(s.key) for s in items[a:b])
+                theirs = " ".join(unit.feats.show(s.key) for s in unit.slots[c:d])
+                return f"'{mine}' where the context has '{theirs}'"
+    return None
+
+
+def _role_conflict(items: Sequence[Slot], feats: Features, unit: _Unit) -> str | None:
+    """Two names of the claim in exchanged roles around the same verb ("B acquired A")."""
+    mine = _groups(items)
+    theirs = _groups(unit.slots)
+
+    def find(parts: list[Slot]) -> list[Slot] | None:
+        keys = {canon(p.key) for p in parts}
+        hits = [g for g in theirs.values() if keys & {canon(p.key) for p in g}]
+        return hits[0] if len(hits) == 1 else None
+
+    located = [(parts, find(parts)) for parts in mine.values()]
+    pairs = [(a, b) for a, b in located if b is not None]
+    for (a1, b1), (a2, b2) in itertools.combinations(pairs, 2):
+        assert b1 is not None and b2 is not None
+        if b1 is b2:
+            continue
+        lo, hi = sorted((a1[-1].index, a2[0].index))
+        between = {canon(s.key) for s in items[lo + 1:hi] if s.kind == "word"}
+        t_lo, t_hi = sorted((b1[-1].index, b2[0].index) if b1[0].index < b2[0].index else (b2[-1].index, b1[0].index))
+        theirs_between = {canon(s.key) for s in unit.slots[t_lo + 1:t_hi] if s.kind == "word"}
+        # Roles are read off a short span in one sentence ("A acquired B", "B was bought by A").
+        if unit.kind == "window" or t_hi - t_lo > 5 or hi - lo > 5 or not between & theirs_between:
+            continue
+
+        def agent_first(x: list[Slot], y: list[Slot]) -> bool:
+            # Is x the agent? "by X" marks the agent of a passive; otherwise the earlier name.
+            if x[0].after_by != y[0].after_by:
+                return x[0].after_by
+            return x[0].index < y[0].index
+
+        if agent_first(a1, a2) != agent_first(b1, b2):
+            return (f"'{feats.show(a1[0].key)}' and '{feats.show(a2[0].key)}' have each other's roles "
+                    "in the context")
+    return None
+
+
+def _polarity_conflict(feats: Features, unit: _Unit, units: Sequence[_Unit], idf: dict[str, float]) -> str | None:
+    """Negation or an opposite word that differs between the claim and its closest clause."""
+    # The clause of the aligned sentence that the claim is about ("closed on Sundays" rather
+    # than the whole "open on weekdays and closed on Sundays").
+    candidates = ([u for u in units if u.kind == "clause" and u.text in unit.text]
+                  or [u for u in units if u.kind == "sentence" and u.text in unit.text])
+    mine = {canon(w) for w in feats.tokens if not w.startswith("#")}
+
+    def closeness(c: _Unit) -> float:
+        return sum(idf.get(k, 1.0) for k in mine if _has(k, c.keys) or _flipped(k, c.keys))
+
+    closest = max(candidates, key=closeness, default=unit)
+    flips = antonym_flips(feats.words, closest.feats.words)
+    differs = feats.negated != closest.feats.negated
+    if flips:
+        differs = differs != (len(flips) % 2 == 1)
+    if not differs:
+        return None
+    if flips:
+        return f"'{feats.show(flips[0][0])}' vs '{closest.feats.show(flips[0][1])}' in the context"
+    return "negation differs from the context" + (" (the context says it is not so)" if closest.feats.negated
+                                                   else " (the context states it)")
 
 
 # ---- the judge verifier -------------------------------------------------------------------------
@@ -324,7 +557,7 @@ class OfflineVerifier:
 
 class _JudgeVerdict(BaseModel):
     claim: int
-    verdict: Verdict
+    verdict: Literal["supported", "contradicted", "unsupported"]
     reason: str = ""
 
     @field_validator("verdict", mode="before")
@@ -411,8 +644,10 @@ class Hallucination(Evaluator):
         max_claims: Claims checked per output at most (default 40; the rest are ignored and counted).
     """
 
-    version = "1"
-    default_threshold: ClassVar[float | None] = 0.7
+    version = "2"
+    # Any contradicted or unsupported claim fails the output: an invented addition in a long
+    # answer is a hallucination, however many true sentences surround it.
+    default_threshold: ClassVar[float | None] = 1.0
 
     def __init__(self, *, verifier: str = "offline", unsupported_weight: float = 1.0,
                  fail_on_contradiction: bool = True,
@@ -531,21 +766,33 @@ class Hallucination(Evaluator):
         return score
 
     def _result(self, verdicts: list[ClaimVerdict], details: dict[str, Any], cost: float) -> Score:
-        n = len(verdicts)
-        contradicted = [v for v in verdicts if v.verdict == "contradicted"]
-        unsupported = [v for v in verdicts if v.verdict == "unsupported"]
+        abstained = [v for v in verdicts if v.verdict == "abstained"]
+        decided = [v for v in verdicts if v.verdict != "abstained"]
+        contradicted = [v for v in decided if v.verdict == "contradicted"]
+        unsupported = [v for v in decided if v.verdict == "unsupported"]
+        offending = contradicted + unsupported
+        details = {**details, "claims": [v.to_dict() for v in verdicts],
+                   "offending": [v.to_dict() for v in offending],
+                   "abstained": [v.to_dict() for v in abstained]}
+        if abstained and not offending:
+            # Nothing wrong was found, but some claims could not be checked: no verdict, not a pass.
+            shown = "; ".join(f'"{v.text}" [{v.start}:{v.end}]: {v.reason}' for v in abstained[:3])
+            more = f" (+{len(abstained) - 3} more)" if len(abstained) > 3 else ""
+            return self.unmeasured(f"{len(abstained)} of {len(verdicts)} claim(s) could not be aligned with "
+                                   f"the contexts: {shown}{more}",
+                                   details={**details, "n_claims": len(verdicts)}, cost_usd=cost)
+        n = len(decided)
         c_rate, u_rate = len(contradicted) / n, len(unsupported) / n
         value = round(max(0.0, 1.0 - c_rate - self.unsupported_weight * u_rate), 6)
-        offending = contradicted + unsupported
-        details = {**details, "n_claims": n, "contradiction_rate": c_rate, "unsupported_rate": u_rate,
-                   "claims": [v.to_dict() for v in verdicts],
-                   "offending": [v.to_dict() for v in offending]}
+        details = {**details, "n_claims": n, "contradiction_rate": c_rate, "unsupported_rate": u_rate}
         if not offending:
             reason = f"all {n} claim(s) supported"
         else:
             shown = "; ".join(f'{v.verdict} "{v.text}" [{v.start}:{v.end}]: {v.reason}' for v in offending[:3])
             more = f" (+{len(offending) - 3} more)" if len(offending) > 3 else ""
             reason = f"{len(contradicted)} contradicted, {len(unsupported)} unsupported of {n}: {shown}{more}"
+            if abstained:
+                reason += f" ({len(abstained)} more claim(s) could not be aligned and were not counted)"
         score = self.measured(value, reason, details=details, cost_usd=cost)
         if self.fail_on_contradiction and contradicted and score.status == "pass":
             # A contradiction is a hard error: a high share of good claims must not hide it.
