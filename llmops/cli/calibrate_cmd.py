@@ -73,6 +73,7 @@ def _calibrate(args: argparse.Namespace) -> int:
                   f"{report.measured} measured, {report.unmeasured} unmeasured, {report.errors} errors")
     ci = (f" (95% CI {report.accuracy_ci[0]:.1%}-{report.accuracy_ci[1]:.1%})" if report.accuracy_ci else "")
     table.add_row("accuracy", _fmt(report.accuracy) + ci, "verdicts that match the human label")
+    table.add_row("balanced accuracy", _fmt(report.balanced_accuracy), "mean of TPR and TNR")
     table.add_row("TPR", _fmt(report.tpr), f"human fails it also fails ({c.tp} of {c.tp + c.fn})")
     table.add_row("FPR", _fmt(report.fpr), f"false alarms on human passes ({c.fp} of {c.fp + c.tn})")
     table.add_row("precision", _fmt(report.precision), "its fails that are real")

@@ -10,7 +10,8 @@ found), as in detection:
 
 - TPR (sensitivity): share of human-failed outputs the evaluator fails too — problems caught;
 - FPR: share of human-passed outputs the evaluator fails — false alarms;
-- accuracy (with a Wilson 95% interval) and Cohen's kappa (agreement beyond chance).
+- accuracy (with a Wilson 95% interval), balanced accuracy (the mean of TPR and TNR: not
+  flattered by a set with more fails than passes) and Cohen's kappa (agreement beyond chance).
 
 Rows the evaluator leaves ``unmeasured`` (or ``error``) are counted and excluded from those
 rates; coverage says how many were measured. The report is stored as JSON under
@@ -144,6 +145,8 @@ class CalibrationReport(BaseModel):
     coverage: float
     accuracy: float | None
     accuracy_ci: tuple[float, float] | None
+    balanced_accuracy: float | None = Field(default=None, description="Mean of TPR and TNR (None when a "
+                                                                      "class has no measured row)")
     tpr: float | None = Field(description="Human-failed outputs the evaluator fails (problems caught)")
     fpr: float | None = Field(description="Human-passed outputs the evaluator fails (false alarms)")
     tnr: float | None
@@ -247,6 +250,11 @@ def load_calibration(root: Path, kind: str, version: str, *, params: dict[str, A
     return max(stored.entries.values(), key=lambda r: r.created_at)
 
 
+def _balanced(c: Confusion) -> float | None:
+    tpr, tnr = _ratio(c.tp, c.tp + c.fn), _ratio(c.tn, c.fp + c.tn)
+    return None if tpr is None or tnr is None else (tpr + tnr) / 2
+
+
 def _predicted(score: Score) -> Literal["pass", "fail", "unmeasured", "error"]:
     return score.status
 
@@ -340,6 +348,7 @@ async def acalibrate(
         n=len(rows), measured=measured, unmeasured=sum(s.status == "unmeasured" for s in scores),
         errors=sum(s.status == "error" for s in scores), coverage=measured / len(rows),
         accuracy=_ratio(correct, measured), accuracy_ci=accuracy_ci,
+        balanced_accuracy=_balanced(c),
         tpr=_ratio(c.tp, c.tp + c.fn), fpr=_ratio(c.fp, c.fp + c.tn), tnr=_ratio(c.tn, c.fp + c.tn),
         precision=_ratio(c.tp, c.tp + c.fp), kappa=cohen_kappa(c), confusion=c,
         unmeasured_reasons=dict(reasons.most_common(10)), disagreements=disagreements[:50])

@@ -303,6 +303,7 @@ class Number:
     unit: str | None
     kind: str = "cardinal"  # cardinal, ordinal, decade
     grouped: bool = False  # written with thousands separators ("2,000"): a count, never a year
+    unit_text: str | None = field(default=None, compare=False)  # the unit as written, for reasons
 
     def key(self) -> str:
         """Token used for coverage (the value, normalised)."""
@@ -313,7 +314,8 @@ class Number:
     def label(self) -> str:
         """Human-readable form for reasons."""
         text = self.key()[1:]
-        return f"{text} {self.unit}" if self.unit and self.unit not in ("$",) else (
+        unit = self.unit_text or self.unit
+        return f"{text} {unit}" if unit and self.unit not in ("$",) else (
             f"${text}" if self.unit == "$" else text)
 
 
@@ -422,14 +424,15 @@ def _numbers(tokens: list[Token]) -> list[tuple[int, int, Number]]:
                                                                 or tokens[j].start == tokens[j - 1].end):
             value *= _SCALES[tokens[j].folded]
             j += 1
+        unit_text: str | None = None
         if unit is None and j < len(tokens):
             nxt = tokens[j].folded
             if nxt in _UNIT_WORDS:
                 unit = "%" if nxt in ("%", "percent") else nxt.replace(".", "")
                 j += 1
             elif nxt not in STOPWORDS and tokens[j].number is None and nxt not in _NUMBER_WORDS:
-                unit = stem(nxt)
-        found.append((i, j, Number(value, unit, kind, grouped="," in tok.folded)))
+                unit, unit_text = stem(nxt), tokens[j].raw
+        found.append((i, j, Number(value, unit, kind, grouped="," in tok.folded, unit_text=unit_text)))
         i = j
     return found
 

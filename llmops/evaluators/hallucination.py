@@ -357,8 +357,9 @@ class OfflineVerifier:
         names = [frozenset(canon(p.key) for p in parts) for u in units if u.kind == "sentence"
                  for parts in _groups(u.slots).values() if len(parts) > 1]
         """Why the claim contradicts its aligned unit (None when no aligned slot differs)."""
-        return (_number_conflict(items, unit) or _month_conflict(items, unit) or _name_conflict(items, feats, unit, names)
-                or _attribute_conflict(items, feats, unit) or _role_conflict(items, feats, unit) or _polarity_conflict(feats, unit, units, idf))
+        return (_number_conflict(items, unit) or _month_conflict(items, unit)
+                or _name_conflict(items, feats, unit, names) or _attribute_conflict(items, feats, unit)
+                or _role_conflict(items, feats, unit) or _polarity_conflict(feats, unit, units, idf))
 
 
 def _flipped(key: str, pool: frozenset[str]) -> bool:
@@ -466,8 +467,11 @@ _COMMON_VERBS = frozenset(stem(v) for v in (
 
 
 def _attribute_conflict(items: Sequence[Slot], feats: Features, unit: _Unit) -> str | None:
-    """Other words in the same place: "maker of garden sensors" where the context says "maker of
-    industrial scanners" (the words on both sides agree, the words between do not)."""
+    """Other words in the same place, between the same words on both sides.
+
+    "maker of garden sensors in Europe" where the context says "maker of industrial scanners in
+    Europe".
+    """
     mine_keys = frozenset(canon(s.key) for s in items if s.kind != "number")
 
     def key_at(seq: Sequence[Slot], i: int) -> str | None:
@@ -778,8 +782,8 @@ class Hallucination(Evaluator):
             # Nothing wrong was found, but some claims could not be checked: no verdict, not a pass.
             shown = "; ".join(f'"{v.text}" [{v.start}:{v.end}]: {v.reason}' for v in abstained[:3])
             more = f" (+{len(abstained) - 3} more)" if len(abstained) > 3 else ""
-            return self.unmeasured(f"{len(abstained)} of {len(verdicts)} claim(s) could not be aligned with "
-                                   f"the contexts: {shown}{more}",
+            return self.unmeasured(f"claims not aligned with any context sentence, {len(abstained)} of "
+                                   f"{len(verdicts)}: {shown}{more}",
                                    details={**details, "n_claims": len(verdicts)}, cost_usd=cost)
         n = len(decided)
         c_rate, u_rate = len(contradicted) / n, len(unsupported) / n

@@ -54,45 +54,98 @@ def test_fixture_set_is_labelled_and_covers_every_failure_kind() -> None:
         assert r["offending"] is None or r["offending"] in r["output"]
 
 
-def test_offline_verifier_accuracy_on_the_fixture_set() -> None:
-    """Guards the offline verifier. The dev split was used to tune it; the holdout never was.
+DATA = Path(__file__).parent / "data" / "hallucination"
 
-    Measured (lexical embeddings): dev 58/60 three-way, 59/60 pass/fail; holdout 18/22 both.
-    """
-    verifier = OfflineVerifier(LexicalEmbedder())
 
-    async def run() -> dict[str, dict[str, int]]:
-        tally: dict[str, Counter[str]] = {"dev": Counter(), "holdout": Counter()}
-        for r in rows():
-            claims = [c for c in split_claims(r["output"]) if is_checkable(c.text)]
-            verdicts = await verifier.verify(claims, r["contexts"], output=r["output"])
-            worst = max((v.verdict for v in verdicts), key=SEVERITY.__getitem__, default="supported")
-            t = tally[r["split"]]
-            t["n"] += 1
-            t["three_way"] += worst == r["verdict"]
-            t["binary"] += (worst == "supported") == (r["verdict"] == "supported")
-            t[f"{r['category']}_n"] += 1
-            t[f"{r['category']}_ok"] += (worst == "supported") == (r["verdict"] == "supported")
-            if r["offending"] and worst != "supported":
-                # The offending words lie inside a flagged claim's span.
-                at = r["output"].index(r["offending"])
-                flagged = [v for v in verdicts if v.verdict != "supported"]
-                t["span_ok"] += any(v.start <= at + len(r["offending"]) and at <= v.end for v in flagged)
-                t["span_n"] += 1
-        return {k: dict(v) for k, v in tally.items()}
+def split_rows(name: str) -> list[dict[str, Any]]:
+    path = DATA / f"{name}.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
-    tally = asyncio.run(run())
-    dev, hold = tally["dev"], tally["holdout"]
-    print(f"\noffline verifier: dev three-way {dev['three_way']}/{dev['n']}, pass/fail {dev['binary']}/{dev['n']}; "
-          f"holdout three-way {hold['three_way']}/{hold['n']}, pass/fail {hold['binary']}/{hold['n']}")
-    assert dev["n"] >= 40
-    assert dev["binary"] / dev["n"] >= 0.95
-    assert dev["three_way"] / dev["n"] >= 0.9
-    assert hold["binary"] / hold["n"] >= 0.75
-    for split in (dev, hold):
-        assert split["span_ok"] == split["span_n"]
-    for kind in ("paraphrase", "wrong_number", "wrong_date", "negation", "invented", "swapped_entity"):
-        assert dev[f"{kind}_ok"] >= dev[f"{kind}_n"] - 1, kind
+
+def test_labelled_set_is_large_split_and_documented() -> None:
+    dev, held = split_rows("dev"), split_rows("heldout")
+    assert len(dev) + len(held) >= 300 and len(held) >= 150
+    assert {r["split"] for r in dev} == {"dev"} and {r["split"] for r in held} == {"heldout"}
+    # The held-out split shares no domain with dev (other templates, other subjects, hand-written rows).
+    assert not {r["domain"] for r in dev} & {r["domain"] for r in held}
+    assert not {r["output"] for r in dev} & {r["output"] for r in held}
+    kinds = {r["category"] for r in held}
+    assert kinds >= {"faithful", "invented", "wrong_number", "misbound_number", "wrong_date", "wrong_entity",
+                     "swapped_roles", "negation", "antonym", "comparative", "superlative", "wrong_attribute"}
+    for r in dev + held:
+        assert r["label"] == ("pass" if r["verdict"] == "supported" else "fail")
+    # Long multi-sentence answers, contexts with several numbers and dates.
+    assert sum(len(split_claims(r["output"])) >= 3 for r in dev + held) >= 20
+    assert sum(sum(ch.isdigit() for ch in " ".join(r["contexts"])) >= 12 for r in held) >= 100
+    assert (DATA / "README.md").is_file()
+
+
+def _measure(rows: list[dict[str, Any]]) -> dict[str, float]:
+    ev = create_evaluator("hallucination", embeddings="lexical")
+
+    async def run() -> list[Score]:
+        return list(await asyncio.gather(*(ev.evaluate(Sample(case_id=r["id"], output=r["output"],
+                                                              contexts=tuple(r["contexts"])), EvalContext())
+                                           for r in rows)))
+
+    c: Counter[str] = Counter()
+    for r, s in zip(rows, asyncio.run(run()), strict=True):
+        if s.status not in ("pass", "fail"):
+            c["abstained"] += 1
+            continue
+        human_fail, eval_fail = r["label"] == "fail", s.status == "fail"
+        c["tp" if human_fail and eval_fail else "fn" if human_fail else "fp" if eval_fail else "tn"] += 1
+    tpr = c["tp"] / (c["tp"] + c["fn"])
+    fpr = c["fp"] / (c["fp"] + c["tn"])
+    measured = c["tp"] + c["fn"] + c["fp"] + c["tn"]
+    return {"accuracy": (c["tp"] + c["tn"]) / measured, "balanced": (tpr + 1 - fpr) / 2, "fpr": fpr,
+            "coverage": measured / len(rows)}
+
+
+def test_offline_verifier_on_the_dev_split() -> None:
+    """The split the verifier was tuned on. Measured (lexical): accuracy 0.944, balanced 0.952,
+    false alarms on faithful 1.7%, coverage 99.7%."""
+    m = _measure(split_rows("dev"))
+    print(f"\ndev: {m}")
+    assert m["balanced"] >= 0.93 and m["fpr"] <= 0.05 and m["coverage"] >= 0.95
+
+
+def test_offline_verifier_on_the_held_out_split() -> None:
+    """Never tuned on; see docs/evaluators.md. Measured (lexical, v2 at its first held-out run):
+    accuracy 0.841, balanced 0.838, false alarms on faithful 18.9%, coverage 95.1% — the issue's
+    targets (balanced >= 0.85, false alarms <= 10%) are NOT met; this guards the measured level."""
+    m = _measure(split_rows("heldout"))
+    print(f"\nheld-out: {m}")
+    assert m["balanced"] >= 0.80 and m["fpr"] <= 0.22 and m["coverage"] >= 0.90
+
+
+def test_regressions_from_the_issue_report() -> None:
+    """The two false alarms quoted in issue 18: lexical coincidences are no longer contradictions."""
+    eiffel = ("The Eiffel Tower was designed by the engineering firm of Gustave Eiffel. It was completed in 1889 "
+              "for the World's Fair. It stands in Paris.")
+    s = score(sample("The Eiffel Tower, in Paris, was completed in 1889.", (eiffel,)))
+    assert s.status == "pass", s.reason
+    acme = ("Acme was founded in 1999 in Ohio. Dana Lee has led Acme as chief executive since 2015. "
+            "The company makes garden tools.")
+    s = score(sample("Dana Lee has led Acme as CEO since 2015.", (acme,)))
+    assert s.status == "pass", s.reason
+    s = score(sample("Dana Lee has led Acme as CEO since 2012.", (acme,)))
+    assert s.status == "fail" and "2012 vs 2015" in s.reason
+
+
+def test_aligned_slots_numbers_roles_and_abstention() -> None:
+    ctx = ("Norbridge employs 5,100 people, while its rival Halvard employs 3,000. "
+           "In 2023, Norbridge acquired Quillon.")
+    misbound = score(sample("Norbridge employs 3,000 people.", (ctx,)))
+    assert misbound.status == "fail" and "3000 people vs 5100 people" in misbound.reason
+    swapped = score(sample("In 2023, Quillon acquired Norbridge.", (ctx,)))
+    assert swapped.status == "fail" and "roles" in swapped.reason
+    assert score(sample("Quillon was acquired by Norbridge in 2023.", (ctx,))).status == "pass"
+    # Words the contexts know, but no sentence says them together: no guess.
+    vague = score(sample("The engineer opened the museum collection.",
+                         ("The museum opened in 1968.", "The collection was donated by an engineer.")))
+    assert vague.status == "unmeasured" and "not aligned with any context sentence" in vague.reason
+    assert vague.details["abstained"][0]["verdict"] == "abstained"
 
 
 # ---- the evaluator -------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ CITIES = ["Rotterdam", "Porto", "Gdansk", "Leeds", "Tampere", "Lyon", "Graz", "B
 PRODUCTS = [("industrial scanners", "garden sensors"), ("frozen dumplings", "canned soups"),
             ("warehouse robots", "toy drones"), ("wool blankets", "silk scarves"), ("solar inverters", "gas boilers"),
             ("camera lenses", "reading glasses"), ("freight software", "ride-hailing apps"),
-            ("insulin pens", "vitamin gummies"), ("kitchen tiles", "glass bottles"), ("studio headphones", "car radios"),
+            ("insulin pens", "vitamin gummies"), ("kitchen tiles", "glass bottles"),
+            ("studio headphones", "car radios"),
             ("copper ore", "iron ore"), ("recycled cardboard", "glossy magazines")]
 SCIENCE = [("glaciologist", "ice cores", "Antarctica"), ("marine biologist", "coral reefs", "the Red Sea"),
            ("astronomer", "variable stars", "Chile"), ("geologist", "volcanic ash", "Iceland"),
@@ -182,7 +183,7 @@ def sports_frame(rng: random.Random, i: int) -> list[dict[str, object]]:
         ("misbound_number", f"The {team} lost {wins} matches in {season}."),
         ("wrong_entity", f"{stranger} coached the {team} in {season}."),
         ("swapped_roles", f"The {opponent} beat the {team} in the final."),
-        ("negation", f"The club won the cup that year."),
+        ("negation", "The club won the cup that year."),
         ("superlative", f"{scorer} scored the fewest goals in the league."),
         ("wrong_date", f"In the {other_number(rng, season, 2)} season, the {team} won {wins} matches."),
         ("invented", f"{scorer} later signed for a club in Spain for a record fee."),
@@ -208,10 +209,10 @@ def clinic_frame(rng: random.Random, i: int) -> list[dict[str, object]]:
     faithful = [
         f"The clinic in {town} has {beds} beds.",
         f"It opens at {open_h} am on weekdays and closes at {close_h - 12} pm.",
-        f"The clinic does not open on Sundays.",
+        "The clinic does not open on Sundays.",
         f"Dr. {doctor} heads the {town} Community Clinic.",
-        f"Children are treated free of charge.",
-        f"Blood tests require an appointment.",
+        "Children are treated free of charge.",
+        "Blood tests require an appointment.",
         f"The {town} Community Clinic, which opened in {opened}, is run by Dr. {doctor}. A first consultation "
         f"costs {fee} euros.",
     ]

@@ -36,8 +36,10 @@ def shift(rng: random.Random, value: int, step: int) -> int:
             return new
 
 
-RAIL = [("Coastal Line", "Marlow", "Finsbay", "Eastern Rail"), ("Valley Express", "Dunmore", "Ashcombe", "Midland Trains"),
-        ("Northern Loop", "Keswick Vale", "Torrin", "Highland Transit"), ("Harbour Link", "Port Elin", "Calder", "Bay Railways")]
+RAIL = [("Coastal Line", "Marlow", "Finsbay", "Eastern Rail"),
+        ("Valley Express", "Dunmore", "Ashcombe", "Midland Trains"),
+        ("Northern Loop", "Keswick Vale", "Torrin", "Highland Transit"),
+        ("Harbour Link", "Port Elin", "Calder", "Bay Railways")]
 MISSIONS = [("Helios-3", "Mars", "the Ardent rocket"), ("Tern", "Jupiter's moon Europa", "the Corvid launcher"),
             ("Lumen", "the asteroid Vesta", "the Kestrel rocket"), ("Orla", "Venus", "the Pilot-2 launcher")]
 RIVERS = [("Vessa", "Lake Ormund", "the Grey Sea"), ("Tallin", "the Brann Hills", "the Bay of Cors"),
@@ -95,7 +97,7 @@ def mission(rng: random.Random, i: int) -> list[tuple[str, str, str | None]]:
         (ctx, f"{craft} was launched in {['January', 'April', 'July', 'December'][i]} {year}.", "wrong_date"),
         (ctx, f"The principal investigator of {craft} is {other}.", "wrong_entity"),
         (ctx, f"{craft} carries a lander.", "negation"),
-        (ctx, f"The mission cost more than its predecessor.", "comparative"),
+        (ctx, "The mission cost more than its predecessor.", "comparative"),
         (ctx, f"{craft} weighs {mass} kg. It will arrive at {target} after a seven-year cruise.", "invented"),
         (ctx, f"{craft} was launched in {year} and weighs {shift(rng, mass, 100)} kg.", "wrong_number"),
     ]
@@ -141,7 +143,7 @@ def album(rng: random.Random, i: int) -> list[tuple[str, str, str | None]]:
         (ctx, f"{title} is the second studio album by {band}.", "wrong_number"),
         (ctx, f"{title} was produced by {stranger}.", "wrong_entity"),
         (ctx, f"{title} won several awards.", "negation"),
-        (ctx, f"Critics disliked the album.", "antonym"),
+        (ctx, "Critics disliked the album.", "antonym"),
         (ctx, f"{title} sold {shift(rng, copies, 3)}00,000 copies.", "wrong_number"),
         (ctx, f"{title} came out in {year} and was recorded in a church in Iceland.", "invented"),
         (ctx, f"{producer} wrote all of the lyrics on {title}.", "swapped_roles"),
@@ -161,14 +163,14 @@ def law(rng: random.Random, i: int) -> list[tuple[str, str, str | None]]:
         (ctx, f"The act came into force in {effective}.", None),
         (ctx, f"Under the {act}, {who} must publish a report every year.", None),
         (ctx, f"The maximum fine is {fine:,} euros.", None),
-        (ctx, f"Firms with fewer than 10 employees do not have to comply.", None),
+        (ctx, "Firms with fewer than 10 employees do not have to comply.", None),
         (ctx, f"The {act} was passed by {votes_against} votes to {votes_for}.", "swapped_roles"),
         (ctx, f"The act took effect in {shift(rng, effective, 2)}.", "wrong_date"),
         (ctx, f"Breaches can be fined up to {shift(rng, fine // 1000, 10) * 1000:,} euros.", "wrong_number"),
         (ctx, f"Small firms are not exempt from the {act}.", "negation"),
         (ctx, f"The {act} requires {who} to publish an annual report and to appoint an independent auditor.",
          "invented"),
-        (ctx, f"Firms with more than 10 staff are exempt.", "comparative"),
+        (ctx, "Firms with more than 10 staff are exempt.", "comparative"),
     ]
 
 
@@ -187,13 +189,13 @@ def software(rng: random.Random, i: int) -> list[tuple[str, str, str | None]]:
         (ctx, f"{prod} {major}.{minor} came out on {day} {month} {year}.", None),
         (ctx, f"{prod} is an open-source {kind}.", None),
         (ctx, f"In this release, queries run {speed}% faster.", None),
-        (ctx, f"Windows 7 is no longer supported.", None),
-        (ctx, f"Existing plugins keep working because the plugin API did not change.", None),
+        (ctx, "Windows 7 is no longer supported.", None),
+        (ctx, "Existing plugins keep working because the plugin API did not change.", None),
         (ctx, f"{prod} {major}.{minor} was released on {day} {month} {year + 1}.", "wrong_date"),
         (ctx, f"Queries are {shift(rng, speed, 5)}% faster than before.", "wrong_number"),
         (ctx, f"Queries are {speed}% slower than in the previous version.", "antonym"),
-        (ctx, f"Support for Windows 7 was added.", "antonym"),
-        (ctx, f"The plugin API changed, so plugins must be rewritten.", "negation"),
+        (ctx, "Support for Windows 7 was added.", "antonym"),
+        (ctx, "The plugin API changed, so plugins must be rewritten.", "negation"),
         (ctx, f"{prod} {major}.{minor} was released in {month} {year} and is the first version with a cloud "
               f"edition.", "invented"),
     ]
