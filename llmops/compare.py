@@ -451,8 +451,11 @@ def _verdict(c: Comparison, quality_of: Any) -> str:
     if fastest and fastest not in leaders and fastest != cheapest:
         sentences.append(f"On the quality/latency front, {fastest} answers fastest.")
     sentences.append(f"Tests are paired by case; correction: {c.correction}.")
+    n = min(v.cases for v in c.variants)
+    if c.mde is None and metric == PASS_RATE and c.pairwise:
+        sentences.append(f"With {n} paired cases, no difference in {metric} can be detected reliably "
+                         f"({POWER:.0%} power) at the corrected level: add cases or repeats.")
     if c.mde is not None:
-        n = min(v.cases for v in c.variants)
         what = f"{c.mde * 100:.0f} pts" if metric == PASS_RATE else f"{c.mde:.2f}"
         sentences.append(f"With {n} paired cases, a true difference in {metric} smaller than about {what} "
                          f"would likely go undetected ({POWER:.0%} power).")

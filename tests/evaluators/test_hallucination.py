@@ -13,9 +13,8 @@ import pytest
 
 from llmops.errors import EvalsetError, UserError
 from llmops.evaluators.base import EvalContext, Sample, Score, create_evaluator
-from llmops.evaluators.claims import is_checkable, split_claims
-from llmops.evaluators.embeddings import LexicalEmbedder, minilm_available
-from llmops.evaluators.hallucination import OfflineVerifier
+from llmops.evaluators.claims import split_claims
+from llmops.evaluators.embeddings import minilm_available
 from llmops.llm import fake
 from llmops.llm.client import LLMClient
 from llmops.llm.local import smollm2_path
