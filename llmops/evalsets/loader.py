@@ -132,6 +132,10 @@ def _load_cases_file(path: Path) -> Iterator[tuple[dict[str, Any], int]]:
         raise EvalsetError("cases_file must be .jsonl or .csv", file=path)
 
 
+# Case fields added after suites were first hashed (scripted tools of agent loops).
+_NEWER_CASE_FIELDS = ("tools", "max_steps")
+
+
 def dataset_hash(cases: list[Case]) -> str:
     """Canonical hash of a list of cases: sha256 of their JSON array (sorted keys), built case by case.
 
@@ -142,8 +146,11 @@ def dataset_hash(cases: list[Case]) -> str:
     for index, case in enumerate(cases):
         if index:
             digest.update(b", ")
-        digest.update(json.dumps(case.model_dump(mode="json", by_alias=True), sort_keys=True,
-                                 ensure_ascii=False).encode("utf-8"))
+        data = case.model_dump(mode="json", by_alias=True)
+        for key in _NEWER_CASE_FIELDS:  # unset, they leave the hash as it was before they existed
+            if not data.get(key):
+                data.pop(key, None)
+        digest.update(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8"))
     digest.update(b"]")
     return digest.hexdigest()
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llmops.llm.agent import ScriptedTool
+
 _CASE_ID = r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$"
 
 
@@ -63,6 +65,24 @@ class Case(BaseModel):
     assertions: list[EvaluatorSpec] = Field(default_factory=list, alias="assert",
                                             description="Per-case evaluators, added to the suite's")
     tags: list[str] = Field(default_factory=list)
+    tools: dict[str, list[ScriptedTool]] = Field(
+        default_factory=dict,
+        description="Scripted tool results per tool name: the prompt runs as an agent loop to a final answer")
+    max_steps: int | None = Field(default=None, ge=1, le=100,
+                                  description="Most model calls of this case's agent loop (default: the suite's)")
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _short_tools(cls, value: Any) -> Any:
+        # `lookup: {result: ...}` or `lookup: "text"` stand for a one-item list.
+        if not isinstance(value, dict):
+            return value
+        out: dict[Any, Any] = {}
+        for name, scripts in value.items():
+            items = scripts if isinstance(scripts, list) else [scripts]
+            out[name] = [s if isinstance(s, dict) and set(s) <= {"when", "result", "python"} and s
+                         else {"result": s} for s in items]
+        return out
 
     @field_validator("id", "expected", mode="before")
     @classmethod
@@ -101,6 +121,7 @@ class Suite(BaseModel):
     models: list[str] = Field(default_factory=list, description="Models (default: the configured one)")
     params: dict[str, Any] = Field(default_factory=dict, description="Call params over the prompt's")
     repeat: int = Field(default=1, ge=1, le=1000)
+    max_steps: int = Field(default=8, ge=1, le=100, description="Most model calls of a case's agent loop")
     seed: int | None = None
     evaluators: list[EvaluatorSpec] = Field(default_factory=list)
     gate: Gate = Field(default_factory=Gate)

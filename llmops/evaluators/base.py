@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from llmops.errors import EvalsetError, did_you_mean
 
 if TYPE_CHECKING:
+    from llmops.llm.agent import Step
     from llmops.llm.client import LLMClient
-    from llmops.llm.types import Completion, Message
+    from llmops.llm.types import Completion, Message, ToolCall
 
 ScoreStatus = Literal["pass", "fail", "unmeasured", "error"]
 
@@ -88,8 +89,12 @@ class Sample:
         expected: The expected output, if the case has one.
         contexts: Retrieved passages (RAG), if any.
         metadata: Free-form case metadata.
-        completion: The full completion (usage, latency, cost), when available.
+        completion: The full completion (usage, latency, cost), when available; the final
+            answer of an agent loop.
         messages: The rendered request messages.
+        tools: The tools the prompt declared (OpenAI form), for checks against their schemas.
+        response_format: The ``response_format`` the call asked for, if any.
+        trajectory: Every step of an agent loop (model calls and tool results); empty for one call.
     """
 
     case_id: str
@@ -100,6 +105,16 @@ class Sample:
     metadata: dict[str, Any] = field(default_factory=dict)
     completion: Completion | None = None
     messages: tuple[Message, ...] = ()
+    tools: tuple[dict[str, Any], ...] = ()
+    response_format: dict[str, Any] | None = None
+    trajectory: tuple[Step, ...] = ()
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Every tool call the model made, in order (across the steps of an agent loop)."""
+        if self.trajectory:
+            return [call for step in self.trajectory if step.kind == "model" for call in step.calls()]
+        return list(self.completion.tool_calls) if self.completion is not None else []
 
 
 class Regenerate(Protocol):
@@ -234,6 +249,7 @@ def _load_builtins() -> None:
 # Modules that register built-in evaluators on import (deterministic ones are always there).
 BUILTIN_MODULES: list[str] = [
     "llmops.evaluators.deterministic",
+    "llmops.evaluators.tools",
     "llmops.evaluators.hallucination",
     "llmops.evaluators.bias",
     "llmops.evaluators.judge",

@@ -268,6 +268,11 @@ class PromptVersion:
             params["response_format"] = self.response_format
         return params
 
+    @property
+    def tool_names(self) -> list[str]:
+        """The names of the declared tools, in order."""
+        return [t["function"]["name"] for t in self.tools]
+
     def tool_schema(self, name: str) -> dict[str, Any] | None:
         """The JSON-Schema ``parameters`` of the declared tool ``name`` (None if not declared)."""
         for tool in self.tools:

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from llmops._async import run_sync
 from llmops.config import Settings, load_settings
-from llmops.errors import LLMOpsError, UserError
+from llmops.errors import EvalsetError, LLMOpsError, UserError
 from llmops.evalsets.loader import LoadedSuite, load_suite
 from llmops.evalsets.models import Case, EvaluatorSpec
 from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, create_evaluator
+from llmops.llm.agent import AgentRun, load_function, run_agent
 from llmops.llm.client import LLMClient, tally_provider_calls
 from llmops.llm.types import Completion
 from llmops.prompts.registry import PromptRegistry
@@ -240,6 +241,29 @@ class Runner:
         for model in self.models:
             if not model.strip():
                 raise UserError("empty model name", key="models")
+        self._check_scripted_tools()
+
+    def _check_scripted_tools(self) -> None:
+        """Every scripted tool is declared by every prompt of the run, and its python function imports."""
+        for case in self.suite.cases:
+            if not case.tools:
+                continue
+            file, line = self.suite.case_lines.get(case.id, (str(self.suite.path), None))
+            for ref, pv in self.prompts.items():
+                for name in case.tools:
+                    if name not in pv.tool_names:
+                        raise EvalsetError(
+                            f"case '{case.id}' scripts tool '{name}', which {ref} does not declare",
+                            file=file, line=line, key=f"{case.id}.tools.{name}",
+                            hint=f"declared tools: {', '.join(pv.tool_names) or 'none (add tools: to the prompt)'}")
+            for name, scripts in case.tools.items():
+                for script in scripts:
+                    if script.python:
+                        try:
+                            load_function(script.python)
+                        except ValueError as exc:
+                            raise EvalsetError(f"case '{case.id}', tool '{name}': {exc}", file=file, line=line,
+                                               key=f"{case.id}.tools.{name}.python") from None
 
     @staticmethod
     def _make(spec: EvaluatorSpec) -> Evaluator:
@@ -290,13 +314,21 @@ class Runner:
         meta = {"prompt": pv.ref, "prompt_name": pv.name, "prompt_version": pv.version,
                 "prompt_hash": pv.content_hash, "run_id": run_id, "suite": self.suite.name,
                 "case_id": unit.case.id, "repeat": unit.repeat}
+        agent: AgentRun | None = None
         try:
             messages = pv.render(inputs)
             # Each repeat samples with its own seed: identical seeds make a seeded local model
             # answer identically even at temperature > 0, and repeats must be independent.
-            completion = await self.client.acomplete(messages, unit.model, call_params,
-                                                     seed=self.seed + unit.repeat, repeat=unit.repeat,
-                                                     metadata=meta)
+            if unit.case.tools:
+                agent = await run_agent(self.client, messages, unit.model, call_params, tools=unit.case.tools,
+                                        declared=pv.tool_names, seed=self.seed + unit.repeat,
+                                        max_steps=unit.case.max_steps or self.suite.suite.max_steps,
+                                        repeat=unit.repeat, metadata=meta)
+                completion = agent.completion
+            else:
+                completion = await self.client.acomplete(messages, unit.model, call_params,
+                                                         seed=self.seed + unit.repeat, repeat=unit.repeat,
+                                                         metadata=meta)
         except LLMOpsError as err:
             return UnitResult(**base, status="error", error=str(err), ended_at=time.time())
 
@@ -311,18 +343,34 @@ class Runner:
         sample_ = Sample(case_id=unit.case.id, output=completion.text, inputs=inputs,
                          expected=unit.case.expected, contexts=_contexts(unit.case, inputs),
                          metadata=dict(unit.case.metadata), completion=completion,
-                         messages=tuple(messages))
+                         messages=tuple(messages), tools=pv.tools,
+                         response_format=call_params.get("response_format"),
+                         trajectory=tuple(agent.steps) if agent is not None else ())
         ctx = EvalContext(client=self.client, judge_model=self.settings.judge_model, seed=self.seed,
                           regenerate=regenerate,
                           metadata={**meta, "purpose": "judge"})
         evaluators = self.evaluators + self._case_evaluators.get(unit.case.id, [])
         scores = await _scores(evaluators, sample_, ctx)
+        if agent is None:
+            return UnitResult(
+                **base, resolved_model=completion.resolved_model, status=status_of(scores),
+                output=completion.text, scores=scores, prompt_tokens=completion.usage.prompt_tokens,
+                completion_tokens=completion.usage.completion_tokens, cost_usd=completion.cost_usd,
+                judge_cost_usd=sum(s.cost_usd for s in scores), latency_s=completion.latency_s,
+                cached=completion.cached, attempts=completion.attempts, ended_at=time.time(),
+                ttft_s=completion.ttft_s)
+        if agent.failure is not None:  # a named, recorded failure of the loop itself
+            scores = [Score(name="agent", value=0.0, status="fail", reason=agent.reason, threshold=1.0,
+                            evaluator="agent", details={"failure": agent.failure}), *scores]
+        calls = agent.completions
         return UnitResult(
             **base, resolved_model=completion.resolved_model, status=status_of(scores),
-            output=completion.text, scores=scores, prompt_tokens=completion.usage.prompt_tokens,
-            completion_tokens=completion.usage.completion_tokens, cost_usd=completion.cost_usd,
-            judge_cost_usd=sum(s.cost_usd for s in scores), latency_s=completion.latency_s,
-            cached=completion.cached, attempts=completion.attempts, ended_at=time.time())
+            output=completion.text, scores=scores, prompt_tokens=sum(c.usage.prompt_tokens for c in calls),
+            completion_tokens=sum(c.usage.completion_tokens for c in calls),
+            cost_usd=sum(c.cost_usd for c in calls), judge_cost_usd=sum(s.cost_usd for s in scores),
+            latency_s=sum(c.latency_s for c in calls), cached=all(c.cached for c in calls),
+            attempts=sum(c.attempts for c in calls), ended_at=time.time(), trajectory=agent.steps,
+            ttft_s=calls[0].ttft_s)
 
     async def _traced_unit(self, unit: Unit, run_id: str, manifest: dict[str, Any]) -> UnitResult:
         """Run a unit inside its own trace when a tracer is set (calls made inside nest under it)."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from llmops.evaluators.base import Score
+from llmops.llm.agent import Step
 
 UnitStatus = Literal["pass", "fail", "unmeasured", "error", "skipped"]
 
@@ -122,6 +123,8 @@ class UnitResult(BaseModel):
     attempts: int = 0
     started_at: float = 0.0
     ended_at: float = 0.0
+    trajectory: list[Step] = Field(default_factory=list)
+    ttft_s: float | None = None
 
     @property
     def key(self) -> str:
@@ -136,6 +139,16 @@ class UnitResult(BaseModel):
     def score(self, name: str) -> Score | None:
         """The score of one evaluator, if present."""
         return next((s for s in self.scores if s.name == name), None)
+
+    @property
+    def steps(self) -> int:
+        """Model calls this unit made (1 without an agent loop, 0 if none was made)."""
+        return sum(1 for s in self.trajectory if s.kind == "model") or (1 if self.output is not None else 0)
+
+    @property
+    def tool_names(self) -> list[str]:
+        """The names of the tools the model called, in order."""
+        return [str(c.get("name")) for s in self.trajectory if s.kind == "model" for c in s.tool_calls]
 
 
 def status_of(scores: list[Score]) -> UnitStatus:
