@@ -13,6 +13,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--input", "-i", action="append", metavar="KEY=VALUE", help="template input (repeatable)")
     p.add_argument("--inputs-file", metavar="FILE", help="JSON object of inputs")
     p.add_argument("--json", action="store_true", help="print the Completion as JSON")
+    p.add_argument("--source", choices=["local", "langfuse"], default=None,
+                   help="where prompt labels resolve (default: the prompt_source setting)")
     add_model_options(p)
     p.set_defaults(handler=_complete)
 
@@ -23,6 +25,8 @@ def _complete(args: argparse.Namespace) -> int:
     from llmops.api import complete, default_client
 
     settings = settings_from(args)
+    if args.source is not None:
+        settings = settings.model_copy(update={"prompt_source": args.source})
     inputs = parse_inputs(args.input, args.inputs_file)
     result = complete(args.ref, inputs, model=args.model, client=default_client(settings))
     if args.json:

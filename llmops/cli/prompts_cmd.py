@@ -11,11 +11,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("prompts", help="list, show, render, diff and lock versioned prompts")
     ps = p.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
     ps.add_parser("list", help="prompts with their versions and labels").set_defaults(handler=_list)
+    source_help = "where labels resolve (default: the prompt_source setting; local needs no Langfuse)"
     show = ps.add_parser("show", help="print a prompt version's file")
     show.add_argument("ref")
+    show.add_argument("--source", choices=["local", "langfuse"], default=None, help=source_help)
     show.set_defaults(handler=_show)
     render = ps.add_parser("render", help="render a prompt to chat messages")
     render.add_argument("ref")
+    render.add_argument("--source", choices=["local", "langfuse"], default=None, help=source_help)
     render.add_argument("--input", "-i", action="append", metavar="KEY=VALUE")
     render.add_argument("--inputs-file", metavar="FILE")
     render.add_argument("--json", action="store_true", help="print the messages as JSON")
@@ -64,10 +67,20 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The prompt version ``args.ref`` names, by the same rule as ``complete`` and ``run``."""
+    from llmops.api import load_prompt
+
+    settings = settings_from(args)
+    if args.source is not None:
+        settings = settings.model_copy(update={"prompt_source": args.source})
+    return load_prompt(args.ref, settings)
+
+
 def _show(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    pv = _registry(args).get(args.ref)
+    pv = _load(args)
     out = console()
     out.print(f"[bold]{pv.ref}[/]  {escape(str(pv.path))}  sha256:{pv.content_hash[:12]}", markup=True)
     out.print(pv.source, markup=False, highlight=False)
@@ -77,7 +90,7 @@ def _show(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     import json
 
-    pv = _registry(args).get(args.ref)
+    pv = _load(args)
     messages = pv.render(parse_inputs(args.input, args.inputs_file))
     if args.json:
         print(json.dumps([m.to_dict() for m in messages], indent=2, ensure_ascii=False))

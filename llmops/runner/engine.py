@@ -28,7 +28,6 @@ from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, create
 from llmops.llm.agent import AgentRun, load_function, run_agent
 from llmops.llm.client import LLMClient, tally_provider_calls
 from llmops.llm.types import Completion
-from llmops.prompts.registry import PromptRegistry
 from llmops.prompts.template import PromptVersion
 from llmops.runner.results import Manifest, RunResult, UnitResult, status_of, unit_key
 from llmops.runner.store import RunPlan, RunStore, StoredResults
@@ -232,9 +231,12 @@ class Runner:
         self.tracer = tracer
         if tracer is not None:
             tracer.attach(client)  # its generations and judge calls nest under the unit's trace
-        registry = PromptRegistry(settings.prompts_path)
+        from llmops.api import load_prompt
+
         # Load every prompt version up front: a bad reference fails before any call is made.
-        self.prompts: dict[str, PromptVersion] = {ref: registry.get(ref) for ref in self.prompt_refs}
+        # One rule with `llmops complete` and `prompts render`: labels resolve where
+        # `prompt_source` says (Langfuse first, local labels as the fallback).
+        self.prompts: dict[str, PromptVersion] = {ref: load_prompt(ref, settings) for ref in self.prompt_refs}
         self.evaluators: list[Evaluator] = [self._make(spec) for spec in suite.suite.evaluators]
         self._case_evaluators: dict[str, list[Evaluator]] = {
             c.id: [self._make(spec) for spec in c.assertions] for c in suite.cases if c.assertions}
@@ -297,6 +299,7 @@ class Runner:
             llmops_version=__version__, python_version=platform.python_version(),
             git_commit=commit, git_dirty=dirty,
             prompts={ref: pv.content_hash for ref, pv in self.prompts.items()},
+            prompt_source=self.settings.prompt_source,
             models={m: self.client.resolve(m)[0] for m in self.models},
             params=dict(self.suite.suite.params), seed=self.seed, repeat=self.repeat,
             evaluators=evaluators, dataset_hash=self.suite.dataset_hash,

@@ -281,6 +281,7 @@ class Manifest(BaseModel):
     git_commit: str | None = None
     git_dirty: bool | None = None
     prompts: dict[str, str] = Field(default_factory=dict, description="prompt ref -> content hash")
+    prompt_source: str = Field("local", description="where labels resolved (the prompt_source setting)")
     models: dict[str, str] = Field(default_factory=dict, description="model -> resolved model")
     params: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0

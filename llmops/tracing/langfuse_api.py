@@ -40,7 +40,15 @@ _FIELDS = "core,basic,io,metadata,model,usage,prompt,trace_context"
 
 
 class LangfuseUnavailableError(LLMOpsError):
-    """Langfuse could not be reached or refused the request."""
+    """Langfuse could not be reached or refused the request (exit code 4: not a regression)."""
+
+    exit_code = 4
+
+
+_TRACES_HINT = ("check LANGFUSE_HOST and the keys; the local trace store works without Langfuse "
+                "(--source local)")
+_PROMPTS_HINT = ("check LANGFUSE_HOST and the keys; local prompts need no Langfuse: "
+                 "`llmops prompts render REF --source local`, or prompt_source = \"local\"")
 
 
 def client(settings: Settings) -> Any:
@@ -69,9 +77,17 @@ def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     except Exception as exc:
         status = getattr(exc, "status_code", None)
         detail = f"HTTP {status}" if status else type(exc).__name__
-        raise LangfuseUnavailableError(f"Langfuse {what} failed ({detail}): {str(exc)[:200]}",
-                                       hint="check LANGFUSE_HOST and the keys; the local trace store "
-                                            "works without Langfuse (--source local)") from None
+        hint = _PROMPTS_HINT if what.startswith(("prompt", "label")) else _TRACES_HINT
+        raise LangfuseUnavailableError(f"Langfuse {what} failed ({detail}): {str(exc)[:200]}", hint=hint) from None
+
+
+def text_hash(source: str) -> str:
+    """The content hash of a prompt's text: what both sides compare (never the hash a config claims).
+
+    A version edited in the Langfuse UI keeps the config of the version it came from, so the
+    ``llmops_hash`` in its config names text it no longer has.
+    """
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
 # ---- reading traces ----------------------------------------------------------------------------
@@ -226,13 +242,28 @@ def _config(prompt: Any) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def _write_version_map(registry: PromptRegistry, updates: dict[str, dict[str, int]], host: str) -> None:
+def read_label_snapshot(prompts_path: Path) -> dict[str, dict[str, int]]:
+    """The labels both sides agreed on at the last sync (``labels`` in ``prompts/langfuse.json``)."""
+    try:
+        data = json.loads((prompts_path / SYNC_FILE).read_text(encoding="utf-8"))
+        labels = data.get("labels", {})
+        return {str(n): {str(k): int(v) for k, v in m.items()} for n, m in labels.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _write_version_map(registry: PromptRegistry, updates: dict[str, dict[str, int]], host: str, *,
+                       labels: dict[str, dict[str, int]] | None = None) -> None:
     path = registry.root / SYNC_FILE
     current = read_version_map(registry.root)
     for name, mapping in updates.items():
         current.setdefault(name, {}).update(mapping)
-    body = {"host": host, "versions": {n: dict(sorted(m.items(), key=lambda kv: int(kv[0])))
-                                       for n, m in sorted(current.items())}}
+    snapshot = read_label_snapshot(registry.root)
+    snapshot.update(labels or {})
+    body: dict[str, Any] = {"host": host, "versions": {n: dict(sorted(m.items(), key=lambda kv: int(kv[0])))
+                                                       for n, m in sorted(current.items())}}
+    if snapshot:
+        body["labels"] = {n: dict(sorted(m.items())) for n, m in sorted(snapshot.items())}
     path.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -242,12 +273,49 @@ def push_prompts(settings: Settings, registry: PromptRegistry, names: Sequence[s
     A local version is "present" in Langfuse when a Langfuse version carries its content hash,
     so pushing twice creates nothing, and a locked version is never re-uploaded under a new number.
     """
+    from llmops.prompts.lock import check_lock
+
     lf = client(settings)
     result = SyncResult()
     mapping: dict[str, dict[str, int]] = {}
-    for name in names or registry.names():
-        remote = _remote_versions(lf, name)
-        by_hash = {_config(p).get("llmops_hash"): p for p in remote if _config(p).get("llmops_hash")}
+    chosen = list(names or registry.names())
+    remotes = {name: _remote_versions(lf, name) for name in chosen}
+    # One truth: a version edited in place since it was locked (what `prompts check` rejects), or
+    # whose number Langfuse already holds with other text, is a conflict; nothing is pushed then.
+    edited = set(check_lock(registry).edited)
+    synced_labels = read_label_snapshot(registry.root)
+    for name in chosen:
+        by_number: dict[int, Any] = {}
+        for p in remotes[name]:
+            cfg = _config(p)
+            if isinstance(cfg.get("llmops_version"), int) and cfg.get("llmops_hash") == text_hash(_source_of(p)):
+                by_number.setdefault(int(cfg["llmops_version"]), p)
+        for version in registry.versions(name):
+            ref = f"{name}@{version}"
+            if ref in edited:
+                result.conflicts.append(f"{ref}: edited in place since it was locked (`llmops prompts check` "
+                                        "rejects it); restore it and add a new version file instead")
+                continue
+            there = by_number.get(version)
+            if there is not None and text_hash(_source_of(there)) != registry.get(ref).content_hash:
+                result.conflicts.append(f"{ref}: Langfuse v{there.version} holds other text for this version; "
+                                        "restore the local file or add a new version")
+        # A label removed locally: Langfuse's API only adds labels (a PATCH keeps the old ones),
+        # so it cannot be pushed; say so rather than leave Langfuse serving it silently.
+        labels_now = registry.labels(name)
+        for label in sorted(synced_labels.get(name, {})):
+            if label not in labels_now:
+                holder = next((p for p in remotes[name] if label in (p.labels or [])), None)
+                if holder is not None:
+                    result.conflicts.append(
+                        f"{name}@{label}: removed locally, but Langfuse v{holder.version} still has it and its "
+                        "API cannot remove a label; remove it in the Langfuse UI (or point it at a version "
+                        "with `llmops prompts label`)")
+    if result.conflicts:
+        return result
+    for name in chosen:
+        remote = remotes[name]
+        by_hash = {text_hash(_source_of(p)): p for p in remote}
         labels = registry.labels(name)
         for version in registry.versions(name):
             pv = registry.get(f"{name}@{version}")
@@ -270,7 +338,8 @@ def push_prompts(settings: Settings, registry: PromptRegistry, names: Sequence[s
             else:
                 result.unchanged.append(pv.ref)
     if mapping:
-        _write_version_map(registry, mapping, settings.langfuse.host if settings.langfuse else "")
+        _write_version_map(registry, mapping, settings.langfuse.host if settings.langfuse else "",
+                           labels={name: registry.labels(name) for name in chosen})
     return result
 
 
@@ -309,11 +378,14 @@ def pull_prompts(settings: Settings, registry: PromptRegistry, names: Sequence[s
         for prompt in remote:
             cfg = _config(prompt)
             source = _source_of(prompt)
-            digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
-            ours = local_hashes.get(str(cfg.get("llmops_hash") or digest))
+            digest = text_hash(source)
+            ours = local_hashes.get(digest)
             if ours is None:
                 wanted = cfg.get("llmops_version")
-                number = int(wanted) if isinstance(wanted, int) else next_free
+                # The config's version number counts only when its hash is this text's: a version
+                # edited in the Langfuse UI copies the config of the one it came from.
+                pushed = isinstance(wanted, int) and cfg.get("llmops_hash") == digest
+                number = wanted if pushed and isinstance(wanted, int) else next_free
                 path = folder / f"v{number}.jinja"
                 if path.exists():
                     # Same version number, other content: someone edited a released version.
@@ -336,11 +408,26 @@ def pull_prompts(settings: Settings, registry: PromptRegistry, names: Sequence[s
                     registry.set_label(name, label, ours)
                     result.labels.append(f"{name}@{label} -> v{ours}")
     if mapping:
-        _write_version_map(registry, mapping, settings.langfuse.host if settings.langfuse else "")
+        _write_version_map(registry, mapping, settings.langfuse.host if settings.langfuse else "",
+                           labels={name: _local_labels(registry, name) for name in names})
     return result
 
 
 # ---- run-time label resolution -----------------------------------------------------------------
+def _local_labels(registry: PromptRegistry, name: str) -> dict[str, int]:
+    try:
+        return registry.labels(name)
+    except PromptError:
+        return {}
+
+
+def _local_numbers(registry: PromptRegistry, name: str) -> list[int]:
+    try:
+        return list(registry.versions(name))
+    except PromptError:
+        return []
+
+
 _BACKOFF_S = 30.0
 _failed_at: dict[str, float] = {}
 _failed_lock = threading.Lock()
@@ -370,15 +457,22 @@ def resolve_label(settings: Settings, name: str, label: str, *, timeout_s: int =
 
     cfg = _config(prompt)
     source = _source_of(prompt)
+    digest = text_hash(source)
     version = cfg.get("llmops_version")
-    number = int(version) if isinstance(version, int) else int(prompt.version)
+    # The config's number names this text only when its hash does (a UI edit copies the config).
+    pushed = isinstance(version, int) and cfg.get("llmops_hash") == digest
+    number = version if pushed and isinstance(version, int) else int(prompt.version)
     registry = PromptRegistry(settings.prompts_path)
     try:
-        local = registry.get(f"{name}@{number}")
-        if local.content_hash == (cfg.get("llmops_hash") or hashlib.sha256(source.encode()).hexdigest()):
-            return local
+        for candidate in ([number] if pushed else []) + registry.versions(name):
+            local = registry.get(f"{name}@{candidate}")
+            if local.content_hash == digest:
+                return local
     except PromptError:
         pass
+    taken = _local_numbers(registry, name)
+    if not pushed and number in taken:  # never shadow a local version's number with other text
+        number = max(taken) + 1
     path = settings.path(Path(".llmops/langfuse_prompts")) / name / f"v{number}.jinja"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text(encoding="utf-8") != source:

@@ -64,7 +64,9 @@ def _auth(receiver: LangfuseReceiver) -> str:
 def test_pull_never_overwrites_a_different_local_file(lf_settings: Settings, receiver: LangfuseReceiver,
                                                       project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     receiver.prompts["summarize"] = [{"name": "summarize", "version": 1, "type": "text", "prompt": "other text",
-                                      "config": {"llmops_version": 1, "llmops_hash": "0" * 64},
+                                      # Pushed by llmops as v1 (the config's hash is this text's).
+                                      "config": {"llmops_version": 1,
+                                                 "llmops_hash": hashlib.sha256(b"other text").hexdigest()},
                                       "labels": ["latest"], "tags": []}]
     before = (project / "prompts" / "summarize" / "v1.jinja").read_bytes()
     assert main(["prompts", "pull", "summarize"]) == 1
