@@ -90,7 +90,8 @@ SCRIPT = """
       if (filter !== 'all' && !f[filter]) return;
       var tr = el('tr'); tr.setAttribute('data-case', c.id);
       var first = el('td'); first.appendChild(el('div', '', c.id));
-      first.appendChild(el('pre', 'out', JSON.stringify(c.inputs, null, 1)));
+      first.appendChild(c.inputs === null ? el('div', 'muted', 'inputs not recorded by this run')
+                                           : el('pre', 'out', JSON.stringify(c.inputs, null, 1)));
       if (c.expected !== null) first.appendChild(el('div', 'muted', 'expected: ' + c.expected));
       (c.contexts || []).forEach(function(ctx){ first.appendChild(el('div', 'muted', 'context: ' + ctx)); });
       tr.appendChild(first); tr.appendChild(cell(a, c.id)); if (!single) tr.appendChild(cell(b, c.id));
@@ -319,16 +320,13 @@ def render_html(run: RunResult, *, comparison: Comparison | None = None, verdict
     for u in run.results:
         if u.case_id not in case_ids:
             case_ids.append(u.case_id)
+    # What the run recorded, never the suite file as it is now (it may have changed or moved).
+    recorded = {c.id: c for c in m.case_data}
     cases = []
-    from llmops.evalsets.loader import load_suite
-
-    try:
-        loaded = {case.id: case for case in load_suite(m.suite_path).cases}
-    except Exception:  # the suite file may have moved since the run; ids still identify cases
-        loaded = {}
     for cid in case_ids:
-        case = loaded.get(cid)
-        cases.append({"id": cid, "inputs": case.inputs if case else {}, "expected": case.expected if case else None,
+        case = recorded.get(cid)
+        cases.append({"id": cid, "inputs": case.inputs if case else None,
+                      "expected": case.expected if case else None,
                       "contexts": list(case.contexts) if case else []})
     data = {"cases": cases, "columns": columns, "flags": _flags(run, verdict)}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(m.started_at)) if m.started_at else ""

@@ -29,7 +29,7 @@ from llmops.llm.agent import AgentRun, load_function, run_agent
 from llmops.llm.client import LLMClient, tally_provider_calls
 from llmops.llm.types import Completion
 from llmops.prompts.template import PromptVersion
-from llmops.runner.results import Manifest, RunResult, UnitResult, status_of, unit_key
+from llmops.runner.results import CaseRecord, Manifest, RunResult, UnitResult, status_of, unit_key
 from llmops.runner.store import RunPlan, RunStore, StoredResults
 
 if TYPE_CHECKING:
@@ -305,7 +305,9 @@ class Runner:
             evaluators=evaluators, dataset_hash=self.suite.dataset_hash,
             cases=sum(1 for c in self.suite.cases if in_shard(c.id, self.shard)),
             units=sum(1 for _ in self.units()), shard=self.shard_text, cache_mode=self.client.cache_mode,
-            started_at=time.time())
+            started_at=time.time(),
+            case_data=[CaseRecord(id=c.id, inputs=dict(c.inputs), expected=c.expected, contexts=list(c.contexts))
+                       for c in self.suite.cases if in_shard(c.id, self.shard)])
 
     async def _unit(self, unit: Unit, run_id: str) -> UnitResult:
         pv = self.prompts[unit.prompt]

@@ -66,6 +66,7 @@ def merge_runs(sources: list[tuple[Path | str, str]], into: RunStore, *, run_id:
         "ended_at": max((run.manifest.ended_at or 0.0) for run in runs) or None,
         "status": "completed" if all(run.manifest.status == "completed" for run in runs) else "interrupted",
         "merged_from": [run.manifest.run_id for run in runs],
+        "case_data": list({c.id: c for run in runs for c in run.manifest.case_data}.values()),
     })
     from llmops.runner.store import RunPlan
 

@@ -270,6 +270,15 @@ def summarize(results: Iterable[UnitResult]) -> list[VariantSummary]:
     return [acc.finish() for acc in groups.values()]
 
 
+class CaseRecord(BaseModel):
+    """A case as it was run: what reports show next to its outputs."""
+
+    id: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    expected: str | None = None
+    contexts: list[str] = Field(default_factory=list)
+
+
 class Manifest(BaseModel):
     """Everything needed to know what a run was (and to reproduce it)."""
 
@@ -305,6 +314,10 @@ class Manifest(BaseModel):
     ended_at: float | None = None
     status: Literal["running", "completed", "interrupted", "budget_exhausted"] = "running"
     merged_from: list[str] = Field(default_factory=list)
+    case_data: list[CaseRecord] = Field(
+        default_factory=list,
+        description="Each case's inputs, expected output and contexts as run: reports read them here, so a "
+                    "report of an old run stays right after the suite file changed or moved")
 
 
 class RunResult(BaseModel):
