@@ -3,16 +3,72 @@
 WAL mode lets several processes (xdist workers, parallel suites) read and write one file; a file
 that is not SQLite, fails SQLite's quick check, or was written in another format is reported as
 a :class:`StoreError` that says what to do, never used silently.
+
+In WAL mode, committed data sits in the ``-wal`` file until a checkpoint copies it into the main
+file. Users commit the main file (the response cache CI replays from), so every connection is
+closed through :func:`close_sqlite`, which checkpoints first, and a process that exits with a
+connection still open checkpoints and closes it in an exit hook: each file is complete on its own
+when the command exits.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sqlite3
+import threading
+import weakref
 from pathlib import Path
 
 from llmops.errors import StoreError
 
 QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the exit hook must not keep it alive)."""
+
+
+# Connections opened by this process (a forked child must never checkpoint or close its parent's).
+_OPEN: weakref.WeakKeyDictionary[_Connection, int] = weakref.WeakKeyDictionary()
+_OPEN_LOCK = threading.Lock()
+_HOOKED = False
+
+
+def close_sqlite(conn: sqlite3.Connection) -> None:
+    """Checkpoint the WAL into the main file, then close ``conn``.
+
+    The checkpoint is best effort: another process reading the file at that moment can keep part
+    of the WAL alive (the last connection to close checkpoints the rest); a failure never loses
+    data, it only leaves it in the ``-wal`` file.
+    """
+    with _OPEN_LOCK:
+        if isinstance(conn, _Connection):
+            _OPEN.pop(conn, None)
+    try:
+        if conn.in_transaction:
+            conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error:
+        pass
+    conn.close()
+
+
+def _close_all() -> None:
+    with _OPEN_LOCK:
+        mine = [c for c, pid in _OPEN.items() if pid == os.getpid()]
+    for conn in mine:
+        with contextlib.suppress(sqlite3.Error):
+            close_sqlite(conn)
+
+
+def _track(conn: _Connection) -> None:
+    global _HOOKED
+    with _OPEN_LOCK:
+        _OPEN[conn] = os.getpid()
+        if not _HOOKED:
+            atexit.register(_close_all)
+            _HOOKED = True
 
 
 def _size(path: Path) -> int:
@@ -39,9 +95,10 @@ def open_sqlite(path: Path, schema: str, *, what: str, hint: str, timeout: float
         StoreError: when the file is not a usable SQLite database or has another format.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn: sqlite3.Connection | None = None
+    conn: _Connection | None = None
     try:
-        conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None,
+                               factory=_Connection)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(schema)
@@ -65,4 +122,5 @@ def open_sqlite(path: Path, schema: str, *, what: str, hint: str, timeout: float
         if conn is not None:
             conn.close()
         raise StoreError(f"{path}: the {what} is corrupted or not a SQLite file ({exc})", hint=hint) from None
+    _track(conn)
     return conn

@@ -73,6 +73,9 @@ class Settings(BaseModel):
     environment: str = "development"
     release: str | None = None
     langfuse: LangfuseSettings | None = None
+    # Project modules imported before a run so their `@register_evaluator` kinds can be named in
+    # suites (imported with the project root on sys.path: no PYTHONPATH needed).
+    evaluator_modules: list[str] = Field(default_factory=list)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -178,7 +181,9 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
             known = [ENV_PREFIX + f.upper() for f in _FIELDS]
             raise ConfigError(f"unknown environment variable {name}", key=name,
                               hint=did_you_mean(name, known) or f"known: {', '.join(known)}")
-        if key == "models":
+        if key == "evaluator_modules":
+            values[key] = [m.strip() for m in raw.split(",") if m.strip()]
+        elif key == "models":
             try:
                 values[key] = json.loads(raw)
             except json.JSONDecodeError as exc:

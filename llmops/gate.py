@@ -12,6 +12,7 @@ from llmops.errors import UserError
 from llmops.evalsets.loader import LoadedSuite, load_suite
 from llmops.evalsets.models import Gate
 from llmops.regression import Verdict, baseline_path, judge_run, read_baseline, write_baseline
+from llmops.regression.verdict import NO_BASELINE_NOTE
 from llmops.runner.engine import _suite_path, aresume_run, arun_suite
 from llmops.runner.results import RunResult
 
@@ -89,8 +90,16 @@ def _judged(run: RunResult, loaded: LoadedSuite, settings: Settings, max_errors:
     if update_baseline:
         write_baseline(run, path)
         written = path
+    if baseline and not update_baseline and not path.is_file():
+        raise UserError(f"baseline {path}: no such file", key="baseline",
+                        hint="give the committed baseline file, or write one with update_baseline")
     reference = read_baseline(path) if (path.exists() and not update_baseline) else None
     verdict = judge_run(run, gate, reference)
+    if written is not None:
+        # This run is the baseline now: "write one with --update-baseline" would be wrong here.
+        notes = [n for n in verdict.notes if n != NO_BASELINE_NOTE]
+        notes.append(f"this run is the new baseline ({written}): judged by the absolute gates only")
+        verdict = verdict.model_copy(update={"notes": notes})
     return GateOutcome(run=run, verdict=verdict, baseline_written=written)
 
 

@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="llmops",
         description="Versioned prompts, any LLM, traces and a regression harness you can trust in CI.",
     )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    # dest differs from "version" so that a subcommand's own `version` positional
+    # (`prompts label NAME LABEL VERSION`) cannot be mistaken for this flag.
+    parser.add_argument("--version", dest="show_version", action="store_true", help="print the version and exit")
     parser.add_argument("-C", "--root", default=None, metavar="DIR",
                         help="project folder (default: nearest folder with pyproject.toml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -51,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script. Returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.version:
+    if args.show_version:
         from importlib.metadata import version
 
         print(f"llmops {version('llmops')}")

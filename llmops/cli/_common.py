@@ -48,11 +48,21 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "root", None), overrides=overrides)
 
 
+# Width of a console that does not write to a terminal (a CI log, a pipe): wide enough that no
+# table cell is ever cut, so every row stays one complete, greppable line.
+PIPE_WIDTH = 10_000
+
+
 def console(stderr: bool = False) -> Console:
-    """A rich console (imported lazily)."""
+    """A rich console (imported lazily); not on a terminal, tables are never cut to 80 columns."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=None if tty else PIPE_WIDTH)
 
 
 def parse_inputs(pairs: list[str] | None, inputs_file: str | None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmops.cli._common import (
@@ -31,7 +32,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-errors", type=float, default=None, metavar="N",
                    help="errors allowed before the run fails: a count (>= 1) or a fraction (< 1)")
     p.add_argument("--dry-run", action="store_true", help="count calls and estimate cost; call nothing")
-    p.add_argument("--shard", default=None, metavar="I/N", help="run one deterministic slice of the cases")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="run one deterministic slice of the cases; a shard run is not gated (merge the "
+                        "shards with `runs merge`, then gate with `report latest --gate`)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="worker processes sharing the run store and the concurrency limit "
                         "(0: one per CPU core; default 1)")
@@ -59,6 +62,11 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("give a SUITE to run (or --resume RUN_ID)", key="suite")
     check_output_path(args.markdown, "--markdown")
     check_output_path(args.html, "--html")
+    if args.baseline and not args.update_baseline and not Path(args.baseline).is_file():
+        # A misspelt baseline must not turn the comparison off silently (checked before any call).
+        raise UserError(f"--baseline {args.baseline}: no such file", key="--baseline",
+                        hint="give the committed baseline file (evalsets/baselines/<suite>.json), "
+                             "or write one with --update-baseline")
 
     outcome = run_and_gate(
         args.suite, settings=settings, models=args.models, prompts=args.prompts, repeat=args.repeat,
@@ -78,6 +86,12 @@ def _run(args: argparse.Namespace) -> int:
         print_run(out, outcome.run, verdict=outcome.verdict)
         if outcome.baseline_written:
             out.print(f"baseline written: {outcome.baseline_written}", markup=False)
+    if args.shard and not args.update_baseline:
+        # A slice cannot be judged against a gate and a baseline of the whole suite: the job that
+        # merges the shards gates them (`llmops runs merge ...` then `llmops report latest --gate`).
+        console(stderr=True).print(f"shard {args.shard}: not gated; merge the shards, then gate with "
+                                   "`llmops report latest --gate`", markup=False)
+        return EXIT_OK
     return outcome.exit_code
 
 

@@ -13,6 +13,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ps = p.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     lst = ps.add_parser("list", help="most recent runs")
     lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--json", action="store_true", help="print the runs as a JSON list (complete ids)")
     lst.set_defaults(handler=_list)
     show = ps.add_parser("show", help="summary and failures of a run")
     show.add_argument("run_id", help="run id, unique prefix, or 'latest'")
@@ -37,18 +38,29 @@ def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _list(args: argparse.Namespace) -> int:
     import datetime
+    import json
 
-    from rich.table import Table
+    from rich.table import Column, Table
     from rich.text import Text
 
     store = _store(args)
-    table = Table("run", "suite", "started", "status", "units", "cost $", "commit")
+    rows = []
     for m in store.runs(limit=args.limit):
         counts = store.result_counts(m.run_id)
-        started = datetime.datetime.fromtimestamp(m.started_at).strftime("%Y-%m-%d %H:%M")
-        done = sum(counts.values())
-        table.add_row(Text(m.run_id), Text(m.suite), started, m.status, f"{done}/{m.units}",
-                      f"{m.cost_usd + m.judge_cost_usd:.4f}", (m.git_commit or "")[:10])
+        rows.append({"run_id": m.run_id, "suite": m.suite, "started_at": m.started_at, "status": m.status,
+                     "units_done": sum(counts.values()), "units": m.units, "results": counts,
+                     "cost_usd": m.cost_usd + m.judge_cost_usd, "git_commit": m.git_commit})
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    # Ids are what --resume, report and diff take: on a narrow terminal they wrap, never end in "…".
+    table = Table(Column("run", overflow="fold"), Column("suite", overflow="fold"), "started", "status",
+                  Column("units", overflow="fold"), Column("cost $", overflow="fold"), "commit")
+    for row in rows:
+        started = datetime.datetime.fromtimestamp(float(row["started_at"])).strftime("%Y-%m-%d %H:%M")
+        table.add_row(Text(str(row["run_id"])), Text(str(row["suite"])), started, str(row["status"]),
+                      f"{row['units_done']}/{row['units']}", f"{row['cost_usd']:.4f}",
+                      str(row["git_commit"] or "")[:10])
     console().print(table)
     return EXIT_OK
 

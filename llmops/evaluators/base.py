@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from llmops.errors import EvalsetError, did_you_mean
@@ -261,6 +262,35 @@ def evaluator_kinds() -> list[str]:
     """Names of all registered evaluator kinds."""
     _load_builtins()
     return sorted(_REGISTRY)
+
+
+def load_project_evaluators(root: Path, modules: Sequence[str] = ()) -> None:
+    """Make a project's own modules importable and import its evaluator modules.
+
+    The project root goes on ``sys.path`` (so ``python:`` evaluators and ``evaluator_modules``
+    import project code without ``PYTHONPATH``), then each module is imported, which runs its
+    ``@register_evaluator`` decorators.
+
+    Args:
+        root: The project folder (the one holding pyproject.toml).
+        modules: Dotted module names (``evaluator_modules`` in ``[tool.llmops]``).
+
+    Raises:
+        EvalsetError: naming the module that cannot be imported and why.
+    """
+    import importlib
+    import sys
+
+    folder = str(root.resolve())
+    if folder not in sys.path:
+        sys.path.append(folder)
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # an import runs user code: any failure is the module's, named
+            raise EvalsetError(f"evaluator_modules: cannot import '{module}': {type(exc).__name__}: {exc}",
+                               key="evaluator_modules",
+                               hint=f"a module path relative to {folder}, e.g. 'checks' for checks.py") from None
 
 
 def create_evaluator(kind: str, *, name: str | None = None, threshold: float | None = None,

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llmops._sqlite import open_sqlite
+from llmops._sqlite import close_sqlite, open_sqlite
 from llmops.errors import StoreError
 from llmops.llm.types import Completion, Message
 
@@ -115,5 +115,5 @@ class ResponseCache:
         """Close the connection."""
         with self._lock:
             if self._conn is not None:
-                self._conn.close()
+                close_sqlite(self._conn)
                 self._conn = None

@@ -196,6 +196,10 @@ class VariantVerdict(BaseModel):
         return any(c.improved for c in self.comparisons)
 
 
+NO_BASELINE_NOTE = ("no baseline: only the absolute gates were applied "
+                    "(write one with `llmops run SUITE --update-baseline`)")
+
+
 class Verdict(BaseModel):
     """The outcome of gating a run.
 
@@ -626,8 +630,7 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
         pairing = _pairing(variant_keys, baseline, notes)
         _provenance_notes(run, baseline, notes)
     else:
-        notes.append("no baseline: only the absolute gates were applied "
-                     "(write one with `llmops run SUITE --update-baseline`)")
+        notes.append(NO_BASELINE_NOTE)
     if run.manifest.status != "completed":
         notes.append(f"the run is {run.manifest.status.replace('_', ' ')}: "
                      "the verdict covers the units that ran")

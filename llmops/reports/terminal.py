@@ -42,12 +42,14 @@ def summary_table(summaries: list[VariantSummary], title: str = "") -> Renderabl
             if name not in evaluators:
                 evaluators.append(name)
     table = Table(title=_plain(title) if title else None, show_lines=False)
+    # On a narrow terminal cells wrap ("fold") instead of ending in an ellipsis: a cut id or
+    # number is a wrong one.
     for column in ("prompt", "model", "pass", "fail", "unmeas.", "error", "pass rate"):
-        table.add_column(column, justify="left" if column in ("prompt", "model") else "right")
+        table.add_column(column, justify="left" if column in ("prompt", "model") else "right", overflow="fold")
     for name in evaluators:
-        table.add_column(_plain(f"{name} (mean)"), justify="right")
+        table.add_column(_plain(f"{name} (mean)"), justify="right", overflow="fold")
     for column in ("p50 ms", "p95 ms", "tokens", "cost $"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
     for s in summaries:
         means = [_num(s.means.get(n)) for n in evaluators]
         table.add_row(_plain(s.prompt), _plain(s.model), str(s.passed), str(s.failed), str(s.unmeasured), str(s.errors),
@@ -132,12 +134,12 @@ def comparison_table(c: Any) -> RenderableType:
 
     metrics = sorted({m for v in c.variants for m in v.means})
     table = Table(title=_plain(f"{c.suite} — run {c.run_id}"))
-    table.add_column("variant")
-    table.add_column("pass rate (95% CI)", justify="right")
+    table.add_column("variant", overflow="fold")
+    table.add_column("pass rate (95% CI)", justify="right", overflow="fold")
     for m in metrics:
-        table.add_column(_plain(f"{m} mean (95% CI)"), justify="right")
+        table.add_column(_plain(f"{m} mean (95% CI)"), justify="right", overflow="fold")
     for column in ("p50 ms", "p95 ms", "tokens/case", "$ / 1k cases", "front"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
 
     def f(x: float, pct: bool) -> str:
         return f"{x * 100:.0f}%" if pct else f"{x:.2f}"

@@ -24,7 +24,14 @@ from llmops.config import Settings, load_settings
 from llmops.errors import EvalsetError, LLMOpsError, UserError
 from llmops.evalsets.loader import LoadedSuite, load_suite
 from llmops.evalsets.models import Case, EvaluatorSpec
-from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, create_evaluator
+from llmops.evaluators.base import (
+    EvalContext,
+    Evaluator,
+    Sample,
+    Score,
+    create_evaluator,
+    load_project_evaluators,
+)
 from llmops.llm.agent import AgentRun, load_function, run_agent
 from llmops.llm.client import LLMClient, tally_provider_calls
 from llmops.llm.types import Completion
@@ -196,7 +203,8 @@ class Runner:
         seed: Base seed (default: suite's, else settings').
         max_cost_usd: Stop scheduling before this would be exceeded.
         shard: ``I/N`` to run one deterministic slice of the cases.
-        progress: Show a rich progress bar (default: when stderr is a terminal).
+        progress: Show progress on stderr: True a rich bar, False nothing, None (default) a bar on
+            a terminal and otherwise (a CI log, a pipe) a plain line every 10% or 10 seconds.
         on_result: Called with each unit result as it is stored.
         only: Restrict the run to these (case id, prompt ref, model) combinations.
         tracer: Records one trace per unit (its generations and judge calls nested, the
@@ -226,11 +234,12 @@ class Runner:
         self.max_cost_usd = max_cost_usd
         self.shard = parse_shard(shard)
         self.shard_text = shard
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress = progress
         self.on_result = on_result
         self.tracer = tracer
         if tracer is not None:
             tracer.attach(client)  # its generations and judge calls nest under the unit's trace
+        load_project_evaluators(settings.root, settings.evaluator_modules)
         from llmops.api import load_prompt
 
         # Load every prompt version up front: a bad reference fails before any call is made.
@@ -511,9 +520,38 @@ class Runner:
         })
 
 
-def _progress(enabled: bool, total: int, completed: int, name: str) -> tuple[Any, Any]:
-    if not enabled:
+class _LineProgress:
+    """Progress as plain lines (a CI log has no terminal to redraw a bar on): every 10% or 10 s."""
+
+    def __init__(self, name: str, total: int, completed: int, *, every_s: float = 10.0) -> None:
+        self.name, self.total, self.completed, self.every_s = name, total, completed, every_s
+        self._started = self._last = time.monotonic()
+        self._last_tenth = completed * 10 // total if total else 0
+
+    def start(self) -> None:
+        self._line()
+
+    def update(self, task: object, *, advance: int = 0, completed: int | None = None) -> None:
+        self.completed = self.completed + advance if completed is None else completed
+        tenth = self.completed * 10 // self.total if self.total else 10
+        if tenth > self._last_tenth or time.monotonic() - self._last >= self.every_s:
+            self._last_tenth = tenth
+            self._line()
+
+    def stop(self) -> None:
+        self._line()
+
+    def _line(self) -> None:
+        self._last = time.monotonic()
+        print(f"{self.name}: {self.completed}/{self.total} units, {self._last - self._started:.0f} s",
+              file=sys.stderr, flush=True)
+
+
+def _progress(enabled: bool | None, total: int, completed: int, name: str) -> tuple[Any, Any]:
+    if enabled is False:
         return None, None
+    if enabled is None and not sys.stderr.isatty():
+        return _LineProgress(name, total, completed), None
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

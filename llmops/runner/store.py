@@ -19,7 +19,7 @@ from typing import Any, overload
 
 from pydantic import BaseModel, ValidationError
 
-from llmops._sqlite import open_sqlite
+from llmops._sqlite import close_sqlite, open_sqlite
 from llmops.errors import StoreError, UserError
 from llmops.runner.results import Manifest, RunResult, UnitResult, group_key
 
@@ -345,7 +345,7 @@ class RunStore:
         self.flush()
         with self._lock:
             if self._conn is not None:
-                self._conn.close()
+                close_sqlite(self._conn)
                 self._conn = None
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmops._sqlite import open_sqlite
+from llmops._sqlite import close_sqlite, open_sqlite
 from llmops.errors import StoreError, UserError
 from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes
 
@@ -592,7 +592,7 @@ class TraceStore:
         """Close the connection (it reopens on the next use)."""
         with self._lock:
             if self._conn is not None:
-                self._conn.close()
+                close_sqlite(self._conn)
                 self._conn = None
 
 

@@ -1,0 +1,179 @@
+"""The CI loop from outside: the CLI as a subprocess, piped output at 80 columns, committed files only.
+
+Each test plays a user in a fresh project folder and runs ``python -P -m llmops`` as the console
+script does (``-P``: the current folder is not on the import path, exactly as for the installed
+``llmops`` command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+PYPROJECT = """\
+[project]
+name = "ci-demo"
+version = "0"
+
+[tool.llmops]
+default_model = "fake/echo"
+judge_model = "fake/echo"
+cache = "read-write"
+cache_path = "evalsets/.cache/responses.sqlite"
+store_path = ".llmops/runs.sqlite"
+"""
+
+SUITE = """\
+name: echo
+prompt: rag_answer@2
+models: [fake/echo]
+evaluators:
+  - contains: {name: mentions}
+gate: {min_pass_rate: 0.5}
+cases:
+  - {id: case-one, inputs: {question: "alpha question"}, expected: alpha}
+  - {id: case-two, inputs: {question: "beta question"}, expected: beta}
+  - {id: case-three, inputs: {question: "gamma question"}, expected: gamma}
+"""
+
+
+def make_project(root: Path, suite: str = SUITE, pyproject: str = PYPROJECT) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(pyproject, encoding="utf-8")
+    shutil.copytree(REPO / "prompts", root / "prompts")
+    (root / "evalsets").mkdir()
+    (root / "evalsets" / "echo.yaml").write_text(suite, encoding="utf-8")
+    return root
+
+
+def cli(cwd: Path, *args: str, env: dict[str, str] | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``llmops ARGS`` in ``cwd``: piped (not a terminal), 80 columns, no project on sys.path."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("LLMOPS_", "LANGFUSE_"))
+            and not k.endswith("_API_KEY")}
+    base.update({"PYTHONPATH": str(REPO), "COLUMNS": "80", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    base.update(env or {})
+    return subprocess.run([sys.executable, "-P", "-m", "llmops", *args], cwd=cwd, env=base,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_committed_sqlite_files_are_complete_without_their_wal(tmp_path: Path) -> None:
+    """Record, then copy only the `.sqlite` files (as a commit would) and replay from them."""
+    recorded = make_project(tmp_path / "recorded")
+    out = cli(recorded, "run", "evalsets/echo.yaml", "--no-progress")
+    assert out.returncode == 0, out.stdout + out.stderr
+    sqlite_files = sorted(p.relative_to(recorded) for p in recorded.rglob("*.sqlite"))
+    assert Path("evalsets/.cache/responses.sqlite") in sqlite_files
+    # What git would commit: the project files and the .sqlite files, never SQLite's side files.
+    clean = make_project(tmp_path / "clean")
+    for rel in sqlite_files:
+        (clean / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(recorded / rel, clean / rel)
+    assert not list(clean.rglob("*-wal"))
+    replay = cli(clean, "run", "evalsets/echo.yaml", "--cache", "read-only", "--no-progress")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "provider calls 0" in replay.stdout and "cache hits 100%" in replay.stdout
+    listed = cli(clean, "runs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 2  # the recorded run came along in the copied run store
+
+
+def test_piped_output_is_complete_at_80_columns(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    long_model = "fake/a-rather-long-model-name-that-would-not-fit-in-a-column"
+    (project / "evalsets" / "echo.yaml").write_text(SUITE.replace("[fake/echo]", f"[{long_model}]"))
+    (project / "pyproject.toml").write_text(PYPROJECT + f'\n[tool.llmops.models]\n"{long_model}" = "fake/echo"\n')
+    run = cli(project, "run", "evalsets/echo.yaml", "--no-progress")
+    assert run.returncode == 0, run.stdout + run.stderr
+    listed = cli(project, "runs", "list", "--json")
+    rows = json.loads(listed.stdout)
+    run_id = rows[0]["run_id"]
+    assert rows[0]["status"] == "completed" and rows[0]["units_done"] == rows[0]["units"] == 3
+    table = cli(project, "runs", "list").stdout
+    for text in (run.stdout, table):
+        assert "…" not in text
+    assert run_id in run.stdout and long_model in run.stdout
+    # One greppable line per run: the id, the suite and the counts on the same line.
+    line = next(ln for ln in table.splitlines() if run_id in ln)
+    assert "echo" in line and "3/3" in line and "completed" in line
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    run = cli(project, "run", "evalsets/echo.yaml")
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if "units" in ln]
+    assert lines and lines[-1].startswith("echo: 3/3 units"), run.stderr
+    quiet = cli(project, "run", "evalsets/echo.yaml", "--no-progress")
+    assert "units," not in quiet.stderr
+
+
+def test_prompts_label_sets_the_label_instead_of_printing_the_version(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    out = cli(project, "prompts", "label", "rag_answer", "staging", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "llmops 0." not in out.stdout and "rag_answer@staging -> v1" in out.stdout
+    assert "staging: 1" in (project / "prompts" / "rag_answer" / "labels.yaml").read_text()
+    assert cli(project, "--version").stdout.startswith("llmops ")
+
+
+def test_a_wrong_baseline_path_exits_2_before_any_call(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    out = cli(project, "run", "evalsets/echo.yaml", "--no-progress", "--baseline", "evalsets/baselines/nope.json")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "--baseline evalsets/baselines/nope.json: no such file" in out.stderr
+    assert not (project / ".llmops" / "runs.sqlite").exists()  # nothing ran
+
+
+def test_the_run_that_writes_the_baseline_does_not_ask_for_one(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    out = cli(project, "run", "evalsets/echo.yaml", "--no-progress", "--update-baseline")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "--update-baseline" not in out.stdout
+    assert "this run is the new baseline (" in out.stdout and "baselines/echo.json" in out.stdout
+    again = cli(project, "run", "evalsets/echo.yaml", "--no-progress")
+    assert "no baseline" not in again.stdout and again.returncode == 0
+
+
+def test_project_evaluators_are_usable_from_llmops_run_without_pythonpath(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", pyproject=PYPROJECT.replace(
+        'store_path = ".llmops/runs.sqlite"', 'store_path = ".llmops/runs.sqlite"\nevaluator_modules = ["checks"]'))
+    (project / "checks.py").write_text(
+        "from llmops import Evaluator, register_evaluator\n\n"
+        "@register_evaluator('shouty')\n"
+        "class Shouty(Evaluator):\n"
+        "    version = '1'\n\n"
+        "    async def score(self, sample, ctx):\n"
+        "        return (1.0, 'has a question') if 'question' in sample.output else (0.0, 'no question')\n\n\n"
+        "def short(sample):\n"
+        "    return len(sample.output) < 2000\n")
+    (project / "evalsets" / "echo.yaml").write_text(SUITE.replace(
+        "  - contains: {name: mentions}", "  - contains: {name: mentions}\n  - shouty\n"
+        "  - python: {name: short, function: 'checks:short'}"))
+    out = cli(project, "run", "evalsets/echo.yaml", "--no-progress", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    results = json.loads(out.stdout)["run"]["results"]
+    names = {s["name"]: s["status"] for r in results for s in r["scores"]}
+    assert names == {"mentions": "pass", "shouty": "pass", "short": "pass"}
+    # A module that cannot be imported is a configuration error naming it (exit 2).
+    (project / "checks.py").write_text("import not_a_module_anywhere\n")
+    bad = cli(project, "run", "evalsets/echo.yaml", "--no-progress")
+    assert bad.returncode == 2 and "evaluator_modules: cannot import 'checks'" in bad.stderr
+
+
+@pytest.mark.parametrize("columns", ["80", "200"])
+def test_runs_list_json_is_complete(tmp_path: Path, columns: str) -> None:
+    project = make_project(tmp_path / "p")
+    assert cli(project, "run", "evalsets/echo.yaml", "--no-progress").returncode == 0
+    listed = cli(project, "runs", "list", "--json", env={"COLUMNS": columns})
+    (row,) = json.loads(listed.stdout)
+    assert set(row) >= {"run_id", "suite", "status", "units", "units_done", "results", "cost_usd", "git_commit"}
+    assert row["results"] == {"pass": 3}
