@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # prompts and calls
     "acomplete": "llmops.api",
+    "astream": "llmops.api",
+    "stream": "llmops.api",
     "complete": "llmops.api",
     "load_prompt": "llmops.api",
     "render_prompt": "llmops.api",
@@ -93,6 +95,7 @@ __all__ = [
     "acomplete",
     "arun_suite",
     "assert_scores",
+    "astream",
     "complete",
     "create_evaluator",
     "default_client",
@@ -111,6 +114,7 @@ __all__ = [
     "run_and_gate",
     "run_suite",
     "set_default_client",
+    "stream",
     "trace_attributes",
 ]
 
@@ -131,6 +135,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from llmops.api import (
         acomplete,
+        astream,
         complete,
         default_client,
         get_settings,
@@ -138,6 +143,7 @@ if TYPE_CHECKING:
         load_prompt,
         render_prompt,
         set_default_client,
+        stream,
     )
     from llmops.assertions import assert_scores, evaluate
     from llmops.config import Settings, load_settings

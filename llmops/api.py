@@ -14,6 +14,7 @@ from typing import Any
 from llmops.config import Settings, load_settings
 from llmops.llm.client import LLMClient, public_params
 from llmops.llm.local import BUILTIN_LOCAL_MODELS, smollm2_path
+from llmops.llm.streaming import CompletionStream
 from llmops.llm.types import Completion, Message
 from llmops.prompts.registry import PromptRegistry
 from llmops.prompts.template import PromptVersion
@@ -129,6 +130,40 @@ async def acomplete(
     meta = {**prompt_metadata(pv), "prompt_inputs": dict(inputs or {}), **(metadata or {})}
     return await llm.acomplete(messages, model or pv.meta.model, {**pv.call_params, **(params or {})},
                                seed=seed, repeat=repeat, metadata=meta)
+
+
+def astream(
+    prompt: str | PromptVersion,
+    inputs: dict[str, Any] | None = None,
+    *,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    client: LLMClient | None = None,
+    seed: int | None = None,
+    repeat: int = 0,
+    metadata: dict[str, Any] | None = None,
+) -> CompletionStream:
+    """Render a prompt and stream the model's answer: iterate chunks, then read ``.completion``.
+
+    The returned stream iterates with ``async for`` and with ``for`` (sync code, notebooks);
+    the arguments are those of :func:`acomplete`. The call is traced as one generation with its
+    time to first token; a stream the caller stops early is recorded as cancelled.
+
+    Example:
+        >>> stream = llmops.stream("support_agent@1", {"question": "Where is my order?"})  # doctest: +SKIP
+        >>> for chunk in stream:  # doctest: +SKIP
+        ...     print(chunk.text, end="")
+        >>> stream.completion.ttft_s  # doctest: +SKIP
+    """
+    llm = client or default_client()
+    pv = prompt if isinstance(prompt, PromptVersion) else load_prompt(prompt, llm.settings)
+    messages = pv.render(inputs or {})
+    meta = {**prompt_metadata(pv), "prompt_inputs": dict(inputs or {}), **(metadata or {})}
+    return llm.astream(messages, model or pv.meta.model, {**pv.call_params, **(params or {})},
+                       seed=seed, repeat=repeat, metadata=meta)
+
+
+stream = astream  # one object for both: ``for`` in sync code, ``async for`` in async code
 
 
 def complete(prompt: str | PromptVersion, inputs: dict[str, Any] | None = None, **kwargs: Any) -> Completion:

@@ -143,3 +143,15 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
+
+
+class StreamCancelledError(LLMOpsError):
+    """A streamed call was stopped by its caller before the end (recorded, not lost).
+
+    Attributes:
+        chunks: How many chunks the caller had received.
+    """
+
+    def __init__(self, message: str, *, chunks: int = 0) -> None:
+        self.chunks = chunks
+        super().__init__(message)

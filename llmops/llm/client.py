@@ -30,6 +30,7 @@ from llmops.llm.pricing import PRICE_PARAMS, cost_of
 from llmops.llm.providers import collect_own_errors
 from llmops.llm.retry import RetryPolicy
 from llmops.llm.scrub import SECRET_PARAMS, public_params, register_log_secrets, secret_param_values
+from llmops.llm.streaming import CompletionStream
 from llmops.llm.throttle import Pacer
 from llmops.llm.types import Completion, Message, ToolCall, Usage, structured_output
 
@@ -266,6 +267,44 @@ class LLMClient:
             self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), completion, None,
                                     started, time.time(), meta))
         return completion
+
+    def astream(
+        self,
+        messages: Sequence[Message] | Sequence[dict[str, Any]],
+        model: str | None = None,
+        params: dict[str, Any] | None = None,
+        *,
+        seed: int | None = None,
+        repeat: int = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> CompletionStream:
+        """Stream a chat: iterate the result (``async for`` or ``for``) for chunks, then read its ``completion``.
+
+        Same arguments, cache key, limits and retries as :meth:`acomplete`.
+
+        Raises (while iterating):
+            ProviderError: (or AuthError, RateLimitError, ProviderTimeoutError) after retries, or
+                when the stream breaks after chunks were delivered (not retried).
+            CacheMissError: in read-only (replay) mode when the request is not cached.
+        """
+        msgs = [Message.coerce(m) for m in messages]
+        requested = model or self.settings.default_model
+        resolved, merged = self.resolve(requested, params)
+        merged = {k: v for k, v in merged.items() if k not in ("stream", "stream_options")}
+        if params and SECRET_PARAMS.intersection(params):
+            register_log_secrets(secret_param_values(params))
+        seed = self.settings.seed if seed is None else seed
+        key = request_key(resolved, msgs, merged, seed, repeat)
+        return CompletionStream(self, msgs, requested, resolved, merged, seed, key, dict(metadata or {}))
+
+    stream = astream  # the same object iterates with ``for`` (sync) and ``async for``
+
+    def _notify_call(self, msgs: Sequence[Message], requested: str, resolved: str, params: dict[str, Any],
+                     completion: Completion | None, error: LLMOpsError | None, started: float,
+                     meta: dict[str, Any]) -> None:
+        if self.observers:
+            self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(params), completion, error,
+                                    started, time.time(), meta))
 
     async def aembed(self, texts: Sequence[str], model: str, params: dict[str, Any] | None = None,
                      *, metadata: dict[str, Any] | None = None) -> EmbeddingResult:

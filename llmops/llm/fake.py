@@ -47,6 +47,8 @@ class FakeReply:
     """A scripted answer with explicit token counts, tool calls and an optional delay.
 
     ``finish_reason`` defaults to ``tool_calls`` when the reply calls tools, else ``stop``.
+    Streamed, the text comes one word per chunk, ``chunk_delay_s`` apart; ``break_after`` breaks
+    the stream (a connection reset) after that many chunks.
     """
 
     text: str = ""
@@ -55,6 +57,8 @@ class FakeReply:
     delay_s: float = 0.0
     finish_reason: str | None = None
     tool_calls: tuple[FakeToolCall, ...] = ()
+    chunk_delay_s: float = 0.0
+    break_after: int | None = None
 
     @property
     def finish(self) -> str:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import contextvars
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from llmops.errors import LLMOpsError
@@ -132,6 +132,31 @@ def register_providers(litellm: Any) -> None:
             step = self._step(kw)
             await asyncio.sleep(fake.blocking_delay(step))
             return self._answer(kw, step)
+
+        async def astreaming(self, *args: Any, **kw: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+            step = self._step(kw)
+            await asyncio.sleep(fake.blocking_delay(step))
+            if isinstance(step, fake.FakeError):
+                raise fake_error(kw["model"], step)
+            reply = step if isinstance(step, fake.FakeReply) else fake.FakeReply(text=str(step))
+            answer = self._answer(kw, reply)
+            words = reply.text.split(" ")
+            texts = [w + " " for w in words[:-1]] + [words[-1]] if reply.text else []
+            for index, text in enumerate(texts):
+                if reply.break_after is not None and index >= reply.break_after:
+                    raise ConnectionResetError("scripted: the stream broke")
+                if index and reply.chunk_delay_s:
+                    await asyncio.sleep(reply.chunk_delay_s)
+                yield {"text": text, "tool_use": None, "is_finished": False, "finish_reason": "", "usage": None,
+                       "index": 0}
+            for index, call in enumerate(reply.tool_calls):
+                yield {"text": "", "is_finished": False, "finish_reason": "", "usage": None, "index": 0,
+                       "tool_use": {"id": call.id or f"call_{index}", "type": "function", "index": index,
+                                    "function": {"name": call.name, "arguments": call.raw()}}}
+            usage = answer.usage
+            yield {"text": "", "tool_use": None, "is_finished": True, "finish_reason": reply.finish, "index": 0,
+                   "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                             "total_tokens": usage.total_tokens}}
 
     existing = [p for p in (litellm.custom_provider_map or []) if p.get("provider") not in OUR_PROVIDERS]
     litellm.custom_provider_map = [*existing, {"provider": "local", "custom_handler": _Local()},

@@ -112,6 +112,13 @@ def _trim(value: str) -> str:
     return value if len(value) <= _MAX_ATTR else value[:_MAX_ATTR]
 
 
+def _wire(value: Any) -> Any:
+    """A generation's messages in their wire form (``to_dict()``), not every dataclass field."""
+    if isinstance(value, tuple | list) and value and all(callable(getattr(v, "to_dict", None)) for v in value):
+        return [v.to_dict() for v in value]
+    return value
+
+
 def _map_value(value: Any) -> Any:
     """Model parameters must be scalars or string lists for Langfuse: encode the rest as JSON."""
     if value is None or isinstance(value, str | bool | int | float):
@@ -354,7 +361,7 @@ class LangfuseExporter:
             self._ids.clear()
         level = "ERROR" if s.status == "error" else None
         common: dict[str, Any] = {
-            "otel_span": otel_span, "langfuse_client": self.client, "input": s.input, "output": s.output,
+            "otel_span": otel_span, "langfuse_client": self.client, "input": _wire(s.input), "output": s.output,
             "environment": a.environment, "release": a.release, "level": level, "status_message": s.error,
         }
         if s.kind != "generation":
@@ -367,8 +374,11 @@ class LangfuseExporter:
         if s.prompt_tokens is not None or s.completion_tokens is not None:
             pt, ct = s.prompt_tokens or 0, s.completion_tokens or 0
             usage = {"input": pt, "output": ct, "total": pt + ct}
+        started = metadata.pop("completion_start_time", None)
+        first_token = (datetime.fromtimestamp(started, UTC)
+                       if isinstance(started, int | float) else None)
         generation = LangfuseGeneration(
-            metadata=metadata, model=s.resolved_model or s.model,
+            metadata=metadata, model=s.resolved_model or s.model, completion_start_time=first_token,
             model_parameters={k: _map_value(v) for k, v in s.params.items()} or None,
             usage_details=usage, cost_details={"total": s.cost_usd} if s.cost_usd is not None else None,
             **common)

@@ -198,6 +198,12 @@ class Tracer:
             extra["provider_latency_s"] = completion.latency_s
             if completion.cached:
                 extra["cached_cost_usd"] = completion.cost_usd
+            if completion.tool_calls:  # what the model asked for: shown as the generation's tool calls
+                extra["tool_calls"] = [call.record() for call in completion.tool_calls]
+            if completion.ttft_s is not None:
+                extra["ttft_s"] = completion.ttft_s
+                # Langfuse's completion_start_time: the first token's wall time (a replay keeps the original's).
+                extra["completion_start_time"] = record.started_at + completion.ttft_s
         version = meta.get("prompt_version")
         return SpanRecord(
             trace_id=parent.trace_id if parent is not None else new_trace_id(),

@@ -1,0 +1,57 @@
+"""Streamed calls and tool calls as traced generations: completion start time, tool calls, cancels."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from llmops.config import Settings
+from llmops.llm import fake
+from llmops.llm.client import LLMClient
+from llmops.testing.langfuse_receiver import LangfuseReceiver
+from llmops.tracing import Tracer, TraceStore
+
+
+def test_streamed_tool_call_generation_reaches_langfuse(lf_settings: Settings, receiver: LangfuseReceiver,
+                                                        make_tracer: Any) -> None:
+    tracer: Tracer = make_tracer(lf_settings)
+    client = LLMClient(lf_settings, cache_mode="off", observers=[tracer])
+    fake.script("fake/s", fake.FakeReply("checking now", chunk_delay_s=0.01,
+                                         tool_calls=(fake.FakeToolCall("lookup_order", {"order_id": "A1"}),)))
+
+    async def consume() -> Any:
+        stream = client.astream([{"role": "user", "content": "where is A1?"}], "fake/s")
+        async for _ in stream:
+            pass
+        return stream.completion
+
+    done = asyncio.run(consume())
+    assert tracer.flush(10)
+    assert receiver.wait_for(lambda: len(receiver.spans) >= 1, 10)
+    (gen,) = receiver.spans
+    assert gen.observation_type == "generation"
+    assert gen.metadata["tool_calls"][0]["name"] == "lookup_order"
+    assert gen.metadata["tool_calls"][0]["arguments"] == {"order_id": "A1"}
+    assert gen.metadata["ttft_s"] == done.ttft_s
+    assert "langfuse.observation.completion_start_time" in gen.attributes
+    assert gen.json_attr("langfuse.observation.usage_details")["output"] == done.usage.completion_tokens
+
+
+def test_cancelled_stream_is_a_recorded_generation(settings: Settings, make_tracer: Any) -> None:
+    local = settings.model_copy(update={"tracing": "local"})
+    tracer: Tracer = make_tracer(local)
+    client = LLMClient(local, cache_mode="off", observers=[tracer])
+    fake.script("fake/s", fake.FakeReply("one two three four", chunk_delay_s=0.01))
+
+    async def take_one() -> None:
+        stream = client.astream([{"role": "user", "content": "count"}], "fake/s")
+        async for _ in stream:
+            break
+        await stream.aclose()
+
+    asyncio.run(take_one())
+    assert tracer.flush(10)
+    store = TraceStore(local.path(local.trace_path))
+    (gen,) = store.spans(kind="generation")
+    assert gen.status == "error" and gen.error_type == "StreamCancelledError"
+    assert gen.output == "one " and "after 1 chunk" in (gen.error or "")
