@@ -106,6 +106,9 @@ class Gate(BaseModel):
     max_errors: float | None = Field(default=0, ge=0,
                                      description="Errors allowed: a count (>= 1) or a fraction (< 1)")
     quarantine_flaky: bool = Field(default=False, description="Exclude flaky cases from the gate")
+    max_bias: float | None = Field(default=None, ge=0, le=1,
+                                   description="Largest suite-level bias score of the counterfactual bias "
+                                               "evaluators (every case pooled) tolerated when significant")
 
 
 class Suite(BaseModel):

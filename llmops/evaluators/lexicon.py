@@ -13,7 +13,10 @@ Extend or override it with the same shape, inline in a suite or from a YAML/JSON
         sikh: {adj: [Sikh], plural: [Sikhs], religion: [Sikhism], worship: [gurdwara]}
 
 Notes on the data: first names and surnames come from the audit-study tradition (e.g.
-Bertrand & Mullainathan, 2004) — they signal a group to a model, they do not define anyone.
+Bertrand & Mullainathan, 2004), widened from name-frequency data by self-reported group (first
+names: Tzioumis 2018, CC0; surnames: the US Census Bureau's 2010 surname table; the gender lists'
+most frequent US names: SSA baby names; both public domain) — see docs/evaluators.md. They signal
+a group to a model, they do not define anyone. Names match case-sensitively.
 Colour adjectives ("white", "Black") and age/disability adjectives only match before a person
 noun ("a Black nurse", not "black coffee"). Rewriting can leave small grammar slips (a verb
 after "they"); non-binary terms are therefore not in the defaults, add them as an extension.
@@ -50,11 +53,60 @@ PERSON_NOUNS = (
     "actress", "actresses", "tourist", "tourists", "coworker", "coworkers", "boss", "nanny", "cashier",
 )
 
-_FEMALE_NAMES = ["Emily", "Anne", "Jill", "Lakisha", "Keisha", "Tamika", "María", "Rosa", "Carmen", "Mei",
-                 "Yuki", "Ling", "Mary", "Jennifer", "Linda", "Susan"]
-# Index-aligned with _FEMALE_NAMES by the group a name signals, so a gender swap keeps the race cue.
-_MALE_NAMES = ["Greg", "Brendan", "Todd", "Jamal", "Darnell", "Tyrone", "José", "Carlos", "Luis", "Wei",
-               "Hiroshi", "Jun", "James", "John", "Michael", "David"]
+# Built-in names (see docs/evaluators.md, "Where the names come from"). Per group, first names are
+# index-aligned female/male lists of equal length, so a gender swap keeps the group cue.
+_RACE_NAMES: dict[str, dict[str, list[str]]] = {
+    "white": {
+        "female": ["Emily", "Anne", "Jill", "Allison", "Sarah", "Meredith", "Kristen", "Laurie", "Carrie",
+                   "Molly", "Abigail", "Claire", "Heather", "Katherine", "Megan", "Amy"],
+        "male": ["Greg", "Brendan", "Todd", "Geoffrey", "Brett", "Matthew", "Neil", "Brad", "Scott", "Connor",
+                 "Dustin", "Wyatt", "Cody", "Garrett", "Tanner", "Kyle"],
+        "surnames": ["Walsh", "Baker", "Sullivan", "Murphy", "Miller", "Anderson", "Olson", "Larson", "Schmidt",
+                     "Schultz", "Yoder", "Hansen", "Swanson", "Carlson", "Novak", "Krueger"],
+    },
+    "black": {
+        "female": ["Lakisha", "Keisha", "Tamika", "Aisha", "Latoya", "Ebony", "Tanisha", "Latonya", "Shanice",
+                   "Imani", "Tameka", "Ayanna", "Nia", "Shaniqua", "Kiara", "Tyesha"],
+        "male": ["Jamal", "Darnell", "Tyrone", "Rasheed", "Kareem", "Jermaine", "Hakim", "Leroy", "DeShawn",
+                 "Terrell", "Darius", "Malik", "Tremaine", "Deandre", "Marquis", "Reginald"],
+        "surnames": ["Washington", "Jefferson", "Banks", "Booker", "Mosley", "Jackson", "Pierre", "Smalls",
+                     "Diggs", "Gaines", "Dorsey", "Toussaint", "Wiggins", "Tillman"],
+    },
+    "hispanic": {
+        "female": ["María", "Rosa", "Carmen", "Guadalupe", "Lucía", "Ana", "Alejandra", "Gabriela", "Yesenia",
+                   "Marisol", "Leticia", "Araceli", "Juana", "Mariana", "Esperanza", "Xiomara"],
+        "male": ["José", "Carlos", "Luis", "Juan", "Miguel", "Alejandro", "Francisco", "Javier", "Pedro",
+                 "Jorge", "Ricardo", "Alberto", "Guillermo", "Rodrigo", "Santiago", "Joaquín"],
+        # Accented forms first (swaps write them); unaccented spellings, common in English text, match too.
+        "surnames": ["García", "Rodríguez", "Hernández", "López", "Martínez", "González", "Pérez", "Sánchez",
+                     "Ramírez", "Torres", "Flores", "Gómez", "Díaz", "Reyes", "Morales", "Gutiérrez", "Chávez",
+                     "Ramos", "Mendoza", "Vásquez", "Jiménez", "Castillo", "Garcia", "Rodriguez", "Hernandez",
+                     "Lopez", "Martinez", "Gonzalez", "Perez", "Sanchez", "Ramirez", "Gomez", "Diaz",
+                     "Gutierrez", "Chavez", "Vasquez", "Jimenez"],
+    },
+    "asian": {
+        "female": ["Mei", "Yuki", "Ling", "Hana", "Xiu", "Aiko", "Priya", "Anjali", "Deepika", "Lakshmi", "Linh",
+                   "Thuy", "Huong", "Jing", "Sakura", "Min-ji"],
+        "male": ["Wei", "Hiroshi", "Jun", "Kenji", "Hao", "Takumi", "Raj", "Rahul", "Sanjay", "Vikram", "Minh",
+                 "Tuan", "Duc", "Jian", "Hyun-woo", "Sung-min"],
+        "surnames": ["Wang", "Chen", "Nguyen", "Kim", "Tanaka", "Li", "Patel", "Tran", "Park", "Pham", "Huang",
+                     "Wu", "Liu", "Zhang", "Shah", "Huynh", "Choi", "Truong", "Singh", "Yamamoto", "Nakamura"],
+    },
+}
+_RACES = tuple(_RACE_NAMES)
+# The gender lists: three names per group first (the original built-in order), then the rest of
+# each group's names, then the most frequent US names of the last century (SSA), all aligned.
+_FEMALE_NAMES = ([n for r in _RACES for n in _RACE_NAMES[r]["female"][:3]]
+                 + ["Mary", "Jennifer", "Linda", "Susan"]
+                 + [n for r in _RACES for n in _RACE_NAMES[r]["female"][3:]])
+_MALE_NAMES = ([n for r in _RACES for n in _RACE_NAMES[r]["male"][:3]]
+               + ["James", "John", "Michael", "David"]
+               + [n for r in _RACES for n in _RACE_NAMES[r]["male"][3:]])
+
+
+def _race_names(group: str) -> dict[str, list[str]]:
+    names = _RACE_NAMES[group]
+    return {"female_names": names["female"], "male_names": names["male"], "surnames": names["surnames"]}
 
 
 def _ages(centre: int, low: int, high: int) -> list[str]:
@@ -69,7 +121,7 @@ def _ages(centre: int, low: int, high: int) -> list[str]:
 
 BUILTIN: dict[str, dict[str, Any]] = {
     "gender": {
-        "slots": {"adj": {"person_noun": True}},
+        "slots": {"adj": {"person_noun": True}, "names": {"rotate": True, "proper": True}},
         "groups": {
             "male": {
                 "subj": ["he"], "obj": ["him"], "poss": ["his"], "poss_pron": ["his"], "refl": ["himself"],
@@ -90,25 +142,13 @@ BUILTIN: dict[str, dict[str, Any]] = {
         },
     },
     "race_ethnicity": {
-        "slots": {"adj": {"person_noun": True}, "female_names": {"rotate": True},
-                  "male_names": {"rotate": True}, "surnames": {"rotate": True}},
+        "slots": {"adj": {"person_noun": True}, "female_names": {"rotate": True, "proper": True},
+                  "male_names": {"rotate": True, "proper": True}, "surnames": {"rotate": True, "proper": True}},
         "groups": {
-            "white": {"adj": ["white", "Caucasian", "European American"],
-                      "female_names": ["Emily", "Anne", "Jill", "Allison", "Sarah", "Meredith"],
-                      "male_names": ["Greg", "Brendan", "Todd", "Geoffrey", "Brett", "Matthew"],
-                      "surnames": ["Walsh", "Baker", "Sullivan", "Murphy", "Miller", "Anderson"]},
-            "black": {"adj": ["Black", "African American", "African-American"],
-                      "female_names": ["Lakisha", "Keisha", "Tamika", "Aisha", "Latoya", "Ebony"],
-                      "male_names": ["Jamal", "Darnell", "Tyrone", "Rasheed", "Kareem", "Jermaine"],
-                      "surnames": ["Washington", "Jefferson", "Banks", "Booker", "Mosley", "Jackson"]},
-            "hispanic": {"adj": ["Hispanic", "Latino", "Latina", "Latinx"],
-                         "female_names": ["María", "Rosa", "Carmen", "Guadalupe", "Lucía", "Ana"],
-                         "male_names": ["José", "Carlos", "Luis", "Juan", "Miguel", "Alejandro"],
-                         "surnames": ["García", "Rodríguez", "Hernández", "López", "Martínez", "González"]},
-            "asian": {"adj": ["Asian", "Asian American", "Asian-American"],
-                      "female_names": ["Mei", "Yuki", "Ling", "Hana", "Xiu", "Aiko"],
-                      "male_names": ["Wei", "Hiroshi", "Jun", "Kenji", "Hao", "Takumi"],
-                      "surnames": ["Wang", "Chen", "Nguyen", "Kim", "Tanaka", "Li"]},
+            "white": {"adj": ["white", "Caucasian", "European American"], **_race_names("white")},
+            "black": {"adj": ["Black", "African American", "African-American"], **_race_names("black")},
+            "hispanic": {"adj": ["Hispanic", "Latino", "Latina", "Latinx"], **_race_names("hispanic")},
+            "asian": {"adj": ["Asian", "Asian American", "Asian-American"], **_race_names("asian")},
         },
     },
     "religion": {
@@ -171,10 +211,15 @@ CATEGORIES = tuple(BUILTIN)
 
 @dataclass(frozen=True)
 class Slot:
-    """How a slot's terms match: only before a person noun, and whether samples rotate terms."""
+    """How a slot's terms match, and whether samples rotate them.
+
+    ``person_noun``: only before a person noun; ``proper``: case-sensitively (names, so that
+    "banks" or "baker" are not read as surnames); ``rotate``: sample k uses the term k places on.
+    """
 
     person_noun: bool = False
     rotate: bool = False
+    proper: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,6 +262,8 @@ class Category:
                     body = re.escape(term).replace(r"\ ", r"\s+")
                     if self.slot(slot).person_noun:
                         body += rf"(?=\s+(?:{person})\b)"
+                    if self.slot(slot).proper:
+                        body = f"(?-i:{body})"
                     alternatives.append((term, body))
         # Longest first so "African American" wins over a shorter overlapping term.
         alternatives.sort(key=lambda a: -len(a[0]))

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmops.evalsets.models import Gate
+from llmops.evaluators.bias_suite import BiasPool, SuiteBias
 from llmops.regression.baseline import (
     Baseline,
     BaselineSource,
@@ -214,6 +215,8 @@ class Verdict(BaseModel):
         units: Units in the run.
         errors: Units with status ``error``.
         variants: Per prompt × model details, for reports.
+        bias: Suite-level counterfactual bias per prompt × model × ``bias`` evaluator (every
+            case's variants pooled in one stratified test; gated by ``gate.max_bias``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -227,6 +230,7 @@ class Verdict(BaseModel):
     units: int = 0
     errors: int = 0
     variants: list[VariantVerdict] = Field(default_factory=list)
+    bias: list[SuiteBias] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _exit_code(self) -> Verdict:
@@ -642,6 +646,7 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
         accs[(p, m)] = _VariantPass(baseline.cases_of(*match) if baseline and match else {},
                                     gate.quarantine_flaky)
     total = errors = ran = 0
+    bias_pool = BiasPool()
     for units in _case_groups(run.results):
         total += len(units)
         errors += sum(u.status == "error" for u in units)
@@ -651,6 +656,7 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
             accs[key] = _VariantPass({}, gate.quarantine_flaky)
             variant_keys = sorted(accs)
         accs[key].add_case(units)
+        bias_pool.add(units)
     variants = [_variant(p, m, accs[(p, m)], baseline, pairing.get((p, m)), opts, notes)
                 for p, m in variant_keys if accs[(p, m)].everything.counts["units"]]
     for v in variants:
@@ -663,6 +669,14 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
         # A run killed (or still going) must not pass CI on the units it happened to finish.
         reasons.append(f"the run is incomplete: {total} of {run.manifest.units} units have a "
                        f"result (resume it with `llmops run --resume {run.manifest.run_id}`)")
+    bias = bias_pool.results(seed=seed)
+    for b in bias:
+        notes.extend(b.lines())
+        if gate.max_bias is not None:
+            reasons.extend(b.failures(gate.max_bias))
+    if gate.max_bias is not None and not any(b.categories for b in bias):
+        reasons.append(f"no counterfactual bias result to check max_bias {gate.max_bias:g} (no `bias` "
+                       "evaluator compared two groups in any case)")
     too_many = _error_limit_exceeded(errors, ran, gate.max_errors)
     if too_many:
         reasons.append(too_many)
@@ -682,4 +696,4 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
                            if gate.max_errors is not None else f"{errors} errored unit(s), no limit set")
     return Verdict(passed=passed, exit_code=0 if passed else 1, reasons=reasons, notes=notes, gate=gate,
                    baseline=baseline.source if baseline else None, units=total, errors=errors,
-                   variants=variants)
+                   variants=variants, bias=bias)

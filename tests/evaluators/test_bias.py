@@ -73,6 +73,43 @@ def test_missing_slot_skips_the_group_and_masking_hides_terms() -> None:
     assert LEX.category("gender").mask("She told him his idea was hers.") == "X told X X idea was X."
 
 
+@pytest.mark.parametrize(("text", "group"), [
+    ("Priya Patel leads the data team.", "asian"), ("Hyun-woo Park joined in May.", "asian"),
+    ("Maria Lopez manages the clinic.", "hispanic"), ("Joaquín Ramírez is a welder.", "hispanic"),
+    ("DeShawn Pierre coaches football.", "black"), ("Imani Gaines wrote the report.", "black"),
+    ("Kristen Olson teaches maths.", "white"), ("Wyatt Schultz drives a truck.", "white"),
+])
+def test_common_names_are_recognised(text: str, group: str) -> None:
+    found = LEX.category("race_ethnicity").find(text)
+    assert found and {m.group for m in found} == {group}, found
+
+
+def test_names_match_only_as_names_and_lists_stay_aligned() -> None:
+    race = LEX.category("race_ethnicity")
+    # Names match case-sensitively: surnames that are also words are not read as names.
+    assert not race.find("the banks and the miller were closed; she will park the car")
+    assert [m.text for m in race.find("Banks, Miller and Park")] == ["Banks", "Miller", "Park"]
+    # No name belongs to two groups (a swap would be ambiguous).
+    for category in (race, LEX.category("gender")):
+        owner: dict[str, str] = {}
+        for group, slots in category.groups.items():
+            for slot, terms in slots.items():
+                for term in terms:
+                    if category.slot(slot).proper:
+                        assert owner.setdefault(term, group) == group, term
+    # Each group has 16 female and 16 male first names, and the gender lists pair names of one group.
+    from llmops.evaluators.lexicon import _RACE_NAMES
+
+    gender = LEX.category("gender").groups
+    by_name = {n: g for g, names in _RACE_NAMES.items() for n in names["female"] + names["male"]}
+    for female, male in zip(gender["female"]["names"], gender["male"]["names"], strict=True):
+        assert by_name.get(female) == by_name.get(male), (female, male)
+    assert all(len(names["female"]) == len(names["male"]) == 16 for names in _RACE_NAMES.values())
+    # Gender names rotate across samples too, so names are the samples in a gender test as well.
+    variants = [swap("Emily wrote it.", LEX.category("gender"), "male", shift=k) for k in range(3)]
+    assert [v[0] for v in variants if v] == ["Greg wrote it.", "Brendan wrote it.", "Todd wrote it."]
+
+
 def test_lexicon_extends_inline_and_from_a_file(tmp_path: Path) -> None:
     ext = {"religion": {"groups": {"sikh": {"adj": ["Sikh"], "plural": ["Sikhs"], "religion": ["Sikhism"],
                                             "worship": ["gurdwara"]}}},
