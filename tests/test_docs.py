@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,18 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
             out = subprocess.run([sys.executable, "-m", "llmops", "run", "evalsets/example.yaml", "--no-progress"],
                                  cwd=target, env=env, capture_output=True, text=True, timeout=600)
             assert out.returncode == 0, out.stdout + out.stderr
+            continue
+        if argv[1] == "view":  # a server: start it on a free port, fetch the runs page, stop it
+            proc = subprocess.Popen([sys.executable, "-m", "llmops", *argv[1:], "--port", "0"], cwd=cwd, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                assert proc.stdout is not None
+                url = proc.stdout.readline().split(" at ", 1)[-1].strip()
+                with urllib.request.urlopen(url + "runs", timeout=60) as page:
+                    assert page.status == 200 and "<h1>Runs</h1>" in page.read().decode("utf-8")
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
             continue
         if argv[1] == "run" and "--no-progress" not in argv and "--dry-run" not in argv:
             argv.append("--no-progress")

@@ -49,7 +49,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HERE = Path(__file__).parent
-STATIC = {"view.css": "text/css; charset=utf-8", "view.js": "text/javascript; charset=utf-8"}
+STATIC = {"view.css": "text/css; charset=utf-8", "view.js": "text/javascript; charset=utf-8",
+          "favicon.svg": "image/svg+xml"}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 COOKIE = "llmops_view_token"
@@ -144,6 +145,7 @@ class ViewApp:
             Route("/prompts/{name}", self._prompt_page),
             Route("/review", self._review_page),
             Route("/static/{name}", self._static),
+            Route("/favicon.ico", self._favicon),
             Route("/api/runs", self._api_runs),
             Route("/api/live", self._api_live),
             Route("/api/runs/{run_id}", self._api_matrix),
@@ -382,6 +384,9 @@ class ViewApp:
         if name not in STATIC:  # a fixed list: nothing from the URL becomes a path
             raise UserError(f"no static file '{name}'")
         return Response((HERE / "static" / name).read_bytes(), media_type=STATIC[name])
+
+    async def _favicon(self, request: Request) -> Response:
+        return Response((HERE / "static" / "favicon.svg").read_bytes(), media_type=STATIC["favicon.svg"])
 
     # ---- JSON API -----------------------------------------------------------------------------------
     @staticmethod

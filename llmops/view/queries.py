@@ -41,7 +41,9 @@ PAGE_SIZE = 50
 #: Cases per page of a run's matrix by default.
 CASES_PAGE_SIZE = 100
 _REDACTOR = Redactor()
-RunOutcome = Literal["running", "passed", "failed", "interrupted", "budget_exhausted"]
+#: What a run came to, from its units (not the gate's verdict, which needs a baseline and a gate):
+#: ``all_passed`` (completed, no failed or errored unit), ``failures`` (completed with some).
+RunOutcome = Literal["running", "all_passed", "failures", "interrupted", "budget_exhausted"]
 CellStatus = Literal["pass", "fail", "flaky", "unmeasured", "error", "skipped"]
 
 
@@ -61,6 +63,8 @@ class ViewProject:
     traces: TraceStore
     prompts: PromptRegistry
     _suites: OrderedDict[tuple[str, float], Any] = field(default_factory=OrderedDict, repr=False)
+    # Comparisons of two variants, keyed by their runs' last result seq (a run that grows is recomputed).
+    _comparisons: OrderedDict[tuple[Any, ...], Any] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -143,7 +147,7 @@ class RunsPage(BaseModel):
 def _outcome(manifest: Manifest, counts: dict[str, int]) -> RunOutcome:
     if manifest.status != "completed":
         return manifest.status
-    return "failed" if counts.get("fail", 0) or counts.get("error", 0) else "passed"
+    return "failures" if counts.get("fail", 0) or counts.get("error", 0) else "all_passed"
 
 
 def run_row(project: ViewProject, manifest: Manifest, created: float | None = None) -> RunRow:
@@ -192,8 +196,8 @@ def list_runs(project: ViewProject, *, suite: str | None = None, outcome: str | 
     Args:
         project: The open project.
         suite: Only runs of this suite.
-        outcome: ``running``, ``passed`` (completed, no failed or errored unit), ``failed``,
-            ``interrupted`` or ``budget_exhausted``.
+        outcome: ``running``, ``all_passed`` (completed, no failed or errored unit), ``failures``
+            (completed, some unit failed or errored), ``interrupted`` or ``budget_exhausted``.
         offset: Runs to skip (paging).
         limit: Runs per page (at most 500).
 
@@ -208,15 +212,15 @@ def list_runs(project: ViewProject, *, suite: str | None = None, outcome: str | 
         where.append("suite = ?")
         args.append(suite)
     if outcome:
-        status = {"passed": "completed", "failed": "completed"}.get(outcome, outcome)
+        status = {"all_passed": "completed", "failures": "completed"}.get(outcome, outcome)
         if status not in ("running", "completed", "interrupted", "budget_exhausted"):
             raise UserError(f"unknown outcome '{outcome}'", key="outcome",
-                            hint="running, passed, failed, interrupted or budget_exhausted")
+                            hint="running, all_passed, failures, interrupted or budget_exhausted")
         where.append("json_extract(manifest, '$.status') = ?")
         args.append(status)
-        if outcome == "failed":
+        if outcome == "failures":
             where.append(_FAILED_SQL)
-        elif outcome == "passed":
+        elif outcome == "all_passed":
             where.append("NOT " + _FAILED_SQL)
     sql = ("SELECT manifest, created FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
            + " ORDER BY created DESC LIMIT ? OFFSET ?")
@@ -644,8 +648,6 @@ def side_by_side(project: ViewProject, a_run: str, b_run: str, *, a_prompt: str 
         alpha: Family-wise significance level, as ``llmops compare --alpha``.
         seed: Bootstrap seed, as ``llmops compare``.
     """
-    from llmops.compare import compare_run
-
     store = project.runs
     ra, rb = store.resolve_id(a_run), store.resolve_id(b_run)
     pa, ma = _only_variant(store, ra, a_prompt, a_model)
@@ -653,6 +655,35 @@ def side_by_side(project: ViewProject, a_run: str, b_run: str, *, a_prompt: str 
     if (ra, pa, ma) == (rb, pb, mb) and not (b_prompt or b_model):
         keys = sorted(store.variant_keys(rb))
         pb, mb = next(((p, m) for p, m in keys if (p, m) != (pa, ma)), (pb, mb))
+    key = (ra, pa, ma, store.last_seq(ra), rb, pb, mb, store.last_seq(rb), alpha, seed)
+    with project._lock:
+        cached = project._comparisons.get(key)
+    if cached is None:
+        cached = _compare_variants(store, ra, pa, ma, rb, pb, mb, alpha, seed)
+        with project._lock:
+            project._comparisons[key] = cached
+            while len(project._comparisons) > 8:
+                project._comparisons.popitem(last=False)
+    comparison, la, lb, diffs, by_case_a, by_case_b = cached
+    limit = max(1, min(int(limit), 1000))
+    offset = max(0, int(offset))
+    page = [d.model_copy() for d in diffs[offset:offset + limit]]
+    for d in page:
+        a_out = _first_output(by_case_a.get(d.case_id))
+        b_out = _first_output(by_case_b.get(d.case_id))
+        d.a_output, d.b_output = a_out, b_out
+        d.diff = word_diff(a_out or "", b_out or "")
+    return SideBySide(a_run=ra, a_prompt=pa, a_model=ma, b_run=rb, b_prompt=pb, b_model=mb, a_label=la,
+                      b_label=lb, comparison=comparison, changed=sum(d.changed for d in diffs), cases=page,
+                      offset=offset, limit=limit, total=len(diffs))
+
+
+def _compare_variants(store: RunStore, ra: str, pa: str, ma: str, rb: str, pb: str, mb: str, alpha: float,
+                      seed: int) -> tuple[Any, str, str, list[CaseDiff], dict[str, list[UnitResult]],
+                                          dict[str, list[UnitResult]]]:
+    """The comparison and the per-case verdicts of two variants (cached by :func:`side_by_side`)."""
+    from llmops.compare import compare_run
+
     ua, ub = _variant_units(store, ra, pa, ma), _variant_units(store, rb, pb, mb)
     same_variant = (pa, ma) == (pb, mb)
     # compare_run labels variants by prompt and model; when they are equal (two runs of one
@@ -684,17 +715,7 @@ def side_by_side(project: ViewProject, a_run: str, b_run: str, *, a_prompt: str 
         diffs.append(CaseDiff(case_id=case_id, a_status=a_status, b_status=b_status, a_passed=rate(a_units),
                               b_passed=rate(b_units), changed=a_status != b_status))
     diffs.sort(key=lambda d: (not d.changed, d.case_id))
-    limit = max(1, min(int(limit), 1000))
-    offset = max(0, int(offset))
-    page = diffs[offset:offset + limit]
-    for d in page:
-        a_out = _first_output(by_case_a.get(d.case_id))
-        b_out = _first_output(by_case_b.get(d.case_id))
-        d.a_output, d.b_output = a_out, b_out
-        d.diff = word_diff(a_out or "", b_out or "")
-    return SideBySide(a_run=ra, a_prompt=pa, a_model=ma, b_run=rb, b_prompt=pb, b_model=mb, a_label=la,
-                      b_label=lb, comparison=comparison, changed=sum(d.changed for d in diffs), cases=page,
-                      offset=offset, limit=limit, total=len(diffs))
+    return comparison, la, lb, diffs, by_case_a, by_case_b
 
 
 def _first_output(units: list[UnitResult] | None) -> str | None:

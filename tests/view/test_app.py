@@ -37,7 +37,7 @@ def pages(view_project: Any, two_runs: Any) -> list[str]:
     trace_id = view_project.traces.trace("latest").trace_id
     evil_trace = next(t.trace_id for t in __import__("llmops.view", fromlist=["x"]).list_traces(
         view_project, name="evil").traces)
-    return ["/runs", "/runs?suite=viewsuite&outcome=failed", f"/runs/{first.run_id}",
+    return ["/runs", "/runs?suite=viewsuite&outcome=failures", f"/runs/{first.run_id}",
             f"/runs/{first.run_id}?failures=1&q=sorry",
             f"/runs/{first.run_id}/cell?case=evil&prompt=rag_answer%401&model=fake%2Fa",
             f"/compare?a={first.run_id}&b={second.run_id}", f"/compare?a={first.run_id}", "/compare",

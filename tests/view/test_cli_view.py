@@ -86,7 +86,7 @@ def test_view_serves_a_fresh_project_and_its_marks_feed_calibrate(tmp_path: Path
     with serving(root) as (url, _proc):
         assert url.startswith("http://127.0.0.1:") and "token" not in url
         status, runs = fetch(url + "runs")
-        assert status == 200 and "demo" in runs and "failed" in runs
+        assert status == 200 and "demo" in runs and ">failures<" in runs
         data = json.loads(fetch(url + "api/runs")[1])
         run_id = data["runs"][0]["run_id"]
         status, page = fetch(f"{url}runs/{run_id}?failures=1")

@@ -38,11 +38,11 @@ def test_runs_newest_first_with_outcome_rates_and_filters(view_project: Any, two
     page = list_runs(view_project)
     assert [r.run_id for r in page.runs] == [second.run_id, first.run_id]
     old = page.runs[1]
-    assert old.outcome == "failed" and old.done == old.units == 8 and page.suites == ["viewsuite"]
+    assert old.outcome == "failures" and old.done == old.units == 8 and page.suites == ["viewsuite"]
     assert {v.label: v.pass_rate for v in old.variants} == {"rag_answer@1 × fake/a": 0.75,
                                                           "rag_answer@2 × fake/a": 0.75}
-    assert [r.run_id for r in list_runs(view_project, outcome="passed").runs] == [second.run_id]
-    assert [r.run_id for r in list_runs(view_project, outcome="failed").runs] == [first.run_id]
+    assert [r.run_id for r in list_runs(view_project, outcome="all_passed").runs] == [second.run_id]
+    assert [r.run_id for r in list_runs(view_project, outcome="failures").runs] == [first.run_id]
     assert list_runs(view_project, suite="other").runs == []
     paged = list_runs(view_project, limit=1)
     assert paged.more and [r.run_id for r in list_runs(view_project, limit=1, offset=1).runs] == [first.run_id]

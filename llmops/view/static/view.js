@@ -88,7 +88,7 @@
         if (!tr) { return; }
         tr.querySelector("[data-field=progress]").textContent = p.done + "/" + p.units;
         var o = tr.querySelector("[data-field=outcome]");
-        o.textContent = p.outcome; o.className = "outcome o-" + p.outcome;
+        o.textContent = p.outcome.replace("_", " "); o.className = "outcome o-" + p.outcome;
         if (p.status !== "running") { reload = true; }
       });
       if (reload && !touched) { window.location.reload(); return false; }
