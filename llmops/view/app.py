@@ -28,6 +28,7 @@ import json
 import math
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -133,6 +134,10 @@ class ViewApp:
                                trim_blocks=True, lstrip_blocks=True)
         self.env.filters.update(when=_when, dur=_dur, pct=_pct, num=_num, usd=_usd, pretty=_pretty)
         self.env.globals.update(read_only=read_only, qs=self._qs)
+        # The paired statistics of a big comparison take a while (the bootstrap resamples every
+        # case): they are computed off the request path, one at a time, and the page polls.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmops-view-stats")
+        self._pending: dict[tuple[Any, ...], Future[Any]] = {}
         self.starlette = Starlette(routes=[
             Route("/", self._home),
             Route("/runs", self._runs_page),
@@ -152,6 +157,7 @@ class ViewApp:
             Route("/api/runs/{run_id}/progress", self._api_progress),
             Route("/api/runs/{run_id}/cell", self._api_cell),
             Route("/api/compare", self._api_compare),
+            Route("/api/compare/statistics", self._api_statistics),
             Route("/api/traces", self._api_traces),
             Route("/api/traces/{trace_id}", self._api_trace),
             Route("/api/prompts", self._api_prompts),
@@ -331,17 +337,31 @@ class ViewApp:
     def _cell_page(self, request: Request) -> Response:
         return self._page("cell.html", request, c=self._cell(request))
 
-    def _compare(self, request: Request) -> q.SideBySide | None:
+    def _compare(self, request: Request, statistics: bool = True) -> q.SideBySide | None:
         p = request.query_params
         if not p.get("a"):
             return None
         return q.side_by_side(self.project, p["a"], p.get("b") or p["a"], a_prompt=p.get("a_prompt"),
                               a_model=p.get("a_model"), b_prompt=p.get("b_prompt"), b_model=p.get("b_model"),
-                              offset=self._int(request, "offset"), limit=self._int(request, "limit", q.CASES_PAGE_SIZE))
+                              offset=self._int(request, "offset"), limit=self._int(request, "limit", q.CASES_PAGE_SIZE),
+                              statistics=statistics)
+
+    def _statistics_job(self, s: q.SideBySide) -> Future[Any]:
+        key = (s.a_run, s.a_prompt, s.a_model, s.b_run, s.b_prompt, s.b_model)
+        with self.project._lock:
+            job = self._pending.get(key)
+            if job is None or (job.done() and job.exception() is not None):
+                job = self._executor.submit(q.pair_statistics, self.project, s.a_run, s.b_run, a_prompt=s.a_prompt,
+                                            a_model=s.a_model, b_prompt=s.b_prompt, b_model=s.b_model)
+                self._pending[key] = job
+            return job
 
     def _compare_page(self, request: Request) -> Response:
         recent = q.list_runs(self.project, limit=30).runs
-        return self._page("compare.html", request, s=self._compare(request), recent=recent)
+        s = self._compare(request, statistics=False)
+        if s is not None and s.comparison is None:
+            self._statistics_job(s)
+        return self._page("compare.html", request, s=s, recent=recent)
 
     def _traces(self, request: Request) -> q.TracesPage:
         p = request.query_params
@@ -416,6 +436,17 @@ class ViewApp:
         if s is None:
             raise UserError("missing query parameter 'a' (the baseline run)", key="a")
         return self._json(s)
+
+    def _api_statistics(self, request: Request) -> Response:
+        s = self._compare(request, statistics=False)
+        if s is None:
+            raise UserError("missing query parameter 'a' (the baseline run)", key="a")
+        if s.comparison is not None:
+            return self._json(s.comparison)
+        job = self._statistics_job(s)
+        if job.done() and job.exception() is not None:
+            return JSONResponse({"error": str(job.exception())}, status_code=500)
+        return JSONResponse({"status": "computing"}, status_code=202)
 
     def _api_traces(self, request: Request) -> Response:
         return self._json(self._traces(request))

@@ -576,7 +576,7 @@ class SideBySide(BaseModel):
     b_model: str
     a_label: str
     b_label: str
-    comparison: Any = Field(description="llmops.compare.Comparison of the two variants")
+    comparison: Any = Field(description="llmops.compare.Comparison of the two variants (None: not computed yet)")
     changed: int
     cases: list[CaseDiff]
     offset: int
@@ -625,15 +625,73 @@ def _only_variant(store: RunStore, run_id: str, prompt: str | None, model: str |
     return matches[0]
 
 
+def _pair(store: RunStore, a_run: str, b_run: str, a_prompt: str | None, a_model: str | None,
+          b_prompt: str | None, b_model: str | None) -> tuple[str, str, str, str, str, str]:
+    ra, rb = store.resolve_id(a_run), store.resolve_id(b_run)
+    pa, ma = _only_variant(store, ra, a_prompt, a_model)
+    pb, mb = _only_variant(store, rb, b_prompt, b_model)
+    if (ra, pa, ma) == (rb, pb, mb) and not (b_prompt or b_model):
+        keys = sorted(store.variant_keys(rb))
+        pb, mb = next(((p, m) for p, m in keys if (p, m) != (pa, ma)), (pb, mb))
+    return ra, pa, ma, rb, pb, mb
+
+
+def _cached(project: ViewProject, key: tuple[Any, ...], make: Any) -> Any:
+    with project._lock:
+        hit = project._comparisons.get(key)
+    if hit is None:
+        hit = make()
+        with project._lock:
+            project._comparisons[key] = hit
+            while len(project._comparisons) > 16:
+                project._comparisons.popitem(last=False)
+    return hit
+
+
+def _pair_key(store: RunStore, ra: str, pa: str, ma: str, rb: str, pb: str, mb: str) -> tuple[Any, ...]:
+    # A run that gains results gets a new key (its last seq moves): nothing stale is served.
+    return ra, pa, ma, store.last_seq(ra), rb, pb, mb, store.last_seq(rb)
+
+
+def pair_statistics(project: ViewProject, a_run: str, b_run: str, *, a_prompt: str | None = None,
+                    a_model: str | None = None, b_prompt: str | None = None, b_model: str | None = None,
+                    alpha: float = 0.05, seed: int = 0, compute: bool = True) -> Any:
+    """:func:`llmops.compare.compare_run` over two variants' units: the numbers ``llmops compare`` prints.
+
+    When the two variants share a prompt and model (one variant in two runs), their units are
+    labelled ``A`` and ``B`` so that the comparison has two variants to pair. The result is cached
+    while neither run changes. ``compute=False`` returns the cached comparison or None (it can take
+    a while on big runs: the bootstrap resamples every case).
+    """
+    store = project.runs
+    ra, pa, ma, rb, pb, mb = _pair(store, a_run, b_run, a_prompt, a_model, b_prompt, b_model)
+    key = ("statistics", *_pair_key(store, ra, pa, ma, rb, pb, mb), alpha, seed)
+    if not compute:
+        with project._lock:
+            return project._comparisons.get(key)
+
+    def make() -> Any:
+        from llmops.compare import compare_run
+
+        ua, ub = _variant_units(store, ra, pa, ma), _variant_units(store, rb, pb, mb)
+        if (pa, ma) == (pb, mb):
+            ua = [u.model_copy(update={"prompt": "A"}) for u in ua]
+            ub = [u.model_copy(update={"prompt": "B"}) for u in ub]
+        manifest = store.manifest(rb).model_copy(update={"run_id": f"{ra} vs {rb}" if ra != rb else rb})
+        return compare_run(RunResult(manifest=manifest, results=[*ua, *ub]), alpha=alpha, seed=seed)
+
+    return _cached(project, key, make)
+
+
 def side_by_side(project: ViewProject, a_run: str, b_run: str, *, a_prompt: str | None = None,
                  a_model: str | None = None, b_prompt: str | None = None, b_model: str | None = None,
-                 offset: int = 0, limit: int = CASES_PAGE_SIZE, alpha: float = 0.05, seed: int = 0) -> SideBySide:
+                 offset: int = 0, limit: int = CASES_PAGE_SIZE, alpha: float = 0.05, seed: int = 0,
+                 statistics: bool = True) -> SideBySide:
     """Compare variant A (baseline) with variant B (candidate): of two runs, or two variants of one run.
 
-    The statistics are :func:`llmops.compare.compare_run` over the two variants' units (the same
-    code path and numbers as ``llmops compare``; when the two variants share a prompt and model,
-    they are labelled ``A`` and ``B``). Cases whose verdict changed come first, then the others,
-    each in case order.
+    Cases whose verdict changed come first, then the others, each in case order, with the first
+    repeat's outputs and their word-level diff. The statistics are :func:`pair_statistics` (the
+    same code path and numbers as ``llmops compare``).
 
     Args:
         project: The open project.
@@ -647,60 +705,43 @@ def side_by_side(project: ViewProject, a_run: str, b_run: str, *, a_prompt: str 
         limit: Cases per page.
         alpha: Family-wise significance level, as ``llmops compare --alpha``.
         seed: Bootstrap seed, as ``llmops compare``.
+        statistics: Compute the statistics now; False: only when already cached (else
+            ``comparison`` is None).
     """
     store = project.runs
-    ra, rb = store.resolve_id(a_run), store.resolve_id(b_run)
-    pa, ma = _only_variant(store, ra, a_prompt, a_model)
-    pb, mb = _only_variant(store, rb, b_prompt, b_model)
-    if (ra, pa, ma) == (rb, pb, mb) and not (b_prompt or b_model):
-        keys = sorted(store.variant_keys(rb))
-        pb, mb = next(((p, m) for p, m in keys if (p, m) != (pa, ma)), (pb, mb))
-    key = (ra, pa, ma, store.last_seq(ra), rb, pb, mb, store.last_seq(rb), alpha, seed)
-    with project._lock:
-        cached = project._comparisons.get(key)
-    if cached is None:
-        cached = _compare_variants(store, ra, pa, ma, rb, pb, mb, alpha, seed)
-        with project._lock:
-            project._comparisons[key] = cached
-            while len(project._comparisons) > 8:
-                project._comparisons.popitem(last=False)
-    comparison, la, lb, diffs, by_case_a, by_case_b = cached
+    ra, pa, ma, rb, pb, mb = _pair(store, a_run, b_run, a_prompt, a_model, b_prompt, b_model)
+    la, lb, diffs, out_a, out_b = _cached(project, ("cases", *_pair_key(store, ra, pa, ma, rb, pb, mb)),
+                                          lambda: _case_table(store, ra, pa, ma, rb, pb, mb))
+    comparison = pair_statistics(project, ra, rb, a_prompt=pa, a_model=ma, b_prompt=pb, b_model=mb, alpha=alpha,
+                                 seed=seed, compute=statistics)
     limit = max(1, min(int(limit), 1000))
     offset = max(0, int(offset))
     page = [d.model_copy() for d in diffs[offset:offset + limit]]
     for d in page:
-        a_out = _first_output(by_case_a.get(d.case_id))
-        b_out = _first_output(by_case_b.get(d.case_id))
-        d.a_output, d.b_output = a_out, b_out
-        d.diff = word_diff(a_out or "", b_out or "")
+        d.a_output, d.b_output = out_a.get(d.case_id), out_b.get(d.case_id)
+        d.diff = word_diff(d.a_output or "", d.b_output or "")
     return SideBySide(a_run=ra, a_prompt=pa, a_model=ma, b_run=rb, b_prompt=pb, b_model=mb, a_label=la,
                       b_label=lb, comparison=comparison, changed=sum(d.changed for d in diffs), cases=page,
                       offset=offset, limit=limit, total=len(diffs))
 
 
-def _compare_variants(store: RunStore, ra: str, pa: str, ma: str, rb: str, pb: str, mb: str, alpha: float,
-                      seed: int) -> tuple[Any, str, str, list[CaseDiff], dict[str, list[UnitResult]],
-                                          dict[str, list[UnitResult]]]:
-    """The comparison and the per-case verdicts of two variants (cached by :func:`side_by_side`)."""
-    from llmops.compare import compare_run
-
-    ua, ub = _variant_units(store, ra, pa, ma), _variant_units(store, rb, pb, mb)
-    same_variant = (pa, ma) == (pb, mb)
-    # compare_run labels variants by prompt and model; when they are equal (two runs of one
-    # variant) the units are relabelled A and B so the run holds two variants to pair.
-    la, lb = "A", "B"
-    relabel_a = [u.model_copy(update={"prompt": "A"}) for u in ua] if same_variant else ua
-    relabel_b = [u.model_copy(update={"prompt": "B"}) for u in ub] if same_variant else ub
-    manifest = store.manifest(rb).model_copy(update={"run_id": f"{ra} vs {rb}" if ra != rb else rb})
-    comparison = compare_run(RunResult(manifest=manifest, results=[*relabel_a, *relabel_b]), alpha=alpha, seed=seed)
-    if not same_variant:
-        la = next((v.label for v in comparison.variants if (v.prompt, v.model) == (pa, ma)), f"{pa} × {ma}")
-        lb = next((v.label for v in comparison.variants if (v.prompt, v.model) == (pb, mb)), f"{pb} × {mb}")
+def _case_table(store: RunStore, ra: str, pa: str, ma: str, rb: str, pb: str, mb: str
+                ) -> tuple[str, str, list[CaseDiff], dict[str, str | None], dict[str, str | None]]:
+    """Labels, per-case verdicts (changed first) and first-repeat outputs of two variants."""
+    # Labels as compare_run gives them: what differs between the two variants.
+    if (pa, ma) == (pb, mb):
+        la, lb = "A", "B"
+    elif ma == mb:
+        la, lb = pa, pb
+    elif pa == pb:
+        la, lb = ma, mb
+    else:
+        la, lb = f"{pa} × {ma}", f"{pb} × {mb}"
     by_case_a: dict[str, list[UnitResult]] = {}
     by_case_b: dict[str, list[UnitResult]] = {}
-    for u in ua:
+    for u in _variant_units(store, ra, pa, ma):
         by_case_a.setdefault(u.case_id, []).append(u)
-    for u in ub:
+    for u in _variant_units(store, rb, pb, mb):
         by_case_b.setdefault(u.case_id, []).append(u)
 
     def rate(units: list[UnitResult] | None) -> float | None:
@@ -715,7 +756,9 @@ def _compare_variants(store: RunStore, ra: str, pa: str, ma: str, rb: str, pb: s
         diffs.append(CaseDiff(case_id=case_id, a_status=a_status, b_status=b_status, a_passed=rate(a_units),
                               b_passed=rate(b_units), changed=a_status != b_status))
     diffs.sort(key=lambda d: (not d.changed, d.case_id))
-    return comparison, la, lb, diffs, by_case_a, by_case_b
+    # Only the outputs are kept (not 40,000 unit results) while the pair stays cached.
+    return (la, lb, diffs, {c: _first_output(u) for c, u in by_case_a.items()},
+            {c: _first_output(u) for c, u in by_case_b.items()})
 
 
 def _first_output(units: list[UnitResult] | None) -> str | None:

@@ -152,3 +152,19 @@ def test_read_only_mode_writes_nothing(view_project: Any, two_runs: Any, project
         page = c.get(f"/runs/{rid}/cell?case=no-3&prompt=rag_answer%401&model=fake%2Fa").text
         assert "mark-btn" not in page and "p/f" not in page and "read-only" in page
     assert not (project / "review").exists()
+
+
+def test_compare_page_computes_statistics_off_the_request_path(http: TestClient, two_runs: Any) -> None:
+    first, second = two_runs
+    query = f"?a={first.run_id}&b={second.run_id}"
+    page = http.get("/compare" + query).text
+    assert "Computing the paired statistics over 4 cases" in page and 'data-live="statistics"' in page
+    for _ in range(600):
+        r = http.get("/api/compare/statistics" + query)
+        if r.status_code == 200:
+            break
+        assert r.status_code == 202 and r.json() == {"status": "computing"}
+        __import__("time").sleep(0.05)
+    assert r.status_code == 200 and r.json()["variants"][0]["label"] == "A"
+    page = http.get("/compare" + query).text
+    assert "Paired tests" in page and "Computing" not in page and "data-live" not in page

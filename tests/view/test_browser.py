@@ -56,6 +56,7 @@ def test_view_end_to_end_in_a_browser(tmp_path: Path, browser: Any) -> None:
         page.fill("input[name=b]", newer or "")
         page.click("form.filters button")
         page.wait_for_url("**/compare?**")
+        page.wait_for_selector("text=Paired tests")  # the statistics arrive when computed
         assert "Paired tests" in page.locator("main").inner_text() and page.locator("table.side tbody tr").count() == 4
         # Three marks with the keyboard on the older run's matrix: j p, j p, j f.
         page.goto(f"{url}runs/{older}")

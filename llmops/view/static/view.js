@@ -94,6 +94,11 @@
       if (reload && !touched) { window.location.reload(); return false; }
       return true;
     });
+  } else if (live === "statistics") {
+    poll("/api/compare/statistics" + window.location.search, 1500, function (data) {
+      if (data.status === "computing") { return true; }
+      window.location.reload(); return false;  // the statistics are cached now: the page shows them
+    });
   } else if (live === "run") {
     var rid = body.getAttribute("data-run");
     var seq = parseInt(body.getAttribute("data-seq") || "0", 10);
