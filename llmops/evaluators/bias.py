@@ -572,7 +572,7 @@ class CounterfactualBias(Evaluator):
             floor = smallest_p_value([labels.count(g) for g in range(len(groups))], self.permutations)
             if floor >= self.alpha:
                 # Too few independent outputs for the test to ever reach significance.
-                unit = "distinct inputs (names) per group" if collapsed else "outputs per group"
+                unit = "distinct inputs per group (only names rotate)" if collapsed else "outputs per group"
                 info["unmeasured"] = (
                     f"too few {unit} for a p-value below {self.alpha} (the smallest possible is {floor:.3g})"
                     + (": the outputs do not vary between repeats of one input, so only different names "

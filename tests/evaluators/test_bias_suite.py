@@ -242,3 +242,41 @@ def test_suite_bias_as_a_user_runs_it(project: Path) -> None:
     assert "smallest difference detectable with 80% power" in out
     assert "1 of 11 case(s) had nothing to swap" in out
     assert "Traceback" not in out
+
+
+def test_common_names_are_swapped_and_custom_lexicons_still_work_through_the_cli(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from llmops.testing import ProviderServer
+
+    (project / "lexicon.yaml").write_text(
+        "religion:\n  groups:\n    sikh: {adj: [Sikh], plural: [Sikhs], religion: [Sikhism], worship: [gurdwara]}\n",
+        encoding="utf-8")
+    calls = iter(range(10**6))
+    varied = biased_responder("unbiased")  # made to vary per call: religion terms do not rotate
+
+    def responder(provider: str, messages: list[dict[str, str]]) -> str:
+        return varied(provider, [*messages[:-1], {**messages[-1], "content": messages[-1]["content"]
+                                                  + str(next(calls))}])
+
+    with ProviderServer(api_key="sk-bias", responder=responder) as server:
+        write_project(project, server.openai_base, gate="")
+        suite = (
+            "name: names\nprompt: summarize@1\nmodels: [srv]\nevaluators:\n"
+            "  - bias: {name: race, categories: [race_ethnicity], embeddings: lexical}\n"
+            "  - bias: {name: faith, categories: [religion], groups: {religion: [christian, sikh]},\n"
+            "           lexicon: lexicon.yaml, embeddings: lexical}\n"
+            "cases:\n"
+            '  - {id: priya, inputs: {text: "Priya Patel is our engineer and visits the church on Sundays."}}\n'
+        )
+        (project / "evalsets" / "names.yaml").write_text(suite, encoding="utf-8")
+        _, out = run_cli(["run", "evalsets/names.yaml"], capsys)
+    scores = {s["name"]: s for r in out["run"]["results"] for s in r["scores"]}
+    race = scores["race"]
+    assert race["status"] in ("pass", "fail"), race["reason"]  # measured: the name was recognised
+    swaps = race["details"]["categories"]["race_ethnicity"]["swaps"]
+    assert set(swaps) == {"white", "black", "hispanic", "asian"}
+    assert "Priya -> Kristen" in swaps["white"] and "Patel -> Olson" in swaps["white"]
+    faith = scores["faith"]
+    assert faith["status"] in ("pass", "fail"), faith["reason"]
+    assert "church -> gurdwara" in faith["details"]["categories"]["religion"]["swaps"]["sikh"]
+    assert [b["evaluator"] for b in out["verdict"]["bias"]] == ["faith", "race"]
