@@ -280,3 +280,12 @@ def test_common_names_are_swapped_and_custom_lexicons_still_work_through_the_cli
     assert faith["status"] in ("pass", "fail"), faith["reason"]
     assert "church -> gurdwara" in faith["details"]["categories"]["religion"]["swaps"]["sikh"]
     assert [b["evaluator"] for b in out["verdict"]["bias"]] == ["faith", "race"]
+
+
+def test_large_suites_use_fewer_relabellings_small_ones_all() -> None:
+    from llmops.evaluators.bias_suite import pooled_permutations
+
+    assert pooled_permutations(simulated_suite(1, None, cases=10), 2000) == 2000  # 100 outputs
+    assert pooled_permutations([Stratum(["a", "b"] * 5)] * 400, 2000) == 400  # 4000 outputs
+    assert pooled_permutations([Stratum(["a", "b"] * 5)] * 20, 2000) == 2000
+    assert pooled_permutations([Stratum(["a", "b"] * 5)] * 60, 5000) == 666
