@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from llmops.config import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 # A service llmops needed (Langfuse) could not be reached: not a regression, not a usage error.
 EXIT_UNAVAILABLE = 4
 Handler = Callable[[argparse.Namespace], int]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmops.cli._common import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     add_model_options,
     check_output_path,
@@ -39,6 +40,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="worker processes sharing the run store and the concurrency limit "
                         "(0: one per CPU core; default 1)")
     p.add_argument("--resume", default=None, metavar="RUN_ID", help="finish an interrupted run")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="with --resume: also run again the units that ended in an error (e.g. a provider outage)")
     p.add_argument("--baseline", default=None, metavar="FILE",
                    help="baseline file (default: evalsets/baselines/<suite>.json)")
     p.add_argument("--update-baseline", action="store_true", help="write this run as the new baseline")
@@ -68,12 +71,30 @@ def _run(args: argparse.Namespace) -> int:
                         hint="give the committed baseline file (evalsets/baselines/<suite>.json), "
                              "or write one with --update-baseline")
 
-    outcome = run_and_gate(
-        args.suite, settings=settings, models=args.models, prompts=args.prompts, repeat=args.repeat,
-        seed=args.seed, max_cost_usd=args.max_cost_usd, max_errors=args.max_errors, shard=args.shard,
-        resume=args.resume, baseline=args.baseline, update_baseline=args.update_baseline,
-        progress=False if args.no_progress else None, tracer=run_tracer(settings),
-        workers=_workers(args.workers))
+    if args.retry_errors and not args.resume:
+        raise UserError("--retry-errors re-runs the errored units of a stored run: give --resume RUN_ID",
+                        key="--retry-errors", hint="`llmops runs list` shows the runs and their ids")
+    from llmops.runner.engine import new_run_id
+    from llmops.runner.store import RunStore
+
+    # The id is chosen here so that an interrupted run can be named, with the command that resumes it.
+    run_id = new_run_id()
+    if args.resume:
+        store = RunStore(settings.path(settings.store_path))
+        run_id = store.resolve_id(args.resume)
+        store.close()
+    extra: dict[str, object] = {"retry_errors": True} if args.retry_errors else {}
+    if not args.resume:
+        extra["run_id"] = run_id
+    try:
+        outcome = run_and_gate(
+            args.suite, settings=settings, models=args.models, prompts=args.prompts, repeat=args.repeat,
+            seed=args.seed, max_cost_usd=args.max_cost_usd, max_errors=args.max_errors, shard=args.shard,
+            resume=args.resume, baseline=args.baseline, update_baseline=args.update_baseline,
+            progress=False if args.no_progress else None, tracer=run_tracer(settings),
+            workers=_workers(args.workers), **extra)
+    except KeyboardInterrupt:
+        return _interrupted(settings, run_id)
     _write_reports(args, outcome, settings)
     if args.json:
         import json
@@ -93,6 +114,28 @@ def _run(args: argparse.Namespace) -> int:
                                    "`llmops report latest --gate`", markup=False)
         return EXIT_OK
     return outcome.exit_code
+
+
+def _interrupted(settings: Settings, run_id: str) -> int:
+    """Ctrl-C: mark the run interrupted and say how to finish it (exit 130)."""
+    import time
+
+    from llmops.errors import LLMOpsError
+    from llmops.runner.store import RunStore
+
+    err = console(stderr=True)
+    store = RunStore(settings.path(settings.store_path))
+    try:
+        manifest = store.manifest(run_id)
+    except LLMOpsError:  # interrupted before the run was registered: nothing to resume
+        err.print("interrupted before the run started", markup=False)
+        return EXIT_INTERRUPTED
+    store.update_manifest(manifest.model_copy(update={"status": "interrupted", "ended_at": time.time()}))
+    done = sum(store.result_counts(run_id).values())
+    store.close()
+    err.print(f"interrupted: run {run_id} ({done}/{manifest.units} units stored)\n"
+              f"resume with: llmops run --resume {run_id}", markup=False, highlight=False)
+    return EXIT_INTERRUPTED
 
 
 def _write_reports(args: argparse.Namespace, outcome: object, settings: Settings) -> None:

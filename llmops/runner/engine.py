@@ -689,22 +689,27 @@ _RUN_DEFAULTS: dict[str, Any] = {
 async def aresume_run(run_id: str, *, settings: Settings | None = None, client: LLMClient | None = None,
                       store: RunStore | None = None, progress: bool | None = None,
                       max_cost_usd: float | None = None,
-                      on_result: ResultCallback | None = None, tracer: Tracer | None = None) -> RunResult:
+                      on_result: ResultCallback | None = None, tracer: Tracer | None = None,
+                      retry_errors: bool = False) -> RunResult:
     """Finish an interrupted run: only the units without a stored result are executed.
+
+    With ``retry_errors``, units whose result is an error (a provider outage, a rate limit that
+    outlasted the retries) are run again too: their results are replaced.
 
     Raises:
         UserError: when the run is unknown, or its prompts or cases changed since it started.
     """
     runner, rid, manifest, done = _prepare_resume(run_id, settings=settings, client=client, store=store,
                                                   progress=progress, max_cost_usd=max_cost_usd,
-                                                  on_result=on_result, tracer=tracer)
+                                                  on_result=on_result, tracer=tracer, retry_errors=retry_errors)
     return await runner.execute(rid, manifest, done)
 
 
 def _prepare_resume(run_id: str, *, settings: Settings | None = None, client: LLMClient | None = None,
                     store: RunStore | None = None, progress: bool | None = None,
                     max_cost_usd: float | None = None, on_result: ResultCallback | None = None,
-                    tracer: Tracer | None = None) -> tuple[Runner, str, Manifest, set[str]]:
+                    tracer: Tracer | None = None,
+                    retry_errors: bool = False) -> tuple[Runner, str, Manifest, set[str]]:
     """Check that an interrupted run can be resumed; return its runner, id, manifest and finished units."""
     settings = settings or (client.settings if client else load_settings())
     store = store or RunStore(settings.path(settings.store_path))
@@ -726,6 +731,8 @@ def _prepare_resume(run_id: str, *, settings: Settings | None = None, client: LL
                             hint="start a new run instead of resuming")
     if client.cache is not None:
         client.cache.check()
+    if retry_errors:  # only once every check passed: a refused resume deletes nothing
+        store.forget_errors(rid)
     return runner, rid, manifest, store.done_units(rid)
 
 

@@ -313,6 +313,22 @@ class RunStore:
             out.latency_percentiles[q] = value
         return out
 
+    def forget_errors(self, run_id: str) -> int:
+        """Delete the run's results that ended in ``error`` (so a resume runs those units again).
+
+        Returns:
+            How many results were deleted.
+        """
+        with self._lock:
+            try:
+                if self._held:
+                    self._commit_held()
+                cur = self._db().execute("DELETE FROM results WHERE run_id = ? AND "
+                                         "json_extract(result, '$.status') = 'error'", (run_id,))
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: {exc}") from None
+        return int(cur.rowcount)
+
     def done_units(self, run_id: str) -> set[str]:
         """Keys of the units that already have a result."""
         return {r[0] for r in self._execute("SELECT unit FROM results WHERE run_id = ?", (run_id,))}

@@ -177,3 +177,73 @@ def test_runs_list_json_is_complete(tmp_path: Path, columns: str) -> None:
     (row,) = json.loads(listed.stdout)
     assert set(row) >= {"run_id", "suite", "status", "units", "units_done", "results", "cost_usd", "git_commit"}
     assert row["results"] == {"pass": 3}
+
+
+def _server_project(root: Path, base: str, cases: int) -> Path:
+    """A project whose model is the loopback provider double (no retries: an error stays an error)."""
+    pyproject = PYPROJECT.replace('cache = "read-write"', 'cache = "read-write"\nmax_retries = 0\nconcurrency = 1')
+    pyproject += ('\n[tool.llmops.models]\n'
+                  f'srv = {{ model = "openai/gpt-4o-mini", params = {{ api_base = "{base}" }} }}\n')
+    rows = "\n".join(f"  - {{id: case-{i}, inputs: {{question: 'q{i}'}}, expected: q{i}}}" for i in range(cases))
+    suite = ("name: echo\nprompt: rag_answer@2\nmodels: [srv]\nevaluators:\n  - contains: {name: mentions}\n"
+             "gate: {min_pass_rate: 0.5}\ncases:\n" + rows + "\n")
+    return make_project(root, suite=suite, pyproject=pyproject)
+
+
+def test_resume_retry_errors_runs_the_errored_units_again(tmp_path: Path) -> None:
+    from llmops.testing import Fault, ProviderServer
+
+    with ProviderServer(api_key="sk-test") as server:
+        project = _server_project(tmp_path / "p", server.openai_base, cases=4)
+        env = {"OPENAI_API_KEY": "sk-test"}
+        server.script(*[Fault.error(503)] * 2)  # an outage: the first two calls fail
+        first = cli(project, "run", "evalsets/echo.yaml", "--no-progress", env=env)
+        run_id = json.loads(cli(project, "runs", "list", "--json").stdout)[0]["run_id"]
+        assert json.loads(cli(project, "runs", "list", "--json").stdout)[0]["results"] == {"error": 2, "pass": 2}, \
+            first.stdout
+        # A plain resume has nothing to do: every unit has a result.
+        assert server.stats().requests == 4
+        cli(project, "run", "--resume", run_id, "--no-progress", env=env)
+        assert server.stats().requests == 4
+        retried = cli(project, "run", "--resume", run_id, "--retry-errors", "--no-progress", "--json", env=env)
+        assert retried.returncode == 0, retried.stdout + retried.stderr
+        (row,) = [r for r in json.loads(cli(project, "runs", "list", "--json").stdout) if r["run_id"] == run_id]
+        assert row["results"] == {"pass": 4} and row["status"] == "completed"
+        assert server.stats().requests == 6
+    bad = cli(project, "run", "evalsets/echo.yaml", "--retry-errors")
+    assert bad.returncode == 2 and "--resume" in bad.stderr
+
+
+def test_ctrl_c_names_the_run_marks_it_interrupted_and_prints_the_resume_command(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from llmops.testing import ProviderServer
+
+    with ProviderServer(api_key="sk-test", latency_s=0.5) as server:
+        project = _server_project(tmp_path / "p", server.openai_base, cases=20)
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("LLMOPS_", "LANGFUSE_"))}
+        base.update({"PYTHONPATH": str(REPO), "COLUMNS": "80", "OPENAI_API_KEY": "sk-test"})
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "llmops", "run", "evalsets/echo.yaml"], cwd=project,
+                                env=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 120
+        seen = ""
+        while time.monotonic() < deadline:  # wait until units are being stored
+            line = proc.stderr.readline()
+            seen += line
+            if line.startswith("echo: ") and not line.startswith("echo: 0/"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        err = seen + err
+        assert proc.returncode == 130, out + err
+        (row,) = json.loads(cli(project, "runs", "list", "--json").stdout)
+        run_id = row["run_id"]
+        assert row["status"] == "interrupted" and 0 < row["units_done"] < 20
+        assert f"interrupted: run {run_id}" in err and f"resume with: llmops run --resume {run_id}" in err
+        resumed = cli(project, "run", "--resume", run_id, "--no-progress", env={"OPENAI_API_KEY": "sk-test"})
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        (row,) = json.loads(cli(project, "runs", "list", "--json").stdout)
+        assert row["status"] == "completed" and row["units_done"] == 20
