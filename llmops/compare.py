@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from llmops.errors import UserError, did_you_mean
 from llmops.regression.stats import (
     bootstrap_mean_ci,
     minimum_detectable_effect,
@@ -273,8 +274,6 @@ def compare_run(run: RunResult, *, alpha: float = 0.05, quality: str | None = No
     Raises:
         UserError: when ``reference`` names no variant of the run, or ``mode`` is unknown.
     """
-    from llmops.errors import UserError
-
     if mode not in ("reference", "all-pairs"):
         raise UserError(f"compare: mode must be 'reference' or 'all-pairs', got {mode!r}")
     groups: dict[tuple[str, str], list[UnitResult]] = {}
@@ -290,6 +289,12 @@ def compare_run(run: RunResult, *, alpha: float = 0.05, quality: str | None = No
                 if s.name not in metrics:
                     metrics.append(s.name)
     quality = quality or PASS_RATE
+    if not 0 < alpha < 1:  # `not <` also refuses NaN
+        raise UserError(f"alpha must be between 0 and 1 (exclusive), got {alpha}", key="alpha")
+    known = [*metrics, *(str(e.get("name")) for e in run.manifest.evaluators if e.get("name") not in metrics)]
+    if quality not in known:
+        raise UserError(f"unknown quality metric '{quality}'", key="quality",
+                        hint=did_you_mean(quality, known) or f"use one of: {', '.join(known)}")
     variants: list[VariantStats] = []
     per_case: dict[str, dict[str, dict[str, float]]] = {}
     for (prompt, model), units in groups.items():

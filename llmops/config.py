@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from llmops import credentials
 from llmops.errors import ConfigError, did_you_mean
 
 CacheMode = Literal["off", "read-write", "read-only", "refresh"]
@@ -29,6 +30,11 @@ class ModelAlias(BaseModel):
 
     model: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    def __repr_args__(self) -> Any:
+        # A notebook or log that shows settings shows params without credentials.
+        yield "model", self.model
+        yield "params", credentials.public_params(self.params)
 
 
 class LangfuseSettings(BaseModel):
@@ -62,9 +68,9 @@ class Settings(BaseModel):
     # Human review marks (`llmops view`), in the format `llmops calibrate --labels` reads: meant to be committed.
     review_path: Path = Path("review/labels.jsonl")
     concurrency: int = Field(default=4, ge=1, le=1024)
-    timeout_s: float = Field(default=120.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0, allow_inf_nan=False)
     max_retries: int = Field(default=4, ge=0, le=20)
-    retry_max_wait_s: float = Field(default=60.0, ge=0)
+    retry_max_wait_s: float = Field(default=60.0, ge=0, allow_inf_nan=False)
     seed: int = 0
     tracing: Literal["auto", "local", "langfuse", "off"] = "auto"
     # Where `name@label` resolves at run time: the local labels.yaml, or Langfuse prompt
@@ -231,7 +237,7 @@ def load_settings(
     merged["root"] = project
     merged["langfuse"] = _langfuse_from_env(environ)
     try:
-        return Settings.model_validate(merged)
+        settings = Settings.model_validate(merged)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
@@ -244,6 +250,8 @@ def load_settings(
             source, file, line = "[tool.llmops]", path, _line_of(text, top)
         raise ConfigError(f"invalid value for '{key}' ({source}): {err['msg']}",
                           file=file, line=line, key=key) from None
+    register_secrets(settings, environ)
+    return settings
 
 
 def apply_process_defaults(env: Mapping[str, str] | None = None) -> None:
@@ -266,13 +274,25 @@ def env_flag(name: str, env: Mapping[str, str] | None = None) -> str | None:
     return (os.environ if env is None else env).get(name)
 
 
-_SECRET_ENV_SUFFIXES = ("_API_KEY", "_SECRET_KEY", "_SECRET", "_TOKEN", "_ACCESS_KEY", "_PASSWORD")
-
-
 def secret_env_values(env: Mapping[str, str] | None = None) -> set[str]:
-    """Values of credential-looking environment variables (``*_API_KEY``, ``*_SECRET_KEY``, ...).
+    """Values of credential-named environment variables (``*_API_KEY``, ``*_SECRET_KEY``, ...).
 
-    The LLM client scrubs them from third-party log records: providers' SDKs read them directly.
+    Names follow the package's one rule (:func:`llmops.credentials.is_secret_name`); passwords inside
+    URL values count too. Providers' SDKs read these variables directly, so their values are
+    scrubbed by value from errors, logs and traces.
     """
-    environ = os.environ if env is None else env
-    return {value for name, value in environ.items() if name.upper().endswith(_SECRET_ENV_SUFFIXES) and value}
+    return credentials.env_secret_values(os.environ if env is None else env)
+
+
+def register_secrets(settings: Settings, env: Mapping[str, str] | None = None) -> None:
+    """Make every credential ``settings`` and the environment hold known to :mod:`llmops.credentials`.
+
+    Alias params (``api_key``, header values, ``api_base`` passwords), the Langfuse secret key and
+    credential-named environment variables are then scrubbed from every error, log record and trace.
+    """
+    values = secret_env_values(env)
+    for alias in settings.models.values():
+        values |= credentials.secret_values(alias.params)
+    if settings.langfuse is not None:
+        values.add(settings.langfuse.secret_key.get_secret_value())
+    credentials.register(values)

@@ -11,6 +11,8 @@ import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
+from llmops.credentials import scrub
+
 
 class LLMOpsError(Exception):
     """Base class of every error llmops raises on purpose."""
@@ -18,6 +20,10 @@ class LLMOpsError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Every message may quote a provider's error body, a URL or a config value: known
+        # credentials and credential-shaped text never get past here (see llmops.credentials).
+        message = scrub(message)
+        hint = scrub(hint) if hint else hint
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -128,6 +134,10 @@ class RateLimitError(ProviderError):
 
 class ProviderTimeoutError(ProviderError):
     """The call did not finish within its timeout."""
+
+
+class InternalError(LLMOpsError):
+    """A bug in llmops itself (e.g. reading a response the provider sent correctly). Never retried."""
 
 
 class BudgetExceededError(LLMOpsError):

@@ -37,6 +37,17 @@ def add_model_options(parser: argparse.ArgumentParser, *, many: bool = False) ->
                         help="per-call timeout in seconds")
 
 
+def positive_int(value: str) -> int:
+    """Argparse type: an integer of at least 1 (``--limit -5`` is a usage error, exit 2)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings with the CLI flags applied as the highest-priority layer."""
     from llmops.config import load_settings

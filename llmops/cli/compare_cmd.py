@@ -15,7 +15,20 @@ from llmops.cli._common import (
 
 
 def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expects a comma-separated list, got nothing")
+    return items
+
+
+def _alpha(value: str) -> float:
+    try:
+        alpha = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a number, got {value!r}") from None
+    if not 0 < alpha < 1:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return alpha
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--repeat", "-r", type=int, default=None, metavar="K")
     p.add_argument("--quality", default=None, metavar="METRIC",
                    help="metric that defines 'better' (default: pass rate; or an evaluator name)")
-    p.add_argument("--alpha", type=float, default=0.05,
+    p.add_argument("--alpha", type=_alpha, default=0.05,
                    help="family-wise significance level per metric (Holm-corrected; default 0.05)")
     p.add_argument("--reference", default=None, metavar="VARIANT",
                    help="variant the others are compared with: its label, model or prompt reference "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llmops.cli._common import EXIT_OK, console, settings_from
+from llmops.cli._common import EXIT_OK, console, positive_int, settings_from
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--store", default=None, metavar="FILE", help="run store (default: store_path)")
     ps = p.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     lst = ps.add_parser("list", help="most recent runs")
-    lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--limit", type=positive_int, default=20)
     lst.add_argument("--json", action="store_true", help="print the runs as a JSON list (complete ids)")
     lst.set_defaults(handler=_list)
     show = ps.add_parser("show", help="summary and failures of a run")

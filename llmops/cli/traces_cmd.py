@@ -7,7 +7,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from llmops.cli._common import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, console, settings_from
+from llmops.cli._common import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, console, positive_int, settings_from
 
 if TYPE_CHECKING:
     from llmops.config import Settings
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     selection(ls)
     ls.add_argument("--errors", action="store_true", help="only traces with a failed span")
     ls.add_argument("--tag", help="only traces with this tag (e.g. run:20260101-...)")
-    ls.add_argument("--limit", type=int, default=30, metavar="N")
+    ls.add_argument("--limit", type=positive_int, default=30, metavar="N")
     ls.add_argument("--json", action="store_true", help="print JSON")
     ls.set_defaults(handler=_list)
 
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ex.add_argument("--errors", action="store_true", help="only traces with a failed call")
     ex.add_argument("--below", action="append", metavar="NAME=VALUE",
                     help="only traces whose score NAME is below VALUE (repeatable; local store)")
-    ex.add_argument("--limit", type=int, default=50, metavar="N")
+    ex.add_argument("--limit", type=positive_int, default=50, metavar="N")
     ex.add_argument("--source", choices=["local", "langfuse"], default="local")
     ex.set_defaults(handler=_export)
 
@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     help="evaluator to run, e.g. length:max=200 (repeatable)")
     sc.add_argument("--suite", metavar="FILE", help="use the evaluators of this suite file")
     selection(sc)
-    sc.add_argument("--sample", type=int, default=50, metavar="N", help="calls to score (random, seeded)")
+    sc.add_argument("--sample", type=positive_int, default=50, metavar="N", help="calls to score (random, seeded)")
     sc.add_argument("--seed", type=int, default=0)
     sc.add_argument("--source", choices=["local", "langfuse"], default="local")
     sc.add_argument("--judge-model", metavar="MODEL", help="model for judge evaluators")
@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pu = ts.add_parser("push", help="send spans Langfuse never acknowledged (from the local store) again")
     pu.add_argument("--timeout", type=float, default=10.0, metavar="S",
                     help="wait at most S seconds for Langfuse (default 10)")
-    pu.add_argument("--limit", type=int, default=None, metavar="N", help="send at most N spans, oldest first")
+    pu.add_argument("--limit", type=positive_int, default=None, metavar="N", help="send at most N spans, oldest first")
     pu.set_defaults(handler=_push)
 
 

@@ -202,9 +202,24 @@ def load_suite(path: Path | str) -> LoadedSuite:
     if not cases:
         raise EvalsetError("suite has no cases", file=path, line=line_at(root, ("cases",)), key="cases",
                            hint="add cases: [...] or cases_file: cases.jsonl")
+    _check_gate_names(suite, cases, path, root)
     suite = suite.model_copy(update={"cases": cases})
     return LoadedSuite(suite=suite, path=path, name=suite.name or path.stem,
                        dataset_hash=dataset_hash(cases), case_lines=case_lines)
+
+
+def _check_gate_names(suite: Suite, cases: list[Case], path: Path, root: Any) -> None:
+    """``gate.min_mean`` may only name an evaluator of the suite (else it would fail only at the gate)."""
+    if not suite.gate.min_mean:
+        return
+    names = [spec.display_name for spec in suite.evaluators]
+    names += [spec.display_name for case in cases for spec in case.assertions if spec.display_name not in names]
+    for name in suite.gate.min_mean:
+        if name not in names:
+            raise EvalsetError(f"gate.min_mean names evaluator '{name}', which the suite does not have",
+                               file=path, line=line_at(root, ("gate", "min_mean", name)) or line_at(root, ("gate",)),
+                               key=f"gate.min_mean.{name}",
+                               hint=did_you_mean(name, names) or f"evaluators: {', '.join(names) or '(none)'}")
 
 
 def suite_json_schema() -> dict[str, Any]:

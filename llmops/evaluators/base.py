@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from llmops.credentials import scrub
 from llmops.errors import EvalsetError, did_you_mean
 
 if TYPE_CHECKING:
@@ -200,13 +201,13 @@ class Evaluator:
     def unmeasured(self, reason: str, *, details: dict[str, Any] | None = None,
                    cost_usd: float = 0.0) -> Score:
         """An explicit "could not decide" outcome with its reason."""
-        return Score(name=self.name, value=None, status="unmeasured", reason=reason,
+        return Score(name=self.name, value=None, status="unmeasured", reason=scrub(reason),
                      threshold=self.threshold, evaluator=self.kind, version=self.version,
                      details=details or {}, cost_usd=cost_usd)
 
     def error(self, reason: str) -> Score:
         """The evaluator crashed."""
-        return Score(name=self.name, value=None, status="error", reason=reason, threshold=self.threshold,
+        return Score(name=self.name, value=None, status="error", reason=scrub(reason), threshold=self.threshold,
                      evaluator=self.kind, version=self.version)
 
 

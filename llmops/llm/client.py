@@ -21,15 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from llmops._async import run_sync
-from llmops.config import CacheMode, Settings, load_settings, secret_env_values
-from llmops.errors import CacheMissError, LLMOpsError, ProviderError, ProviderTimeoutError
+from llmops.config import CacheMode, Settings, load_settings, register_secrets
+from llmops.credentials import register_params
+from llmops.errors import CacheMissError, InternalError, LLMOpsError, ProviderError, ProviderTimeoutError
 from llmops.llm.cache import ResponseCache, request_key
 from llmops.llm.errormap import RETRYABLE_STATUS, map_exception, missing_key_env_vars, retry_after
 from llmops.llm.loader import Lean, litellm_imported, load_litellm
 from llmops.llm.pricing import PRICE_PARAMS, cost_of
 from llmops.llm.providers import collect_own_errors
 from llmops.llm.retry import RetryPolicy
-from llmops.llm.scrub import SECRET_PARAMS, public_params, register_log_secrets, secret_param_values
+from llmops.llm.scrub import public_params, register_log_secrets, secret_param_values
 from llmops.llm.streaming import CompletionStream
 from llmops.llm.throttle import Pacer
 from llmops.llm.types import Completion, Message, ToolCall, Usage, structured_output
@@ -174,10 +175,7 @@ class LLMClient:
         self.max_in_flight: dict[str, int] = {}
         # Per model, shared by every loop and thread of this client: learned from the provider's 429s.
         self.pacers: dict[str, Pacer] = {}
-        secrets = set().union(*(secret_param_values(a.params) for a in self.settings.models.values()))
-        if self.settings.langfuse is not None:
-            secrets.add(self.settings.langfuse.secret_key.get_secret_value())
-        register_log_secrets(secrets | secret_env_values())
+        register_secrets(self.settings)  # every credential it knows of is scrubbed by value from now on
 
     def _deadline(self) -> float:
         """Hard limit of one attempt: the timeout plus a grace for litellm's own timeout to fire first.
@@ -250,8 +248,8 @@ class LLMClient:
         msgs = [Message.coerce(m) for m in messages]
         requested = model or self.settings.default_model
         resolved, merged = self.resolve(requested, params)
-        if params and SECRET_PARAMS.intersection(params):
-            register_log_secrets(secret_param_values(params))
+        if params:  # a suite's or a prompt's own api_key, header values or api_base password
+            register_params(params)
         seed = self.settings.seed if seed is None else seed
         meta = dict(metadata or {})
         started = time.time()
@@ -291,8 +289,8 @@ class LLMClient:
         requested = model or self.settings.default_model
         resolved, merged = self.resolve(requested, params)
         merged = {k: v for k, v in merged.items() if k not in ("stream", "stream_options")}
-        if params and SECRET_PARAMS.intersection(params):
-            register_log_secrets(secret_param_values(params))
+        if params:  # a suite's or a prompt's own api_key, header values or api_base password
+            register_params(params)
         seed = self.settings.seed if seed is None else seed
         key = request_key(resolved, msgs, merged, seed, repeat)
         return CompletionStream(self, msgs, requested, resolved, merged, seed, key, dict(metadata or {}))
@@ -352,7 +350,7 @@ class LLMClient:
                 self._notify(CallRecord(record_msgs, model, resolved, public_params(merged), None, err,
                                         started, time.time(), meta))
                 raise
-            cost = cost_of(resolved, usage)
+            cost = cost_of(resolved, usage, merged)  # an alias's own prices, as for chat calls
             for i, vector in zip(missing, fresh, strict=True):
                 vectors[i] = vector
                 if self.cache is not None and self.cache_mode in ("read-write", "refresh"):
@@ -405,10 +403,12 @@ class LLMClient:
                 raise ProviderTimeoutError(f"no answer within {self.timeout_s:g} s", model=resolved,
                                            retryable=True) from None
             latency = time.perf_counter() - start
-        items = sorted(getattr(response, "data", None) or [], key=lambda item: int(_field(item, "index") or 0))
-        vectors = [[float(x) for x in _field(item, "embedding")] for item in items]
-        raw_usage = getattr(response, "usage", None)
-        usage = Usage(prompt_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0))
+        with _our_conversion(resolved):
+            items = sorted(getattr(response, "data", None) or [],
+                           key=lambda item: int(_field(item, "index") or 0))
+            vectors = [[float(x) for x in _field(item, "embedding")] for item in items]
+            raw_usage = getattr(response, "usage", None)
+            usage = Usage(prompt_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0))
         return vectors, usage, latency
 
     def complete(self, messages: Sequence[Message] | Sequence[dict[str, Any]], model: str | None = None,
@@ -476,7 +476,25 @@ class LLMClient:
                 self.in_flight[resolved] -= 1
             latency = time.perf_counter() - start
             pacer.success()
-        return _to_completion(response, requested, resolved, latency, params)
+        with _our_conversion(resolved):
+            return _to_completion(response, requested, resolved, latency, params)
+
+
+@contextlib.contextmanager
+def _our_conversion(resolved: str) -> Iterator[None]:
+    """Our own reading of a response that litellm accepted: a failure here is our bug, not the provider's.
+
+    Without this, a ``TypeError`` in our code would be mapped to a retryable "malformed provider
+    response" and retried (paid again) like a truncated body.
+    """
+    try:
+        yield
+    except LLMOpsError:
+        raise
+    except Exception as exc:
+        raise InternalError(f"{resolved}: reading the response failed in llmops itself "
+                            f"({type(exc).__name__}: {exc})",
+                            hint="this is a bug in llmops; please report it with this message") from exc
 
 
 def _field(item: Any, name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Bounded retries: exponential backoff with full jitter, honouring Retry-After.
+"""Bounded retries: exponential backoff with equal jitter, honouring Retry-After.
 
 A CI tool wants retries that end: at most ``max_retries`` extra attempts and at most
 ``max_total_s`` seconds spent waiting, whichever comes first.
@@ -36,7 +36,8 @@ class RetryPolicy:
         if retry_after is not None and retry_after >= 0:
             return min(self.max_delay_s, retry_after + uniform(0, 0.1 * max(retry_after, 0.1)))
         ceiling = min(self.max_delay_s, self.base_delay_s * 2.0 ** max(0, attempt - 1))
-        # "Equal jitter": never less than half the step, so backoff still grows.
+        # "Equal jitter" (not full jitter): uniform in [step/2, step], so backoff still grows
+        # while calls that failed together spread out.
         return ceiling / 2 + uniform(0, ceiling / 2)
 
     def allows(self, attempt: int, waited_s: float, next_delay_s: float) -> bool:

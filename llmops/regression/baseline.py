@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from llmops.credentials import public_params
 from llmops.errors import StoreError
 from llmops.regression.stats import Flakiness, flakiness_from_counts
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 FORMAT_VERSION: Final = 1
 # Suite params are call parameters (temperature, max_tokens...), but a user could put a key in
 # them; anything that looks like a credential never reaches a committed file.
-_SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password|passwd|authorization|credential)", re.I)
 
 
 class ScoreStats(BaseModel):
@@ -267,15 +267,6 @@ def aggregate_variants(results: Iterable[UnitResult]) -> list[VariantRecord]:
             for (prompt, model), units in sorted(groups.items())]
 
 
-def _safe_params(params: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if _SECRET_KEY.search(key):
-            continue
-        out[key] = _safe_params(value) if isinstance(value, dict) else value
-    return out
-
-
 def baseline_from_run(run: RunResult) -> Baseline:
     """Build the baseline of a run (without writing it).
 
@@ -288,7 +279,7 @@ def baseline_from_run(run: RunResult) -> Baseline:
     m = run.manifest
     source = BaselineSource(
         suite=m.suite, llmops_version=m.llmops_version, git_commit=m.git_commit, git_dirty=m.git_dirty,
-        prompts=dict(m.prompts), models=dict(m.models), params=_safe_params(dict(m.params)), seed=m.seed,
+        prompts=dict(m.prompts), models=dict(m.models), params=public_params(m.params), seed=m.seed,
         repeat=m.repeat,
         evaluators=[{k: e.get(k) for k in ("name", "kind", "version", "threshold")} for e in m.evaluators],
         dataset_hash=m.dataset_hash, shard=m.shard, status=m.status)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmops._async import run_sync
 from llmops.config import Settings, load_settings
+from llmops.credentials import public_params
 from llmops.errors import EvalsetError, LLMOpsError, UserError
 from llmops.evalsets.loader import LoadedSuite, load_suite
 from llmops.evalsets.models import Case, EvaluatorSpec
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from llmops.tracing.tracer import Tracer
 
 ResultCallback = Callable[[UnitResult], None]
+MAX_REPEAT = 1000
 # The manifest fields each unit's trace carries: what identifies a run and makes it reproducible.
 # Paths, counters and timings stay in the run store (one copy per run, not one per unit).
 TRACE_MANIFEST_FIELDS = frozenset({"run_id", "suite", "llmops_version", "git_commit", "git_dirty", "prompts",
@@ -227,6 +229,8 @@ class Runner:
         self.repeat = repeat if repeat is not None else suite.suite.repeat
         if self.repeat < 1:
             raise UserError(f"repeat must be at least 1, got {self.repeat}", key="repeat")
+        if self.repeat > MAX_REPEAT:  # the suite file's own bound, for flags and the API too
+            raise UserError(f"repeat must be at most {MAX_REPEAT}, got {self.repeat}", key="repeat")
         if max_cost_usd is not None and not max_cost_usd >= 0:  # `not >=` also refuses NaN
             raise UserError(f"max_cost_usd must be 0 or more, got {max_cost_usd}", key="max_cost_usd")
         self.seed = seed if seed is not None else (suite.suite.seed if suite.suite.seed is not None
@@ -292,7 +296,7 @@ class Runner:
         """The resumable plan."""
         return RunPlan(suite_path=str(self.suite.path.resolve()), models=self.models,
                        prompts=self.prompt_refs, repeat=self.repeat, seed=self.seed,
-                       params=dict(self.suite.suite.params), cache=self.client.cache_mode,
+                       params=public_params(self.suite.suite.params), cache=self.client.cache_mode,
                        concurrency=self.client.concurrency, shard=self.shard_text,
                        max_cost_usd=self.max_cost_usd)
 
@@ -310,7 +314,7 @@ class Runner:
             prompts={ref: pv.content_hash for ref, pv in self.prompts.items()},
             prompt_source=self.settings.prompt_source,
             models={m: self.client.resolve(m)[0] for m in self.models},
-            params=dict(self.suite.suite.params), seed=self.seed, repeat=self.repeat,
+            params=public_params(self.suite.suite.params), seed=self.seed, repeat=self.repeat,
             evaluators=evaluators, dataset_hash=self.suite.dataset_hash,
             cases=sum(1 for c in self.suite.cases if in_shard(c.id, self.shard)),
             units=sum(1 for _ in self.units()), shard=self.shard_text, cache_mode=self.client.cache_mode,

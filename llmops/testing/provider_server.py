@@ -40,6 +40,8 @@ and ``POST /_double/reset`` resets them (these control paths are not counted as 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 import random
 import socket
@@ -461,6 +463,10 @@ class ProviderServer:
         backlog: The listen backlog (raise it for benchmarks with many connections).
         chunk_delay_s: Time between two events of a streamed answer (the first comes after
             ``latency_s``).
+        echo_credentials: Make every error body quote the credentials the request carried
+            (the ``Authorization`` / ``x-api-key`` values, Basic-auth passwords decoded, every
+            ``x-*`` header value), as some real providers and gateways do on a 401: for testing
+            that a client never stores or prints what a provider echoes.
     """
 
     def __init__(
@@ -482,9 +488,11 @@ class ProviderServer:
         port: int = 0,
         backlog: int = 1024,
         chunk_delay_s: float = 0.0,
+        echo_credentials: bool = False,
     ) -> None:
         self.chunk_delay_s = chunk_delay_s
         self.api_key = api_key
+        self.echo_credentials = echo_credentials
         self.latency_s = latency_s
         self.jitter_s = jitter_s
         self.error_rate = error_rate
@@ -791,12 +799,12 @@ class ProviderServer:
                                      status=404)
         if not self._auth_ok(provider, headers):
             self._record(provider=provider, auth_ok=False, outcome="auth", status=401, **base)
-            message = self._auth_message(provider, headers)
+            message = self._auth_message(provider, headers) + self._echo(headers)
             return self._json(provider, 401, error_body(provider, 401, message))
         problem = self._validate(provider, body, headers)
         if problem is not None:
             self._record(provider=provider, auth_ok=True, outcome="bad_request", status=400, **base)
-            return self._json(provider, 400, error_body(provider, 400, problem))
+            return self._json(provider, 400, error_body(provider, 400, problem + self._echo(headers)))
 
         fault = self._next_fault()
         assert isinstance(body, dict)  # checked by _validate
@@ -809,8 +817,10 @@ class ProviderServer:
                 extra["retry-after"] = ra if isinstance(ra, str) else f"{ra:g}"
             if fault.retry_after_ms is not None:
                 extra["retry-after-ms"] = f"{fault.retry_after_ms:g}"
-            return self._json(provider, fault.status, error_body(provider, fault.status, fault.message),
-                              extra)
+            echoed = fault.message
+            if self.echo_credentials:
+                echoed = (echoed or f"error {fault.status}") + self._echo(headers)
+            return self._json(provider, fault.status, error_body(provider, fault.status, echoed), extra)
         if fault.kind == "hang":
             self._record(provider=provider, auth_ok=True, outcome="hang", status=None, **base)
             return await self._hang(request)
@@ -851,6 +861,20 @@ class ProviderServer:
               extra: Mapping[str, str] | None = None) -> web.Response:
         return web.Response(body=json.dumps(payload).encode(), status=status,
                             headers=self._headers(provider, extra))
+
+    def _echo(self, headers: Mapping[str, str]) -> str:
+        """What an echoing provider appends to its error message (nothing unless ``echo_credentials``)."""
+        if not self.echo_credentials:
+            return ""
+        shown: list[str] = []
+        for name, value in sorted(headers.items()):
+            if name in ("authorization", "proxy-authorization") and value.lower().startswith("basic "):
+                with contextlib.suppress(ValueError):
+                    value = base64.b64decode(value[6:].strip()).decode("utf-8", "replace")
+                shown.append(f"{name}: {value}")
+            elif name in _REDACTED_HEADERS or (name.startswith("x-") and not name.startswith("x-stainless")):
+                shown.append(f"{name}: {value}")
+        return f" (request credentials: {'; '.join(shown)})"
 
     def _auth_message(self, provider: Provider, headers: Mapping[str, str]) -> str:
         if provider == "anthropic":

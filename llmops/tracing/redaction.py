@@ -14,40 +14,13 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from llmops import credentials
+from llmops.credentials import BUILTIN_PATTERNS, REDACTED, SECRET_KEYS
+from llmops.credentials import may_hold_builtin_secret as _may_hold_builtin_secret
 from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, evolve
 
-REDACTED = "[REDACTED]"
 FAILED = "[REDACTION FAILED]"
 RedactHook = Callable[[str], str]
-
-# (name, pattern, replacement). Order matters: specific key formats before the generic rules.
-BUILTIN_PATTERNS: tuple[tuple[str, str, str], ...] = (
-    ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----", REDACTED),
-    ("url_password", r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/?#@]+):[^\s@/]+@", rf"\1:{REDACTED}@"),
-    ("auth_header", r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:basic|bearer|token|digest)\s+)?"
-                    r"[A-Za-z0-9\-._~+/]{6,}=*", rf"\1{REDACTED}"),
-    ("bearer", r"(?i)\b(bearer)(\s+)[A-Za-z0-9\-._~+/]{8,}=*", rf"\1\2{REDACTED}"),
-    ("openai_anthropic", r"\bsk-(?:proj-|ant-(?:api\d{2}-)?|svcacct-)?[A-Za-z0-9_\-]{16,}", REDACTED),
-    ("langfuse", r"\b(?:pk|sk)-lf-[A-Za-z0-9\-]{8,}", REDACTED),
-    ("aws_access_key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", REDACTED),
-    ("github", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})", REDACTED),
-    ("slack", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", REDACTED),
-    ("google", r"\bAIza[0-9A-Za-z\-_]{30,}", REDACTED),
-    ("huggingface", r"\bhf_[A-Za-z0-9]{30,}", REDACTED),
-    ("stripe", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}", REDACTED),
-    ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", REDACTED),
-    ("key_value", r"(?i)\b((?:api[_-]?key|apikey|secret(?:[_-]?key)?|password|passwd|pwd|access[_-]?token|"
-                  r"auth[_-]?token|client[_-]?secret)\"?'?)(\s*[:=]\s*)([\"']?)[^\s\"'&,;]{4,}",
-     rf"\1\2\3{REDACTED}"),
-)
-
-# Mapping keys whose whole value is a credential, whatever it looks like.
-SECRET_KEYS = frozenset({
-    "api_key", "apikey", "api-key", "x-api-key", "authorization", "proxy-authorization", "password",
-    "passwd", "secret", "secret_key", "client_secret", "access_token", "refresh_token", "auth_token",
-    "token", "aws_secret_access_key", "azure_ad_token", "cookie", "set-cookie",
-})
-
 
 _MEMO_MAX_CHARS = 2000
 _MEMO_MAX_ITEMS = 20_000
@@ -57,21 +30,6 @@ def _scoped(rx: str) -> str:
     """``(?i)body`` as ``(?i:body)``, so that the pattern can be one branch of an alternation."""
     m = re.match(r"\(\?([aiLmsux]+)\)", rx)
     return f"(?{m.group(1)}:{rx[m.end():]})" if m else rx
-
-
-_KEY_WORDS = ("key", "secret", "pass", "pwd", "token")
-
-
-def _may_hold_builtin_secret(text: str) -> bool:
-    """False only when no built-in pattern can match: each test is a substring its pattern needs."""
-    if ("sk-" in text or "-lf-" in text or "eyJ" in text or "AIza" in text or "hf_" in text or "gh" in text
-            or "xox" in text or "AKIA" in text or "ASIA" in text or "k_live_" in text or "k_test_" in text
-            or "PRIVATE KEY" in text or ("://" in text and "@" in text)):
-        return True
-    lower = text.lower()
-    if "bearer" in lower or "authorization" in lower:
-        return True
-    return ("=" in text or ":" in text) and any(word in lower for word in _KEY_WORDS)
 
 
 # Substrings of the generic patterns (key_value, auth_header, bearer) and of the secret keys,
@@ -174,8 +132,8 @@ class Redactor:
         return out
 
     def text(self, value: str) -> str:
-        """Redact one string."""
-        out = self._builtin(value)
+        """Redact one string: known credential values (see :mod:`llmops.credentials`), then the patterns."""
+        out = self._builtin(credentials.scrub_known(value))
         if self.hook is not None:
             try:
                 hooked = self.hook(out)
@@ -197,7 +155,7 @@ class Redactor:
         then store and export the values as they are. False means "walk them": most records
         hold no secret, and this check costs a small fraction of :meth:`value`.
         """
-        if self.hook is not None or not self._json_fast:
+        if self.hook is not None or not self._json_fast or credentials.json_may_hold_known(text):
             return False
         folded = text.casefold()
         if _json_may_hold_builtin_secret(text, folded):

@@ -24,6 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from llmops.credentials import scrub
 from llmops.errors import StoreError
 from llmops.tracing.exporter import Exporter, ExportStats
 from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, evolve, new_span_id, new_trace_id
@@ -353,7 +354,7 @@ class Tracer:
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            log.warning("llmops: %s", message)
+            log.warning("llmops: %s", scrub(message))  # may quote an exporter error with a URL
 
     # ---- control (never on the request path) -------------------------------------------------
     def flush(self, timeout_s: float = 10.0) -> bool:

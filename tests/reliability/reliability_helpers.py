@@ -13,6 +13,9 @@ from llmops.runner.results import RunResult
 from llmops.runner.store import RunStore
 
 KEY = "sk-test-reliability-0123456789abcdef"
+# What the reliability tests tried and found, printed at the end of the session by conftest.py
+# (secrets planted / found, bad inputs tried / exit 2 with a location, spans sent / delivered).
+COUNTS: Counter[str] = Counter()
 MAX_RETRIES = 2
 ATTEMPTS = MAX_RETRIES + 1
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reliability_helpers import COUNTS
 
 from llmops.cli import main
 from llmops.errors import EvalsetError, LLMOpsError, PromptError, UserError
@@ -235,6 +236,11 @@ BAD_FLAGS: list[tuple[list[str], str]] = [
     (["prompts", "render", "[/bold]"], "invalid prompt reference '[/bold]'"),
     (["report", "nope"], "no run 'nope'"),
     (["report", "latest", "--html", "no/such/dir/r.html"], "no run"),
+    (["run", "evalsets/ok.yaml", "--timeout", "inf"], "--timeout"),
+    (["run", "evalsets/ok.yaml", "--repeat", "1000000", "--dry-run"], "repeat must be at most 1000"),
+    (["run", "evalsets/ok.yaml", "--repeat", "1000000"], "repeat must be at most 1000"),
+    (["compare", "evalsets/ok.yaml", "--quality", "nosuch", "--no-progress"], "unknown quality metric 'nosuch'"),
+    (["run", "evalsets/minmean.yaml"], "minmean.yaml:8: gate.min_mean names evaluator 'contians'"),
 ]
 
 
@@ -242,19 +248,30 @@ BAD_FLAGS: list[tuple[list[str], str]] = [
 def test_bad_flags_exit_2_with_a_message(project: Path, argv: list[str], words: str,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     _write(project / "evalsets", VALID, "ok.yaml")
+    _write(project / "evalsets", VALID.replace("gate: {min_pass_rate: 0.5}",
+                                               "gate:\n  min_mean:\n    contians: 0.5"), "minmean.yaml")
     (project / "latin1.json").write_bytes(b'{"text": "caf\xe9"}')
     (project / "list.json").write_text("[1, 2]")
-    assert main(argv) == 2
+    COUNTS["bad inputs tried"] += 1
+    code = main(argv)
     err = capsys.readouterr().err
+    COUNTS["bad inputs: exit 2 with a location"] += code == 2 and words in err and "Traceback" not in err
+    assert code == 2, err
     assert words in err, err
     assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("argv", [["run", "--repeat", "many"], ["run", "--cache", "sometimes"], ["--bogus"],
-                                  ["nosuchcommand"], ["run", "--timeout"]])
-def test_argparse_errors_exit_2(project: Path, argv: list[str]) -> None:
+                                  ["nosuchcommand"], ["run", "--timeout"], ["compare", "x", "--alpha", "2"],
+                                  ["compare", "x", "--alpha", "nan"], ["compare", "x", "--models", ""],
+                                  ["traces", "list", "--limit", "-5"], ["runs", "list", "--limit", "0"]])
+def test_argparse_errors_exit_2(project: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    COUNTS["bad inputs tried"] += 1
     with pytest.raises(SystemExit) as info:
         main(argv)
+    err = capsys.readouterr().err
+    # argparse names the flag (the location of a bad flag) in its message
+    COUNTS["bad inputs: exit 2 with a location"] += info.value.code == 2 and ("argument" in err or "invalid" in err)
     assert info.value.code == 2
 
 
