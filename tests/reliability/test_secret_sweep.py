@@ -102,7 +102,6 @@ def test_echoed_credentials_from_every_source_reach_no_artifact(
            "LANGFUSE_PUBLIC_KEY": "pk-lf-planted", "LANGFUSE_HOST": "http://127.0.0.1:9"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OPENAI_LOG", "debug")
     caplog.set_level(logging.DEBUG)
 
     for suite in ("aliases", "suiteparams", "promptparams"):
