@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sc.add_argument("--seed", type=int, default=0)
     sc.add_argument("--source", choices=["local", "langfuse"], default="local")
     sc.add_argument("--judge-model", metavar="MODEL", help="model for judge evaluators")
+    sc.add_argument("--eval-runs", action="store_true",
+                    help="also score llmops's own eval-run calls (default: production calls only)")
     sc.add_argument("--json", action="store_true", help="print JSON")
     sc.set_defaults(handler=_score)
 
@@ -66,6 +68,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dr.add_argument("--windows", type=int, default=4, metavar="N", help="number of windows (default 4)")
     dr.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     dr.add_argument("--environment", help="only calls from this environment")
+    dr.add_argument("--eval-runs", action="store_true",
+                    help="also count llmops's own eval-run calls (default: production calls only)")
     dr.add_argument("--check", action="store_true", help="exit 1 if a change for the worse is flagged")
     dr.add_argument("--json", action="store_true", help="print JSON")
     dr.set_defaults(handler=_drift)
@@ -244,7 +248,7 @@ def _select_local(settings: Settings, args: argparse.Namespace) -> list[TraceDet
 
 def _export(args: argparse.Namespace) -> int:
     from llmops.errors import UserError
-    from llmops.tracing.export import export_cases
+    from llmops.tracing.export import export_by_prompt
     from llmops.tracing.monitor import prompt_filter
 
     settings = settings_from(args)
@@ -268,12 +272,14 @@ def _export(args: argparse.Namespace) -> int:
     if not traces:
         raise UserError("no traces match the selection", hint="`llmops traces list` shows what is stored")
     ref = f"{name}@{version}" if name and version is not None else None
-    result = export_cases(traces, args.to, prompt=ref, prompt_name=name)
     out = console()
-    verb = "created" if result.created else "updated"
-    out.print(f"{verb} {result.path}: {len(result.added)} case(s) added"
-              + (f", {len(result.skipped)} already there" if result.skipped else "")
-              + (f", {len(result.unusable)} trace(s) without a prompt call" if result.unusable else ""))
+    # One suite per prompt: a suite runs one prompt, and cases of another would run on the wrong one.
+    for result in export_by_prompt(traces, args.to, prompt=ref, prompt_name=name):
+        verb = "created" if result.created else "updated"
+        out.print(f"{verb} {result.path}: {len(result.added)} case(s) added"
+                  + (f", {len(result.skipped)} already there" if result.skipped else "")
+                  + (f", {len(result.unusable)} trace(s) without a prompt call" if result.unusable else ""),
+                  markup=False)
     return EXIT_OK
 
 
@@ -326,7 +332,7 @@ def _score(args: argparse.Namespace) -> int:
         if not store.exists():
             raise UserError(f"no trace store at {store.path}", hint="traced calls create it")
         pool = store.spans(kind="generation", prompt_name=name, prompt_version=version, since=since, until=until)
-    calls = select_calls(pool, sample=args.sample, seed=args.seed)
+    calls = select_calls(pool, sample=args.sample, seed=args.seed, include_eval_runs=args.eval_runs)
     if not calls:
         raise UserError("no successful prompt calls match the selection")
     # Judge calls are not traced: scoring production must not add traces to production.
@@ -383,7 +389,7 @@ def _drift(args: argparse.Namespace) -> int:
         console().print(f"no traces in {store.path}")
         return EXIT_OK
     report = drift(store, prompt_name=name, prompt_version=version, window_s=window, windows=args.windows,
-                   alpha=args.alpha, environment=args.environment)
+                   alpha=args.alpha, environment=args.environment, include_eval_runs=args.eval_runs)
     worse = [f for f in report.flags if f.direction == "worse"]
     if args.json:
         from dataclasses import asdict

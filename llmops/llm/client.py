@@ -252,18 +252,18 @@ class LLMClient:
             register_params(params)
         seed = self.settings.seed if seed is None else seed
         meta = dict(metadata or {})
-        started = time.time()
+        clock = [time.time()]  # when the request started; _complete moves it past a one-off import
         key = request_key(resolved, msgs, merged, seed, repeat)
         try:
-            completion = await self._complete(msgs, requested, resolved, merged, seed, key, meta)
+            completion = await self._complete(msgs, requested, resolved, merged, seed, key, meta, clock)
         except LLMOpsError as err:
             if self.observers:
                 self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), None, err,
-                                        started, time.time(), meta))
+                                        clock[0], time.time(), meta))
             raise
         if self.observers:  # no record to build for nobody
             self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), completion, None,
-                                    started, time.time(), meta))
+                                    clock[0], time.time(), meta))
         return completion
 
     def astream(
@@ -424,7 +424,7 @@ class LLMClient:
                 continue
 
     async def _complete(self, msgs: list[Message], requested: str, resolved: str, params: dict[str, Any],
-                        seed: int, key: str, meta: dict[str, Any]) -> Completion:
+                        seed: int, key: str, meta: dict[str, Any], clock: list[float] | None = None) -> Completion:
         if self.cache is not None and self.cache_mode in ("read-write", "read-only"):
             hit = self.cache.get(key)
             if hit is not None:
@@ -435,6 +435,11 @@ class LLMClient:
                     f"replay mode: no cached response for {resolved} ({what}), key {key[:16]}",
                     key=key, hint="record it first with --cache read-write (needs the provider), "
                                   "or run with --cache off")
+        if clock is not None:
+            # The first provider call of a process imports LiteLLM (~2.5 s): that is process
+            # start-up, not the call's latency, and it hid a real p50 jump in `traces drift`.
+            load_litellm()
+            clock[0] = time.time()
         completion, attempts = await self._retrying(
             lambda: self._attempt(msgs, requested, resolved, params, seed), resolved)
         completion = Completion(**{**completion.__dict__, "cache_key": key, "attempts": attempts})

@@ -83,6 +83,65 @@ def case_from_generation(trace: TraceDetail, gen: SpanRow, index: int = 0) -> di
     return {"id": case_id, "inputs": dict(gen.metadata["prompt_inputs"]), "metadata": metadata, "tags": tags}
 
 
+def export_by_prompt(traces: Sequence[TraceDetail], path: Path | str, *, prompt: str | None = None,
+                     prompt_name: str | None = None) -> list[ExportResult]:
+    """Export the cases of ``traces`` into one suite per prompt (a suite runs one prompt).
+
+    Cases of the prompt ``path`` already runs (for a new file: the first prompt by name) go to
+    ``path``; each other prompt's cases go to ``<stem>-<prompt><suffix>`` beside it. A new suite
+    pins the production prompt version and lists the production models under ``models:``.
+
+    Args:
+        traces: The selected traces.
+        path: The suite file (``evalsets/FILE.yaml``).
+        prompt: Prompt reference for the suite of ``prompt_name`` (``--prompt``).
+        prompt_name: Only calls of this prompt become cases.
+
+    Raises:
+        UserError: as :func:`export_cases`.
+    """
+    path = Path(path)
+    groups: dict[str, list[tuple[TraceDetail, list[SpanRow]]]] = {}
+    unusable: list[str] = []
+    for trace in traces:
+        gens = case_generations(trace, prompt_name)
+        if not gens:
+            unusable.append(trace.trace_id)
+        by_name: dict[str, list[SpanRow]] = {}
+        for g in gens:
+            by_name.setdefault(str(g.prompt_name), []).append(g)
+        for name, calls in by_name.items():
+            groups.setdefault(name, []).append((trace, calls))
+    if not groups:
+        raise UserError(f"none of the {len(traces)} selected trace(s) has a prompt call with recorded inputs",
+                        key="--to", hint="traces of llmops.complete/acomplete calls record them; "
+                                         "narrow the selection with --prompt")
+    # Deterministic: the file's own prompt, else --prompt's, else the first name in order.
+    home = _pinned_prompt(path) or (prompt_name if prompt_name in groups else min(groups))
+    results: list[ExportResult] = []
+    for name, members in groups.items():
+        target = path if name == home else path.with_name(f"{path.stem}-{name}{path.suffix}")
+        ref = prompt if prompt is not None and name == prompt_name else None
+        result = export_cases([t for t, _ in members], target, prompt=ref, prompt_name=name)
+        results.append(result)
+    if unusable and results:
+        results[0] = ExportResult(path=results[0].path, created=results[0].created, added=results[0].added,
+                                  skipped=results[0].skipped, unusable=unusable)
+    return results
+
+
+def _pinned_prompt(path: Path) -> str | None:
+    """The prompt name an existing suite file runs (None for a new file or a multi-prompt suite)."""
+    if not path.exists():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return None
+    ref = data.get("prompt") if isinstance(data, dict) else None
+    return str(ref).split("@", 1)[0] if isinstance(ref, str) else None
+
+
 def export_cases(traces: Sequence[TraceDetail], path: Path | str, *, prompt: str | None = None,
                  prompt_name: str | None = None) -> ExportResult:
     """Append the cases of ``traces`` to the suite at ``path`` (created if missing).
@@ -117,7 +176,8 @@ def export_cases(traces: Sequence[TraceDetail], path: Path | str, *, prompt: str
     if new:
         if original is None:
             ref = prompt or next(c["metadata"]["prompt"] for c in new)
-            text = _new_suite(path.stem, ref, new)
+            models = list(dict.fromkeys(str(c["metadata"]["model"]) for c in new if c["metadata"].get("model")))
+            text = _new_suite(path.stem, ref, new, models)
         else:
             text = _append(original, new)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,10 +211,13 @@ def _dump_cases(cases: list[dict[str, Any]], indent: str) -> str:
     return "".join(indent + line if line.strip() else line for line in body.splitlines(keepends=True))
 
 
-def _new_suite(name: str, prompt: str, cases: list[dict[str, Any]]) -> str:
+def _new_suite(name: str, prompt: str, cases: list[dict[str, Any]], models: list[str] | None = None) -> str:
+    # The production model(s), so the suite asks the model that gave the production answers.
+    models_line = f"models: {yaml.safe_dump(models, default_flow_style=True, width=10_000).strip()}\n" \
+        if models else ""
     header = (f"# Regression cases exported from production traces by `llmops traces export`.\n"
               f"# Add evaluators (and expected outputs) before gating on this suite.\n"
-              f"name: {name}\nprompt: {prompt}\nevaluators: []\ncases:\n")
+              f"name: {name}\nprompt: {prompt}\n{models_line}evaluators: []\ncases:\n")
     return header + _dump_cases(cases, "  ")
 
 

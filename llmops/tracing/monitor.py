@@ -85,9 +85,19 @@ def prompt_filter(ref: str | None, settings: Settings | None = None) -> tuple[st
     return parsed.name, None
 
 
-def is_case_call(span: SpanRow) -> bool:
-    """A production call of a prompt (not a judge call or an evaluator's regeneration)."""
-    return span.kind == "generation" and span.metadata.get("purpose") not in ("judge", "regenerate")
+def is_eval_run_call(span: SpanRow) -> bool:
+    """A call llmops made itself while running a suite (its metadata names the run)."""
+    return span.metadata.get("run_id") is not None
+
+
+def is_case_call(span: SpanRow, *, include_eval_runs: bool = False) -> bool:
+    """A production call of a prompt.
+
+    Not a judge call, not an evaluator's regeneration and, unless ``include_eval_runs``, not a
+    call of llmops's own eval runs.
+    """
+    return (span.kind == "generation" and span.metadata.get("purpose") not in ("judge", "regenerate")
+            and (include_eval_runs or not is_eval_run_call(span)))
 
 
 # ---- score -------------------------------------------------------------------------------------
@@ -101,9 +111,14 @@ class ScoredCall:
     scores: list[Score]
 
 
-def select_calls(calls: Sequence[SpanRow], *, sample: int | None = None, seed: int = 0) -> list[SpanRow]:
-    """The successful prompt calls among ``calls``, randomly sampled (seeded) down to ``sample``."""
-    usable = [c for c in calls if is_case_call(c) and c.status == "ok" and isinstance(c.output, str)]
+def select_calls(calls: Sequence[SpanRow], *, sample: int | None = None, seed: int = 0,
+                 include_eval_runs: bool = False) -> list[SpanRow]:
+    """The successful production prompt calls among ``calls``, randomly sampled (seeded) down to ``sample``.
+
+    llmops's own eval-run calls are production traffic only with ``include_eval_runs``.
+    """
+    usable = [c for c in calls if is_case_call(c, include_eval_runs=include_eval_runs) and c.status == "ok"
+              and isinstance(c.output, str)]
     if sample is not None and len(usable) > sample:
         usable = sorted(random.Random(seed).sample(usable, sample), key=lambda c: c.start_time)
     return usable
@@ -234,7 +249,8 @@ def _values(calls: list[SpanRow], scores: dict[str, list[ScoreRow]]) -> dict[str
     """Per-call values of each metric in a window (quality: one value per scored call)."""
     out: dict[str, list[float]] = {
         "latency_s": [c.duration_s for c in calls],
-        "cost_usd": [c.cost_usd or 0.0 for c in calls],
+        # An errored call's cost is unknown, not zero: zeros would read as "cost better".
+        "cost_usd": [c.cost_usd for c in calls if c.cost_usd is not None],
         "error_rate": [1.0 if c.status == "error" else 0.0 for c in calls],
     }
     for c in calls:
@@ -292,7 +308,7 @@ def _permutation_p(a: list[float], b: list[float], n: int, seed: int) -> float:
 def drift(store: TraceStore, *, prompt_name: str | None = None, prompt_version: int | None = None,
           window_s: float = 86400.0, windows: int = 2, now: float | None = None, alpha: float = 0.05,
           min_calls: int = 5, n_resamples: int = 2000, seed: int = 0,
-          environment: str | None = None) -> DriftReport:
+          environment: str | None = None, include_eval_runs: bool = False) -> DriftReport:
     """Quality, latency, cost and error rate per prompt version over the last ``windows`` windows.
 
     Args:
@@ -307,6 +323,7 @@ def drift(store: TraceStore, *, prompt_name: str | None = None, prompt_version: 
         n_resamples: Permutations per test.
         seed: Seed of the permutations.
         environment: Only calls from this environment.
+        include_eval_runs: Count llmops's own eval-run calls too (default: production only).
     """
     if windows < 1:
         raise UserError("--windows must be at least 1", key="--windows")
@@ -314,7 +331,7 @@ def drift(store: TraceStore, *, prompt_name: str | None = None, prompt_version: 
     begin = end - windows * window_s
     calls = [c for c in store.spans(kind="generation", prompt_name=prompt_name, prompt_version=prompt_version,
                                     since=begin, until=end, environment=environment)
-             if is_case_call(c) and c.prompt_name]
+             if is_case_call(c, include_eval_runs=include_eval_runs) and c.prompt_name]
     scores: dict[str, list[ScoreRow]] = {}
     for s in store.scores(sorted({c.trace_id for c in calls})):
         scores.setdefault(s.trace_id, []).append(s)
