@@ -352,6 +352,13 @@ class TraceStore:
         self._conn: sqlite3.Connection | None = None
 
     def _db(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            try:
+                self._conn.total_changes  # noqa: B018 - raises once the connection is closed
+            except sqlite3.ProgrammingError:
+                # Closed by the SQLite exit hook before the tracer's own exit hook stored its last
+                # spans and delivery record: open it again (the tracer closes it when done).
+                self._conn = None
         if self._conn is None:
             conn = open_sqlite(self.path, SCHEMA, what="trace store", format_version=STORE_FORMAT,
                                setting="trace_path",
