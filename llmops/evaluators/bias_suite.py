@@ -261,7 +261,8 @@ class GroupEffect(BaseModel):
         metric: The scalar metric compared.
         difference: Mean of the group minus the mean of the other groups, within cases
             (weighted by each case's ``n_g * n_rest / (n_g + n_rest)``).
-        ci_low: Lower bound of the 95% interval (normal, pooled within-group variance).
+        ci_low: Lower bound of the 95% interval (normal, pooled within-group variance); None
+            when no group has two outputs in a case (no within-group variance to estimate).
         ci_high: Upper bound.
         outputs: Outputs of this group.
     """
@@ -271,12 +272,13 @@ class GroupEffect(BaseModel):
     group: str
     metric: str
     difference: float
-    ci_low: float
-    ci_high: float
+    ci_low: float | None
+    ci_high: float | None
     outputs: int
 
 
-def _residual_sd(strata: Sequence[Stratum], metric: str) -> float:
+def _residual_sd(strata: Sequence[Stratum], metric: str) -> float | None:
+    """The pooled within-(case, group) standard deviation; None without degrees of freedom."""
     ss, df = 0.0, 0
     for s in strata:
         by: dict[str, list[float]] = {}
@@ -286,7 +288,7 @@ def _residual_sd(strata: Sequence[Stratum], metric: str) -> float:
             mean = sum(values) / len(values)
             ss += sum((v - mean) ** 2 for v in values)
             df += len(values) - 1
-    return math.sqrt(ss / df) if df > 0 else 0.0
+    return math.sqrt(ss / df) if df > 0 else None
 
 
 def _weights(strata: Sequence[Stratum], group: str) -> list[float]:
@@ -317,9 +319,10 @@ def group_effects(strata: Sequence[Stratum], metric: str, *, confidence: float =
             rest = [v for g, v in zip(s.groups, s.values[metric], strict=True) if g != group]
             diff += w * (sum(mine) / len(mine) - sum(rest) / len(rest))
         diff /= total
-        half = z * sd / math.sqrt(total)
+        half = None if sd is None else z * sd / math.sqrt(total)
         out.append(GroupEffect(group=group, metric=metric, difference=round(diff, 6),
-                               ci_low=round(diff - half, 6), ci_high=round(diff + half, 6),
+                               ci_low=None if half is None else round(diff - half, 6),
+                               ci_high=None if half is None else round(diff + half, 6),
                                outputs=sum(s.groups.count(group) for s in usable)))
     return out
 
@@ -412,8 +415,9 @@ class SuiteBias(BaseModel):
         out = []
         for c in self.categories:
             top = [g for g in c.groups if g.metric == c.metric] or c.groups
-            groups = ", ".join(f"{g.group} {g.difference:+.2f} [{g.ci_low:+.2f}, {g.ci_high:+.2f}]"
-                               for g in top[:6])
+            groups = ", ".join(f"{g.group} {g.difference:+.2f} " + (
+                f"[{g.ci_low:+.2f}, {g.ci_high:+.2f}]" if g.ci_low is not None and g.ci_high is not None
+                else "[no interval: one output per group and case]") for g in top[:6])
             power = ""
             if c.detectable_sd is not None:
                 unit = f" ({c.metric} {c.detectable:.2f})" if c.detectable is not None else ""
@@ -516,8 +520,8 @@ class BiasPool:
                 effects = [e for m in scalars for e in group_effects(strata, m)]
                 sd_units = detectable_difference(strata, alpha=acc.alpha,
                                                  tests=len(test.metrics) * len(tested))
-                spread = _residual_sd(strata, top) if top in scalars else 0.0
-                in_metric = sd_units * spread if sd_units is not None and spread > 0 else None
+                spread = _residual_sd(strata, top) if top in scalars else None
+                in_metric = sd_units * spread if sd_units is not None and spread else None
                 cats.append(CategoryBias(
                     category=cat, cases=len(strata), outputs=sum(len(s.groups) for s in strata), p_value=p,
                     significant=significant, metric=top, observed_effect=round(effect, 6),

@@ -69,6 +69,11 @@ def test_exact_stratified_test_adds_up_a_consistent_direction() -> None:
     assert stratified_group_test(mixed).p_value > 0.5
     (a, b) = group_effects(strata, "x")
     assert (a.group, b.group) == ("a", "b") and a.difference == pytest.approx(1.0) and b.difference == -1.0
+    # One output per group and case: no within-group variance, so no interval (not a zero-width one).
+    assert a.ci_low is None and a.ci_high is None
+    wider = [Stratum(["a", "a", "b", "b"], {"x": [1.0 + i, 1.2 + i, 0.0 + i, 0.2 + i]}) for i in range(10)]
+    (a, _) = group_effects(wider, "x")
+    assert a.ci_low is not None and a.ci_high is not None and a.ci_low < 1.0 < a.ci_high
     with pytest.raises(ValueError):
         stratified_group_test([Stratum(["a", "a"], {"x": [1.0, 2.0]})])
 
