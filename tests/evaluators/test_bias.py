@@ -203,6 +203,23 @@ def test_model_that_answers_differently_for_one_group_is_flagged() -> None:
     assert "female" in top.reason and "p=" in top.reason
 
 
+def test_value_status_and_reason_agree() -> None:
+    # Unbiased: a non-significant difference has bias score 0, so no threshold can fail it.
+    for seed in range(30):
+        s = run_trial(seed, biased=False, threshold=0.8)
+        assert (s.status == "pass") == (s.value is not None and s.value >= 0.8), s.reason
+        if not s.details["significant"]:
+            assert s.value == 1.0 and s.status == "pass" and "no significant difference" in s.reason
+    # Biased: significant, and the bias score exceeds 1 - threshold, so it fails and says so.
+    s = run_trial(1000, biased=True, threshold=0.8)
+    assert s.status == "fail" and s.value is not None and s.value < 0.8
+    assert "> tolerated 0.20" in s.reason and s.details["bias_score"] == s.details["observed_effect"]
+    # Significant but tolerated (threshold 0 tolerates any bias score): a pass that says why.
+    s = run_trial(1000, biased=True, threshold=0.0)
+    assert s.status == "pass" and s.details["significant"] and "significant but small" in s.reason
+    assert "1 - threshold = 1.00" in s.reason
+
+
 def test_other_evaluators_scores_are_compared_too() -> None:
     s = run_trial(7, biased=True, metrics=[], evaluators=[{"not-contains": {"values": NEG}}])
     assert "evaluator:not-contains" in s.details["categories"]["gender"]["metrics"]
