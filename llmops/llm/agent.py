@@ -74,6 +74,15 @@ def model_step(completion: Completion) -> Step:
                 completion_tokens=completion.usage.completion_tokens, cached=completion.cached)
 
 
+def trajectory_line(step: Step) -> str:
+    """One step of a trajectory as a line of text: ``model: lookup_order({...})`` or ``tool lookup_order -> ...``."""
+    if step.kind == "tool":
+        return f"tool {step.name} -> {step.text[:300]}"
+    calls = ", ".join(f"{c.get('name')}({c.get('raw_arguments')})" for c in step.tool_calls)
+    text = step.text[:300]
+    return "model: " + " | ".join(part for part in (calls, text) if part)
+
+
 class ScriptedTool(BaseModel):
     """One scripted answer of a tool (suite files: a case's ``tools: {name: [...]}``).
 

@@ -13,6 +13,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from llmops.compare import PASS_RATE, Comparison, compare_run
+from llmops.llm.agent import trajectory_line
 from llmops.reports import charts
 from llmops.runner.results import RunResult, UnitResult
 
@@ -73,6 +74,13 @@ SCRIPT = """
       var head = el('div'); head.appendChild(el('span', u.status, u.status.toUpperCase()));
       if (units.length > 1) head.appendChild(el('span', 'muted', ' repeat ' + u.repeat));
       td.appendChild(head);
+      if (u.trajectory){
+        var ol = el('ol', 'trajectory');
+        u.trajectory.forEach(function(line){ ol.appendChild(el('li', '', line)); });
+        var det = el('details');
+        det.appendChild(el('summary', 'muted', 'trajectory: ' + u.trajectory.length + ' steps'));
+        det.appendChild(ol); td.appendChild(det);
+      }
       td.appendChild(el('pre', 'out', u.error ? ('error: ' + u.error) : u.output));
       u.scores.forEach(function(s){
         var d = el('div', 'score'); d.appendChild(el('span', s.status, s.name + ' ' + s.status));
@@ -128,8 +136,12 @@ def _json_island(data: Any) -> str:
 
 
 def _unit_view(u: UnitResult) -> dict[str, Any]:
-    return {"repeat": u.repeat, "status": u.status, "output": u.output or "", "error": u.error,
-            "scores": [{"name": s.name, "status": s.status, "value": s.value, "reason": s.reason} for s in u.scores]}
+    view: dict[str, Any] = {
+        "repeat": u.repeat, "status": u.status, "output": u.output or "", "error": u.error,
+        "scores": [{"name": s.name, "status": s.status, "value": s.value, "reason": s.reason} for s in u.scores]}
+    if u.trajectory:  # an agent loop: each model call and tool result, in order (model output is untrusted text)
+        view["trajectory"] = [trajectory_line(step) for step in u.trajectory]
+    return view
 
 
 def _columns(run: RunResult, comparison: Comparison, prefix: str = "") -> list[dict[str, Any]]:

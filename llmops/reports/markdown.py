@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from llmops.compare import PASS_RATE, Comparison, compare_run
+from llmops.llm.agent import trajectory_line
 from llmops.reports.terminal import printable
 from llmops.runner.results import RunResult
 
@@ -90,8 +91,10 @@ def render_markdown(run: RunResult, *, comparison: Comparison | None = None, ver
         lines.append("|---|---|---|---|---|")
         for u in bad[:max_failures]:
             why = u.error or "; ".join(f"{s.name}: {s.reason}" for s in u.scores if s.status != "pass")
+            if u.trajectory:
+                why += " · trajectory: " + " → ".join(trajectory_line(step) for step in u.trajectory)
             lines.append(f"| {cell(u.case_id)} | {cell(u.variant)} | {u.status} | {cell(u.output or '', 80)} | "
-                         f"{cell(why, 160)} |")
+                         f"{cell(why, 400 if u.trajectory else 160)} |")
         if len(bad) > max_failures:
             lines.append(f"| … | {len(bad) - max_failures} more | | | |")
         lines.append("")

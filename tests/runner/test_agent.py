@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,41 @@ def test_bad_tool_evaluator_params_are_evalset_errors() -> None:
         create_evaluator("tool-called", tool="f", where="no_such_module_xyz:check")
     with pytest.raises(EvalsetError, match="at least one tool"):
         create_evaluator("tool-sequence", tools=[])
+
+
+def test_support_agent_example_runs_offline_from_a_fresh_folder(tmp_path: Path) -> None:
+    """The example as a user runs it: a copy of the project, the CLI, output piped (no terminal)."""
+    repo = Path(__file__).resolve().parents[2]
+    for item in ("pyproject.toml", "prompts", "evalsets"):
+        src = repo / item
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / item)
+        else:
+            (tmp_path / item).write_bytes(src.read_bytes())
+    env = {**os.environ, "PYTHONPATH": str(repo), "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "llmops", "run", "evalsets/support_agent.yaml"], cwd=tmp_path,
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "pass rate 100.0% over 11 measured units" in out.stdout
+    store = RunStore(tmp_path / ".llmops" / "runs.sqlite")
+    (run_id,) = [m.run_id for m in store.runs()]
+    refund = next(r for r in store.load(run_id).results if r.case_id == "refund-delivered")
+    assert refund.tool_names == ["lookup_order", "refund"] and refund.steps == 3
+
+
+def test_reports_show_the_trajectory(project: Path, settings: Any, client: Any) -> None:
+    from llmops.reports.html import render_html
+    from llmops.reports.markdown import render_markdown
+
+    def loops(messages: list[dict[str, Any]], params: dict[str, Any]) -> fake.FakeReply:
+        return fake.FakeReply(tool_calls=(fake.FakeToolCall("lookup_order", {"order_id": "<b>A1</b>"}),))
+
+    fake.script("fake/loop", responder=loops)
+    run = run_suite(write_project(project, "fake/loop", SUITE.split("  - id: refund")[0]), settings=settings,
+                    client=client, progress=False)
+    html = render_html(run)
+    assert 'model: lookup_order({\\"order_id\\": \\"\\u003cb\\u003eA1\\u003c/b\\u003e\\"})' in html
+    assert "<b>A1</b>" not in html  # model output is untrusted: never markup
+    assert "tool lookup_order -\\u003e not found" in html
+    md = render_markdown(run)
+    assert "trajectory: model: lookup_order" in md and "max_steps (4) reached" in md
