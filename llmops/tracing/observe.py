@@ -12,6 +12,7 @@ the tracer's background thread.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import time
@@ -258,7 +259,10 @@ def observe(*, name: str | None = None, capture_input: bool = True, capture_outp
 
 def observe(func: Callable[..., Any] | None = None, /, *, name: str | None = None, capture_input: bool = True,
             capture_output: bool = True, tracer: Tracer | None = None, **attributes: Any) -> Any:
-    """Decorator: trace each call of a sync or async function as a span.
+    """Decorator: trace each call of a sync or async function (or generator) as a span.
+
+    A generator's span lasts until it is exhausted; its output is the joined text of the chunks
+    it yielded; a consumer that stops early ends it as cancelled (``StreamCancelledError``).
 
     LLM calls and other observed functions called inside become its children, also across
     asyncio tasks created inside it. Exceptions are recorded and re-raised unchanged.
@@ -301,6 +305,51 @@ def observe(func: Callable[..., Any] | None = None, /, *, name: str | None = Non
             except Exception:  # an odd signature must not break the call
                 return None
 
+        if inspect.isasyncgenfunction(fn):
+            @functools.wraps(fn)
+            async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                # The span lasts the whole iteration (not just the call that creates the generator).
+                scope = span(span_name, input=inputs(args, kwargs), tracer=tracer, **attributes)
+                active = scope.__enter__()
+                items: list[Any] = []
+                try:
+                    async for item in fn(*args, **kwargs):
+                        items.append(item)
+                        yield item
+                except (GeneratorExit, asyncio.CancelledError) as exc:
+                    _cancelled(scope, active, items, capture_output)
+                    raise exc from None
+                except BaseException as exc:
+                    scope.__exit__(type(exc), exc, exc.__traceback__)
+                    raise
+                if capture_output:
+                    active.output = _items_output(items)
+                scope.__exit__(None, None, None)
+
+            return agen_wrapper
+
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                scope = span(span_name, input=inputs(args, kwargs), tracer=tracer, **attributes)
+                active = scope.__enter__()
+                items: list[Any] = []
+                try:
+                    for item in fn(*args, **kwargs):
+                        items.append(item)
+                        yield item
+                except GeneratorExit:
+                    _cancelled(scope, active, items, capture_output)
+                    raise
+                except BaseException as exc:
+                    scope.__exit__(type(exc), exc, exc.__traceback__)
+                    raise
+                if capture_output:
+                    active.output = _items_output(items)
+                scope.__exit__(None, None, None)
+
+            return gen_wrapper
+
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -325,6 +374,27 @@ def observe(func: Callable[..., Any] | None = None, /, *, name: str | None = Non
     if func is not None:
         return decorate(func)
     return decorate
+
+
+def _items_output(items: list[Any]) -> Any:
+    """A generator span's output: the joined text of string items (stream chunks), else the items."""
+    if all(isinstance(i, str) for i in items):
+        return "".join(items)
+    texts = [getattr(i, "text", None) for i in items]
+    if items and all(isinstance(t, str) for t in texts):
+        return "".join(t for t in texts if t)
+    return snapshot(items)
+
+
+def _cancelled(scope: Any, active: ActiveSpan, items: list[Any], capture_output: bool) -> None:
+    """End a generator's span that its consumer stopped early: recorded as cancelled, with what it got."""
+    from llmops.errors import StreamCancelledError
+
+    if capture_output:
+        active.output = _items_output(items)
+    active.metadata["cancelled_after_items"] = len(items)
+    active.fail(StreamCancelledError(f"cancelled by the consumer after {len(items)} item(s)", chunks=len(items)))
+    scope.__exit__(None, None, None)
 
 
 def snapshot(value: Any, _depth: int = 0) -> Any:

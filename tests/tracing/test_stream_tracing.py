@@ -55,3 +55,42 @@ def test_cancelled_stream_is_a_recorded_generation(settings: Settings, make_trac
     (gen,) = store.spans(kind="generation")
     assert gen.status == "error" and gen.error_type == "StreamCancelledError"
     assert gen.output == "one " and "after 1 chunk" in (gen.error or "")
+
+
+def test_observe_on_generators_spans_the_whole_iteration(settings: Settings, make_tracer: Any) -> None:
+    from llmops.tracing import observe
+
+    local = settings.model_copy(update={"tracing": "local"})
+    tracer: Tracer = make_tracer(local)
+    client = LLMClient(local, cache_mode="off", observers=[tracer])
+    fake.script("fake/s", responder=lambda messages, params: fake.FakeReply("alpha beta gamma"))
+
+    @observe(tracer=tracer)
+    async def answer(question: str) -> Any:
+        stream = client.astream([{"role": "user", "content": question}], "fake/s")
+        async for chunk in stream:
+            yield chunk.text
+
+    @observe(tracer=tracer)
+    def words(n: int) -> Any:
+        yield from ["one ", "two ", "three"][:n]
+
+    async def consume() -> str:
+        return "".join([text async for text in answer("hi")])
+
+    assert asyncio.run(consume()) == "alpha beta gamma"
+    assert list(words(3)) == ["one ", "two ", "three"]
+    gen = words(3)
+    next(gen)
+    gen.close()  # the consumer stops early
+    assert tracer.flush(10)
+    store = TraceStore(local.path(local.trace_path))
+    spans = {(s.name, s.kind, s.status): s for s in store.spans()}
+    outer = next(s for (name, kind, _), s in spans.items() if name.endswith("answer") and kind == "span")
+    inner = next(s for (_, kind, _), s in spans.items() if kind == "generation")
+    assert outer.output == "alpha beta gamma" and inner.parent_id == outer.span_id
+    assert outer.end_time >= inner.end_time  # the span closed after the stream, not at creation
+    done = [s for (name, _, status), s in spans.items() if name.endswith("words") and status == "ok"]
+    assert done and done[0].output == "one two three"
+    cut = [s for (name, _, status), s in spans.items() if name.endswith("words") and status == "error"]
+    assert cut and cut[0].error_type == "StreamCancelledError" and cut[0].output == "one "
