@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 from llmops.errors import CacheMissError, LLMOpsError, ProviderError, ProviderTimeoutError, StreamCancelledError
 from llmops.llm.errormap import map_exception
 from llmops.llm.loader import Lean, load_litellm
+from llmops.llm.pricing import cost_of
 from llmops.llm.providers import collect_own_errors
-from llmops.llm.types import Completion, Message, Usage
+from llmops.llm.types import Completion, Message, ToolCall, Usage, structured_output
 
 if TYPE_CHECKING:
     from llmops.llm.client import LLMClient
@@ -173,7 +174,7 @@ class CompletionStream:
             cache.put(self._key, self.completion)
 
     async def _attempt(self) -> AsyncIterator[Chunk]:
-        from llmops.llm.client import _count_call, _to_completion
+        from llmops.llm.client import _count_call
 
         client, resolved = self._client, self._resolved
         litellm = load_litellm()
@@ -197,29 +198,57 @@ class CompletionStream:
                 if own_errors:
                     raise own_errors[-1] from None
                 raise
+            # Assembled as the chunks pass (litellm's stream_chunk_builder re-walks every chunk and
+            # costs more CPU per chunk than our own work; it stays the fallback when usage is missing).
             raw_chunks: list[Any] = []
+            texts: list[str] = []
+            calls_by_index: dict[int, dict[str, Any]] = {}
+            finish: str | None = None
+            usage: Any = None
             first: float | None = None
             index = self.chunks
             async for raw in response:
                 raw_chunks.append(raw)
-                choices = getattr(raw, "choices", None) or ()
-                delta = getattr(choices[0], "delta", None) if choices else None
-                text = (getattr(delta, "content", None) or "") if delta is not None else ""
-                calls = _tool_deltas(delta) if delta is not None else ()
+                raw_usage = getattr(raw, "usage", None)
+                if raw_usage is not None:
+                    usage = raw_usage
+                choices = raw.choices
+                if not choices:
+                    continue
+                choice = choices[0]
+                finish = choice.finish_reason or finish
+                delta = choice.delta
+                text = delta.content or ""
+                calls = _tool_deltas(delta) if delta.tool_calls else ()
                 if text or calls:
                     if first is None:
                         first = time.perf_counter() - start
+                    if text:
+                        texts.append(text)
+                    for piece in calls:
+                        slot = calls_by_index.setdefault(int(piece["index"] or 0), {"id": None, "name": "",
+                                                                                    "arguments": ""})
+                        slot["id"] = slot["id"] or piece["id"]
+                        slot["name"] = slot["name"] or piece["name"] or ""
+                        slot["arguments"] += piece["arguments"]
                     yield Chunk(text=text, tool_calls=calls, index=index)
                     index += 1
             latency = time.perf_counter() - start
-        built = litellm.stream_chunk_builder(raw_chunks, messages=wire)
-        if built is None:
-            raise ProviderError("the provider's stream carried no answer", model=resolved, retryable=True)
-        completion = _to_completion(built, self._requested, resolved, latency, self._params)
-        if completion.usage == Usage() and raw_chunks:
-            completion = Completion(**{**completion.__dict__, "usage": _usage_of(raw_chunks)})
-        self.completion = Completion(**{**completion.__dict__, "ttft_s": first if first is not None else latency,
-                                        "streamed": True})
+        if usage is None or not getattr(usage, "completion_tokens", 0):
+            built = litellm.stream_chunk_builder(raw_chunks, messages=wire)
+            if built is None:
+                raise ProviderError("the provider's stream carried no answer", model=resolved, retryable=True)
+            usage = getattr(built, "usage", None)
+        counts = Usage(prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                       completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
+        text = "".join(texts)
+        tool_calls = tuple(ToolCall.of(str(slot["id"] or f"call_{i}"), slot["name"], slot["arguments"])
+                           for i, slot in sorted(calls_by_index.items()))
+        parsed, parse_error = structured_output(text, self._params.get("response_format"))
+        self.completion = Completion(
+            text=text, model=self._requested, resolved_model=resolved, finish_reason=finish, usage=counts,
+            cost_usd=cost_of(resolved, counts, self._params), latency_s=latency, tool_calls=tool_calls,
+            parsed=parsed, parse_error=parse_error, ttft_s=first if first is not None else latency, streamed=True)
 
     # ---- sync iteration --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Chunk]:
@@ -270,15 +299,6 @@ class CompletionStream:
             pass
         assert self.completion is not None
         return self.completion.text
-
-
-def _usage_of(raw_chunks: list[Any]) -> Usage:
-    for raw in reversed(raw_chunks):
-        usage = getattr(raw, "usage", None)
-        if usage is not None:
-            return Usage(prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                         completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
-    return Usage()
 
 
 def _failed() -> bool:
