@@ -547,6 +547,10 @@ SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("require", "need", "must", "necessary", "mandatory"),
     ("forbid", "ban", "prohibit", "allowed"),
     ("finish", "end", "close", "complete"),
+    ("effect", "effective", "force", "in force"),
+    ("deep", "depth"),
+    ("usually", "mostly", "often", "generally", "typically", "most"),
+    ("old", "former", "previous", "earlier", "ex"),
     ("kilometre", "kilometer", "km"),
     ("metre", "meter", "m"),
     ("hour", "hr", "h"),
@@ -578,6 +582,21 @@ def canon(stemmed: str) -> str:
     """The synonym-group key of a stemmed word (the word itself when it has no group)."""
     return _CANON.get(stemmed, stemmed)
 
+
+# Words that say "not" without a negation word: a claim with "not"/"no" may restate them
+# ("no longer supported" for "support was dropped", "did not change" for "unchanged").
+IMPLICIT_NEGATIVES = frozenset(stem(w) for w in (
+    "drop", "dropped", "remove", "removed", "exempt", "lack", "lacks", "absent", "without", "free", "rather",
+    "instead", "stop", "stopped", "end", "ended", "cease", "ceased", "abolish", "abolished", "scrap", "scrapped",
+    "cancel", "cancelled", "refuse", "refused", "deny", "denied", "avoid", "unchanged", "same", "fail", "failed",
+    "only", "except", "exclude", "excluded", "never", "nobody", "none", "longer"))
+
+# Light words: their presence in a claim adds no checkable content ("usually", "reaches").
+LIGHT_WORDS = frozenset(stem(w) for w in (
+    "reach", "reaches", "keep", "keeps", "take", "takes", "took", "come", "came", "go", "goes", "went", "get",
+    "gets", "become", "became", "remain", "remains", "stay", "stays", "stayed", "place", "part", "total",
+    "currently", "whole", "entire", "overall", "certain", "various", "several", "around", "roughly", "some",
+    "way", "thing", "things", "kind", "lot", "amount", "number", "level", "side"))
 
 _NAME_PARTICLES = frozenset({"van", "von", "de", "da", "di", "del", "der", "den", "la", "le", "du", "bin", "al"})
 

@@ -44,6 +44,8 @@ from pydantic import BaseModel, field_validator
 from llmops.errors import EvalsetError, LLMOpsError
 from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, register_evaluator
 from llmops.evaluators.claims import (
+    IMPLICIT_NEGATIVES,
+    LIGHT_WORDS,
     MONTHS,
     Features,
     Number,
@@ -122,6 +124,7 @@ class _Unit:
     slots: tuple[Slot, ...]
     feats: Features
     keys: frozenset[str]
+    topic: frozenset[str] = frozenset()  # names of the contexts' first sentences ("it" may be them)
 
 
 @dataclass(frozen=True)
@@ -163,19 +166,33 @@ _MEASURES = frozenset(canon(stem(u)) for u in (
 
 def _kind_of(n: Number) -> str:
     if (n.kind == "cardinal" and not n.grouped and n.unit not in ("$", "%") and n.value == int(n.value)
-            and _YEAR_LOW <= n.value <= _YEAR_HIGH):
+            and _YEAR_LOW <= n.value <= _YEAR_HIGH and (n.unit is None or canon(n.unit) not in _MEASURES)):
         return "year"
     return n.kind
 
 
+def _unit_word(n: Number) -> str | None:
+    """The number's unit when it reads as one (a capitalised word after a year is a name, not a unit)."""
+    if n.unit is None or (n.unit_text is not None and n.unit_text[:1].isupper()):
+        return None
+    return canon(n.unit)
+
+
 def _comparable(a: Number, b: Number) -> bool:
+    """Numbers of one kind and unit: "10 weeks" and "600,000 copies" are not two values of one slot."""
     ka, kb = _kind_of(a), _kind_of(b)
     if ka != kb and {ka, kb} != {"year", "decade"}:
         return False
-    if a.unit is None or b.unit is None:
+    if ka == "year":
         return True
-    ua, ub = canon(a.unit), canon(b.unit)
-    return ua == ub or ua not in _MEASURES or ub not in _MEASURES
+    ua, ub = _unit_word(a), _unit_word(b)
+    return ua is None or ub is None or ua == ub
+
+
+def _same_quantity(a: Number, b: Number) -> bool:
+    """The same value of the same kind, whatever unit word follows ("30 games" and "30 matches")."""
+    ka, kb = _kind_of(a), _kind_of(b)
+    return _same_value(a, b) and (ka == kb or {ka, kb} == {"year", "decade"})
 
 
 def _same_value(a: Number, b: Number) -> bool:
@@ -234,6 +251,17 @@ class OfflineVerifier:
         return _Unit(text, kind, parent, items, analyze(text, nouns), keys)
 
     def _units(self, contexts: Sequence[str], nouns: frozenset[str]) -> list[_Unit]:
+        # The subject a passage opens with is what its later "it" / "the river" refers to.
+        topic: set[str] = set()
+        for context in contexts:
+            for first in split_sentences(context)[:1]:
+                groups = _groups(slots(first.text, nouns))
+                if groups:  # the first name of the first sentence: its subject, as a rule
+                    topic.update(canon(p.key) for p in groups[min(groups)])
+        units = self._units_of(contexts, nouns)
+        return [replace(u, topic=frozenset(topic)) if u.kind != "clause" else u for u in units]
+
+    def _units_of(self, contexts: Sequence[str], nouns: frozenset[str]) -> list[_Unit]:
         units: list[_Unit] = []
         for context in contexts:
             sentences = split_sentences(context)
@@ -283,11 +311,10 @@ class OfflineVerifier:
 
         keys = list(dict.fromkeys(canon(s.key) for s in items if s.kind != "number"))
         known = [k for k in keys if _has(k, vocab)]
-        novel = [k for k in keys if k not in known]
+        novel = [k for k in keys if k not in known and k not in LIGHT_WORDS]
         novel_names = [s for s in items if s.kind == "entity" and canon(s.key) in novel]
         claim_numbers = [s.number for s in items if s.number is not None]
-        novel_numbers = [n for n in claim_numbers
-                         if not any(_same_value(n, m) and _comparable(n, m) for m in numbers)]
+        novel_numbers = [n for n in claim_numbers if not any(_same_quantity(n, m) for m in numbers)]
         if not units:
             return make("unsupported", "no context text to compare with")
         best, share = self._align(known, units, idf, cos, ("sentence",))
@@ -337,7 +364,8 @@ class OfflineVerifier:
             if u.kind not in kinds:
                 continue
             # An opposite word still aligns (it is the slot that differs), but less than the word itself.
-            got = sum(idf.get(k, 1.0) * (1.0 if _has(k, u.keys) else 0.75 if _flipped(k, u.keys) else 0.0)
+            got = sum(idf.get(k, 1.0) * (1.0 if _has(k, u.keys) or k in u.topic
+                                         else 0.75 if _flipped(k, u.keys) else 0.0)
                       for k in known)
             share = got / total if total else 0.0
             if cos is not None:
@@ -434,8 +462,8 @@ def _name_conflict(items: Sequence[Slot], feats: Features, unit: _Unit,
     if not unmatched_theirs:
         return None
     for parts in _groups(items).values():
-        if any(_has(canon(p.key), unit.keys) for p in parts):
-            continue
+        if any(_has(canon(p.key), unit.keys) for p in parts) or {canon(p.key) for p in parts} <= unit.topic:
+            continue  # present, or the passage's subject that the sentence calls "it" / "the company"
         left, right = _near_words(items, parts[0].index)[0], _near_words(items, parts[-1].index)[1]
         for other in unmatched_theirs.values():
             o_left, o_right = _near_words(unit.slots, other[0].index)[0], _near_words(unit.slots, other[-1].index)[1]
@@ -550,6 +578,12 @@ def _polarity_conflict(feats: Features, unit: _Unit, units: Sequence[_Unit], idf
         differs = differs != (len(flips) % 2 == 1)
     if not differs:
         return None
+    if not flips:
+        # A "not" on one side may restate a word that means "not" on the other ("no longer
+        # supported" / "support was dropped"; "did not change" / "unchanged").
+        plain = unit.feats if feats.negated else feats
+        if any(w in IMPLICIT_NEGATIVES or (w.startswith("un") and len(w) > 5) for w in plain.words):
+            return None
     if flips:
         return f"'{feats.show(flips[0][0])}' vs '{closest.feats.show(flips[0][1])}' in the context"
     return "negation differs from the context" + (" (the context says it is not so)" if closest.feats.negated

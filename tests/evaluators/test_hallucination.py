@@ -62,11 +62,12 @@ def split_rows(name: str) -> list[dict[str, Any]]:
 
 
 def test_labelled_set_is_large_split_and_documented() -> None:
-    dev, held = split_rows("dev"), split_rows("heldout")
-    assert len(dev) + len(held) >= 300 and len(held) >= 150
+    dev, held, held2 = split_rows("dev"), split_rows("heldout"), split_rows("heldout2")
+    assert len(dev) + len(held) >= 300 and len(held) >= 150 and len(held2) >= 80
     assert {r["split"] for r in dev} == {"dev"} and {r["split"] for r in held} == {"heldout"}
-    # The held-out split shares no domain with dev (other templates, other subjects, hand-written rows).
+    # The held-out splits share no domain with dev or each other (other templates, subjects, hand-written rows).
     assert not {r["domain"] for r in dev} & {r["domain"] for r in held}
+    assert not {r["domain"] for r in held2} & ({r["domain"] for r in dev} | {r["domain"] for r in held})
     assert not {r["output"] for r in dev} & {r["output"] for r in held}
     kinds = {r["category"] for r in held}
     assert kinds >= {"faithful", "invented", "wrong_number", "misbound_number", "wrong_date", "wrong_entity",
@@ -95,15 +96,17 @@ def _measure(rows: list[dict[str, Any]]) -> dict[str, float]:
         human_fail, eval_fail = r["label"] == "fail", s.status == "fail"
         c["tp" if human_fail and eval_fail else "fn" if human_fail else "fp" if eval_fail else "tn"] += 1
     tpr = c["tp"] / (c["tp"] + c["fn"])
+    tnr = c["tn"] / (c["fp"] + c["tn"])
     fpr = c["fp"] / (c["fp"] + c["tn"])
     measured = c["tp"] + c["fn"] + c["fp"] + c["tn"]
-    return {"accuracy": (c["tp"] + c["tn"]) / measured, "balanced": (tpr + 1 - fpr) / 2, "fpr": fpr,
+    # Balanced accuracy as llmops calibrate computes it (the docs' figures come from there).
+    return {"accuracy": (c["tp"] + c["tn"]) / measured, "balanced": (tpr + tnr) / 2, "fpr": fpr,
             "coverage": measured / len(rows)}
 
 
 def test_offline_verifier_on_the_dev_split() -> None:
-    """The split the verifier was tuned on. Measured (lexical): accuracy 0.944, balanced 0.952,
-    false alarms on faithful 1.7%, coverage 99.7%."""
+    """The split the verifier was tuned on. Measured (lexical): accuracy 0.947, balanced 0.956,
+    false alarms on faithful 0.8%, coverage 99.7%."""
     m = _measure(split_rows("dev"))
     print(f"\ndev: {m}")
     assert m["balanced"] >= 0.93 and m["fpr"] <= 0.05 and m["coverage"] >= 0.95
@@ -114,17 +117,27 @@ def test_offline_verifier_on_the_dev_split() -> None:
 
 
 def test_offline_verifier_on_the_held_out_split() -> None:
-    """Never tuned on; see docs/evaluators.md. Measured (lexical, v2 at its first held-out run):
-    accuracy 0.841, balanced 0.838, false alarms on faithful 18.9%, coverage 95.1% — the issue's
+    """Held-out 2: never tuned on, errors never read (docs/evaluators.md). Measured (lexical):
+    accuracy 0.767, balanced 0.758, false alarms on faithful 32.5%, coverage 100% — the issue's
     targets (balanced >= 0.85, false alarms <= 10%) are NOT met; this guards the measured level."""
-    m = _measure(split_rows("heldout"))
-    print(f"\nheld-out: {m}")
-    assert m["balanced"] >= 0.80 and m["fpr"] <= 0.22 and m["coverage"] >= 0.90
+    m = _measure(split_rows("heldout2"))
+    print(f"\nheld-out 2: {m}")
+    assert m["balanced"] >= 0.72 and m["fpr"] <= 0.40 and m["coverage"] >= 0.90
     # docs/evaluators.md states exactly these figures (regenerate them with `llmops calibrate`).
     docs = (Path(__file__).parents[2] / "docs" / "evaluators.md").read_text(encoding="utf-8")
-    row = next(line for line in docs.splitlines() if line.startswith("| **held-out** (370)"))
-    for figure in (f"**{m['accuracy']:.1%}**", f"**{m['balanced']:.3f}**", f"**{m['fpr']:.1%}**",
-                   f"{m['coverage']:.1%}"):
+    row = next(line for line in docs.splitlines() if line.startswith("| **held-out 2** (90"))
+    for figure in (f"**{m['accuracy']:.1%}**", f"**{m['balanced']:.3f}**", f"**{m['fpr']:.1%}**"):
+        assert figure in row, (figure, row)
+
+
+def test_offline_verifier_on_held_out_1_after_tuning() -> None:
+    """Held-out 1 after it was inspected and tuned on (so: development data now)."""
+    m = _measure(split_rows("heldout"))
+    print(f"\nheld-out 1 (tuned on): {m}")
+    assert m["balanced"] >= 0.88 and m["fpr"] <= 0.06 and m["coverage"] >= 0.95
+    docs = (Path(__file__).parents[2] / "docs" / "evaluators.md").read_text(encoding="utf-8")
+    row = next(line for line in docs.splitlines() if line.startswith("| held-out 1 now"))
+    for figure in (f"{m['accuracy']:.1%}", f"{m['balanced']:.3f}", f"{m['fpr']:.1%}"):
         assert figure in row, (figure, row)
 
 
