@@ -99,7 +99,7 @@ def writer_slowdown(root: Path, port: int, pause: float, n: int = 1500, pairs: i
         times = []
         for with_reader in (False, True):
             store = RunStore(root / ".llmops" / "runs.sqlite")
-            rid = f"live-{p}-{with_reader}"
+            rid = f"live-{pause}-{p}-{with_reader}"
             store.create_run(Manifest(run_id=rid, suite="live", suite_path="x", llmops_version="0",
                                       python_version="3", units=n), RunPlan(suite_path="x", models=["m"],
                                                                             prompts=["p@1"], repeat=1, seed=0))

@@ -63,6 +63,7 @@ class ViewProject:
     traces: TraceStore
     prompts: PromptRegistry
     _suites: OrderedDict[tuple[str, float], Any] = field(default_factory=OrderedDict, repr=False)
+    _indexes: dict[str, RunIndex] = field(default_factory=dict, repr=False)
     # Comparisons of two variants, keyed by their runs' last result seq (a run that grows is recomputed).
     _comparisons: OrderedDict[tuple[Any, ...], Any] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -150,27 +151,70 @@ def _outcome(manifest: Manifest, counts: dict[str, int]) -> RunOutcome:
     return "failures" if counts.get("fail", 0) or counts.get("error", 0) else "all_passed"
 
 
+class RunIndex:
+    """What the pages need of a run's results, without their outputs.
+
+    Built in one pass over the rows, then kept up to date from the rows added since (a live run
+    is read incrementally, never again from the start).
+
+    Attributes:
+        last_seq: The highest result seq read.
+        groups: (prompt, model, status) -> [units, cost in USD].
+        units: Unit key -> status.
+    """
+
+    def __init__(self) -> None:
+        self.last_seq = 0
+        self.groups: dict[tuple[str, str, str], list[float]] = {}
+        self.units: dict[str, str] = {}
+        self.lock = threading.Lock()
+
+    def counts(self) -> dict[str, int]:
+        """Units by status."""
+        out: dict[str, int] = {}
+        for (_, _, status), (n, _) in self.groups.items():
+            out[status] = out.get(status, 0) + int(n)
+        return out
+
+
+def run_index(project: ViewProject, run_id: str) -> RunIndex:
+    """The run's :class:`RunIndex`, brought up to date with the rows stored since the last call."""
+    with project._lock:
+        index = project._indexes.setdefault(run_id, RunIndex())
+    with index.lock:
+        rows = project.runs._execute(
+            "SELECT seq, unit, json_extract(result, '$.prompt'), json_extract(result, '$.model'), "
+            "json_extract(result, '$.status'), json_extract(result, '$.cost_usd') + "
+            "json_extract(result, '$.judge_cost_usd') FROM results WHERE run_id = ? AND seq > ? ORDER BY seq",
+            (run_id, index.last_seq))
+        for seq, unit, prompt, model, status, cost in rows:
+            group = index.groups.setdefault((str(prompt), str(model), str(status)), [0, 0.0])
+            group[0] += 1
+            group[1] += float(cost or 0.0)
+            index.units[str(unit)] = str(status)
+            index.last_seq = max(index.last_seq, int(seq))
+    return index
+
+
 def run_row(project: ViewProject, manifest: Manifest, created: float | None = None) -> RunRow:
-    """The runs-list line of one run: counts and pass rates per variant computed in SQL."""
-    store = project.runs
-    rows = store._execute(
-        "SELECT json_extract(result, '$.prompt'), json_extract(result, '$.model'), "
-        "json_extract(result, '$.status'), COUNT(*), SUM(json_extract(result, '$.cost_usd') + "
-        "json_extract(result, '$.judge_cost_usd')) FROM results WHERE run_id = ? GROUP BY 1, 2, 3",
-        (manifest.run_id,))
+    """The runs-list line of one run: counts and pass rates per variant (see :func:`run_index`)."""
+    index = run_index(project, manifest.run_id)
     counts: dict[str, int] = {}
     variants: dict[tuple[str, str], VariantRate] = {}
     spent = 0.0
-    for prompt, model, status, n, cost in rows:
-        counts[str(status)] = counts.get(str(status), 0) + int(n)
-        spent += float(cost or 0.0)
-        v = variants.setdefault((str(prompt), str(model)), VariantRate(prompt=str(prompt), model=str(model)))
+    with index.lock:
+        groups = list(index.groups.items())
+    for (prompt, model, status), (n_units, cost) in groups:
+        n = int(n_units)
+        counts[status] = counts.get(status, 0) + n
+        spent += cost
+        v = variants.setdefault((prompt, model), VariantRate(prompt=prompt, model=model))
         if status == "pass":
-            v.passed += int(n)
+            v.passed += n
         elif status == "fail":
-            v.failed += int(n)
+            v.failed += n
         else:
-            v.other += int(n)
+            v.other += n
     for v in variants.values():
         v.pass_rate = v.passed / (v.passed + v.failed) if v.passed + v.failed else None
     end = manifest.ended_at
@@ -247,9 +291,11 @@ def run_progress(project: ViewProject, run_id: str) -> RunProgress:
     """Progress of one run (cheap: a count by status)."""
     rid = project.runs.resolve_id(run_id)
     manifest = project.runs.manifest(rid)
-    counts = project.runs.result_counts(rid)
+    index = run_index(project, rid)
+    with index.lock:
+        counts, last_seq = index.counts(), index.last_seq
     return RunProgress(run_id=rid, status=manifest.status, outcome=_outcome(manifest, counts), units=manifest.units,
-                       done=sum(counts.values()), counts=counts, last_seq=project.runs.last_seq(rid))
+                       done=sum(counts.values()), counts=counts, last_seq=last_seq)
 
 
 def newest_run_created(project: ViewProject) -> float:
@@ -329,24 +375,31 @@ def run_matrix(project: ViewProject, run_id: str, *, failures_only: bool = False
     manifest = store.manifest(rid)
     limit = max(1, min(int(limit), 1000))
     offset = max(0, int(offset))
-    where = ["run_id = ?"]
-    args: list[Any] = [rid]
-    if failures_only:
-        where.append("json_extract(result, '$.status') IN ('fail', 'error', 'unmeasured')")
+    index = run_index(project, rid)
+    with index.lock:
+        statuses = dict(index.units)
+    # Unit keys are "case|prompt|model|repeat" (prompt refs and model names hold no "|"), so
+    # the case order and the failure filter need no JSON.
+    keep: dict[str, None] = {}
+    for unit in sorted(statuses):
+        case_id = unit.rsplit("|", 3)[0]
+        if not failures_only or statuses[unit] in ("fail", "error", "unmeasured"):
+            keep[case_id] = None
+    ordered = list(keep)
     if search:
         needle = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append("(lower(json_extract(result, '$.case_id')) LIKE ? ESCAPE '\\' OR "
-                     "lower(json_extract(result, '$.output')) LIKE ? ESCAPE '\\' OR "
-                     "lower(json_extract(result, '$.error')) LIKE ? ESCAPE '\\')")
-        args += [needle, needle, needle]
-    cond = " AND ".join(where)
-    total = int(store._execute(f"SELECT COUNT(DISTINCT json_extract(result, '$.case_id')) FROM results "
-                               f"WHERE {cond}", tuple(args))[0][0])
-    case_rows = store._execute(f"SELECT json_extract(result, '$.case_id') AS c, MIN(unit) AS u FROM results "
-                               f"WHERE {cond} GROUP BY c ORDER BY u LIMIT ? OFFSET ?", (*args, limit + 1, offset))
-    cases = [str(r[0]) for r in case_rows[:limit]]
-    variants = sorted(store.variant_keys(rid))
-    index = {v: i for i, v in enumerate(variants)}
+        # The raw-text LIKE is a cheap prefilter; the JSON fields decide.
+        found = {str(r[0]) for r in store._execute(
+            "SELECT json_extract(result, '$.case_id') FROM results WHERE run_id = ? AND lower(result) LIKE ? "
+            "ESCAPE '\\' AND (lower(json_extract(result, '$.case_id')) LIKE ? ESCAPE '\\' OR "
+            "lower(json_extract(result, '$.output')) LIKE ? ESCAPE '\\' OR "
+            "lower(json_extract(result, '$.error')) LIKE ? ESCAPE '\\')", (rid, needle, needle, needle, needle))}
+        ordered = [c for c in ordered if c in found]
+    total = len(ordered)
+    cases = ordered[offset:offset + limit]
+    with index.lock:
+        variants = sorted({(p, m) for p, m, _ in index.groups})
+    column = {v: i for i, v in enumerate(variants)}
     rows: list[MatrixRow] = []
     for case_id in cases:
         lo, hi = _case_range(case_id)
@@ -360,16 +413,16 @@ def run_matrix(project: ViewProject, run_id: str, *, failures_only: bool = False
         for key, group in by_variant.items():
             group.sort(key=lambda u: u.repeat)
             first = group[0]
-            if key not in index:  # a unit stored after the variant list was read
+            if key not in column:  # a unit stored after the variant list was read
                 continue
-            cells[index[key]] = Cell(
+            cells[column[key]] = Cell(
                 case_id=case_id, prompt=key[0], model=key[1], status=_cell_status(group), repeats=len(group),
                 passed=sum(u.status == "pass" for u in group), unit=first.key,
                 output=_clean_text(first.output if first.output is not None else first.error),
                 latency_s=first.latency_s, cost_usd=sum(u.cost_usd + u.judge_cost_usd for u in group))
         rows.append(MatrixRow(case_id=case_id, cells=cells))
     return RunMatrix(run=run_row(project, manifest), manifest=manifest, variants=variants, rows=rows,
-                     cases_total=total, offset=offset, limit=limit, more=len(case_rows) > limit,
+                     cases_total=total, offset=offset, limit=limit, more=offset + limit < total,
                      failures_only=failures_only, search=search)
 
 
@@ -399,7 +452,7 @@ def message_view(data: dict[str, Any]) -> MessageView:
         if not isinstance(call, dict):
             continue
         fn: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else call
-        args = fn.get("arguments", fn.get("raw_arguments", ""))
+        args = fn.get("raw_arguments", fn.get("arguments", ""))  # as the model wrote them, when recorded
         calls.append(ToolCallView(id=str(call.get("id") or ""), name=str(fn.get("name") or ""),
                                   arguments=args if isinstance(args, str) else _json_text(args)))
     return MessageView(role=str(data.get("role", "")), content=str(_clean_text(_message_text(data.get("content")))),
@@ -436,6 +489,9 @@ class CellDetail(BaseModel):
     contexts: list[str] = Field(default_factory=list)
     messages: list[MessageView] = Field(default_factory=list)
     tools: list[Any] = Field(default_factory=list, description="Tool definitions sent with the call")
+    tool_calls: list[ToolCallView] = Field(default_factory=list, description="Tool calls the model answered with")
+    finish_reason: str | None = None
+    ttft_s: float | None = Field(default=None, description="Time to first token of a streamed call")
     messages_source: Literal["trace", "rendered", "none"] = "none"
     messages_note: str = ""
     repeats: list[RepeatView] = Field(default_factory=list)
@@ -517,6 +573,12 @@ def cell_detail(project: ViewProject, run_id: str, case_id: str, prompt: str, mo
             detail.messages = [message_view(m) for m in generation.input if isinstance(m, dict)]
             tools = generation.params.get("tools")
             detail.tools = _clean(list(tools)) if isinstance(tools, list) else []
+            calls = generation.metadata.get("tool_calls")
+            if isinstance(calls, list):
+                detail.tool_calls = message_view({"role": "assistant", "tool_calls": calls}).tool_calls
+            reason, ttft = generation.metadata.get("finish_reason"), generation.metadata.get("ttft_s")
+            detail.finish_reason = str(reason) if reason is not None else None
+            detail.ttft_s = float(ttft) if isinstance(ttft, int | float) else None
             detail.messages_source = "trace"
     if not detail.messages and case is not None:
         try:

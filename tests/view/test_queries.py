@@ -198,5 +198,30 @@ def test_messages_show_tool_calls_and_results() -> None:
     assert (call.content, call.tool_calls[0].name, call.tool_calls[0].arguments) == ("", "lookup", '{"q": "x"}')
     result = message_view({"role": "tool", "content": "42", "tool_call_id": "c1", "name": "lookup"})
     assert (result.tool_call_id, result.name, result.content) == ("c1", "lookup", "42")
+    recorded = message_view({"role": "assistant", "tool_calls": [  # as traces record a completion's calls
+        {"id": "c2", "name": "lookup", "raw_arguments": '{"q":1}', "arguments": {"q": 1}, "error": None}]})
+    assert (recorded.tool_calls[0].name, recorded.tool_calls[0].arguments) == ("lookup", '{"q":1}')
     parts = message_view({"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "yo"}]})
     assert parts.content == "hi\nyo"
+
+
+def test_cell_shows_the_tool_calls_a_model_answered_with(project: Path, settings: Any, client: Any) -> None:
+    from view_helpers import answers, make_run
+
+    from llmops.llm.fake import FakeReply, FakeToolCall
+    from llmops.view import open_project
+
+    def with_tool(messages: list[dict[str, Any]], params: dict[str, Any]) -> Any:
+        if "q1" in messages[-1]["content"]:
+            return FakeReply(text="yes", tool_calls=(FakeToolCall("lookup", {"city": "<b>Paris</b>"}, id="c7"),))
+        return answers(messages, params)
+
+    run = make_run(project, settings, client, responder=with_tool)
+    p = open_project(settings=settings)
+    try:
+        c = cell_detail(p, run.run_id, "ok-1", "rag_answer@1", "fake/a")
+        assert [(t.id, t.name, json.loads(t.arguments)) for t in c.tool_calls] == [("c7", "lookup",
+                                                                                    {"city": "<b>Paris</b>"})]
+        assert c.finish_reason == "tool_calls"
+    finally:
+        p.close()
