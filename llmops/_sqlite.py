@@ -32,7 +32,6 @@ class _Connection(sqlite3.Connection):
 # Connections opened by this process (a forked child must never checkpoint or close its parent's).
 _OPEN: weakref.WeakKeyDictionary[_Connection, int] = weakref.WeakKeyDictionary()
 _OPEN_LOCK = threading.Lock()
-_HOOKED = False
 
 
 def close_sqlite(conn: sqlite3.Connection) -> None:
@@ -62,13 +61,16 @@ def _close_all() -> None:
             close_sqlite(conn)
 
 
+# Registered at import, before any other llmops exit hook: ``atexit`` runs hooks last-in first-out,
+# so the stores close after the tracers' exit hook has written the spans still queued. Registered
+# on first open instead, it ran before that hook whenever a tracer started before the first store
+# opened (`llmops run`): the last units' spans hit a closed trace store and were lost.
+atexit.register(_close_all)
+
+
 def _track(conn: _Connection) -> None:
-    global _HOOKED
     with _OPEN_LOCK:
         _OPEN[conn] = os.getpid()
-        if not _HOOKED:
-            atexit.register(_close_all)
-            _HOOKED = True
 
 
 def _size(path: Path) -> int:

@@ -168,3 +168,62 @@ def test_compare_page_computes_statistics_off_the_request_path(http: TestClient,
     assert r.status_code == 200 and r.json()["variants"][0]["label"] == "A"
     page = http.get("/compare" + query).text
     assert "Paired tests" in page and "Computing" not in page and "data-live" not in page
+
+
+SECRET = "sk-proj-abcdefghijklmnop1234567890"
+
+
+def test_secrets_in_outputs_are_redacted_on_every_page(project: Path, settings: Any, client: Any) -> None:
+    from view_helpers import make_run
+
+    from llmops.view import open_project
+
+    run = make_run(project, settings, client, responder=lambda m, p: f"yes, the key is {SECRET}")
+    p = open_project(settings=settings)
+    try:
+        with client_for(p) as c:
+            cell = f"/runs/{run.run_id}/cell?case=ok-1&prompt=rag_answer%401&model=fake%2Fa"
+            for url in [f"/runs/{run.run_id}", cell, f"/compare?a={run.run_id}", f"/api/runs/{run.run_id}"]:
+                body = c.get(url).text
+                assert SECRET not in body and "the key is" in body, url
+    finally:
+        p.close()
+
+
+HOSTILE = [  # the payloads of tests/reliability/test_untrusted_output.py that a browser could run
+    '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"></textarea></details>',
+    '"><svg onload="window.__pwned=3">',
+    "javascript:window.__pwned=4",
+    "{{ 7 * 7 }} {% include '/etc/passwd' %}",
+    "safe\u202etxt.exe\u2066",
+]
+
+
+def test_xss_payloads_execute_nothing_in_a_browser(project: Path, settings: Any, client: Any, browser: Any) -> None:
+    from test_cli_view import serving
+    from view_helpers import make_run
+
+    from llmops.view import ReviewTarget, list_traces, open_project, save_mark
+
+    payload = " ".join(HOSTILE)
+    first = make_run(project, settings, client, responder=lambda m, p: "yes " + payload)
+    second = make_run(project, settings, client, responder=lambda m, p: payload)
+    p = open_project(settings=settings)
+    unit = next(u.key for u in p.runs.load(first.run_id).results)
+    save_mark(p, ReviewTarget(kind="run", run_id=first.run_id, unit=unit), "fail", note=payload)
+    trace_id = list_traces(p, limit=1).traces[0].trace_id
+    p.close()
+    with serving(project) as (url, _proc):
+        page = browser.new_page()
+        dialogs: list[str] = []
+        errors: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for path in [f"runs/{first.run_id}", f"runs/{first.run_id}/cell?case=evil&prompt=rag_answer%401&model=fake%2Fa",
+                     f"compare?a={first.run_id}&b={second.run_id}", f"traces/{trace_id}", "traces", "runs", "review"]:
+            page.goto(url + path)
+            page.wait_for_load_state("load")
+            assert page.evaluate("window.__pwned") is None, path
+        assert dialogs == [] and errors == []
+        page.goto(f"{url}runs/{first.run_id}/cell?case=ok-1&prompt=rag_answer%401&model=fake%2Fa")
+        assert HOSTILE[0] in page.locator("pre.output").first.inner_text()  # shown as text

@@ -83,6 +83,11 @@ def test_view_serves_a_fresh_project_and_its_marks_feed_calibrate(tmp_path: Path
     root = make_project(tmp_path)
     ran = llmops(root, "run", "evalsets/demo.yaml", "--no-progress", "--cache", "off")
     assert ran.returncode in (0, 1) and "other" in ran.stdout, ran.stdout + ran.stderr
+    assert "could not write traces" not in ran.stderr
+    import sqlite3
+
+    with sqlite3.connect(root / ".llmops" / "traces.sqlite") as db:  # every unit's trace (root + generation)
+        assert db.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 6
     with serving(root) as (url, _proc):
         assert url.startswith("http://127.0.0.1:") and "token" not in url
         status, runs = fetch(url + "runs")
