@@ -247,3 +247,29 @@ def test_ctrl_c_names_the_run_marks_it_interrupted_and_prints_the_resume_command
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         (row,) = json.loads(cli(project, "runs", "list", "--json").stdout)
         assert row["status"] == "completed" and row["units_done"] == 20
+
+
+def test_init_source_is_a_direct_reference_never_the_index_name(tmp_path: Path) -> None:
+    from llmops.scaffold import llmops_source
+
+    assert llmops_source("git+https://example.invalid/org/llmops@v1").requirement == \
+        "llmops @ git+https://example.invalid/org/llmops@v1"
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    plain = llmops_source(str(checkout))
+    assert plain.requirement == f"llmops @ {checkout.resolve().as_uri()}"
+    assert "only on this machine" in str(plain.warning)
+    git = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    for args in (["init", "-q"], ["remote", "add", "origin", "git@example.invalid:org/llmops.git"],
+                 ["commit", "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(["git", "-C", str(checkout), *args], check=True, env=git, capture_output=True)
+    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    pinned = llmops_source(str(checkout))
+    assert pinned.requirement == f"llmops @ git+ssh://git@example.invalid/org/llmops.git@{head}"
+    assert pinned.warning is None
+    out = cli(tmp_path, "init", "proj", "--source", str(checkout))
+    assert out.returncode == 0, out.stderr
+    assert f'pip install "{pinned.requirement}"' in (tmp_path / "proj/.github/workflows/llmops.yml").read_text()
+    assert "pip install llmops\n" not in (tmp_path / "proj/.github/workflows/llmops.yml").read_text()
