@@ -17,6 +17,7 @@ from llmops.cli import (
     calibrate_cmd,
     compare_cmd,
     complete_cmd,
+    datasets_cmd,
     init_cmd,
     models_cmd,
     prompts_cmd,
@@ -29,7 +30,7 @@ from llmops.cli import (
 )
 
 COMMAND_MODULES = [init_cmd, run_cmd, compare_cmd, report_cmd, runs_cmd, prompts_cmd, complete_cmd, models_cmd,
-                   schema_cmd, traces_cmd, calibrate_cmd, view_cmd]
+                   schema_cmd, traces_cmd, datasets_cmd, calibrate_cmd, view_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,9 @@ real SDK at this receiver instead. It implements:
 - prompts: ``GET/POST /api/public/v2/prompts``, ``GET /api/public/v2/prompts/{name}``,
   ``PATCH /api/public/v2/prompts/{name}/versions/{version}`` (labels move between versions);
 - ``GET /api/public/v2/observations``: the received spans as Langfuse observations;
+- datasets: ``POST /api/public/v2/datasets``, ``GET /api/public/v2/datasets/{name}``,
+  ``POST /api/public/dataset-items`` (an upsert by id) and ``GET /api/public/dataset-items``
+  (by ``datasetName``, paged, and ``version``: the items as they were at that time);
 - ``GET /api/public/health``.
 
 Basic auth is checked on every request. ``mode`` simulates an outage: ``"503"`` answers every
@@ -152,6 +155,14 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+def _norm_iso(text: str) -> str:
+    """A query timestamp in the receiver's own ISO form (so the strings compare in time order)."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return _iso(int(parsed.timestamp() * 1e9))
+
+
 class LangfuseReceiver:
     """The receiver. Use as a context manager, or call :meth:`start` and :meth:`stop`.
 
@@ -169,6 +180,9 @@ class LangfuseReceiver:
         self.spans: list[ReceivedSpan] = []
         self.scores: list[dict[str, Any]] = []
         self.prompts: dict[str, list[dict[str, Any]]] = {}
+        self.datasets: dict[str, dict[str, Any]] = {}
+        # item id -> every state it had, oldest first (``version`` reads the state at a time).
+        self.dataset_items: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -267,6 +281,8 @@ class LangfuseReceiver:
             return self._json(200, self._observations(query))
         if path.startswith("/api/public/v2/prompts"):
             return self._prompts(method, path[len("/api/public/v2/prompts"):], query, body)
+        if path.startswith("/api/public/v2/datasets") or path.startswith("/api/public/dataset-items"):
+            return self._datasets(method, path, query, body)
         return self._json(404, {"message": f"no route {method} {path}"})
 
     @staticmethod
@@ -323,6 +339,65 @@ class LangfuseReceiver:
                     return self._json(404, {"message": f"prompt '{name}' not found"})
                 return self._json(200, found)
         return self._json(404, {"message": "not found"})
+
+    # ---- datasets ----------------------------------------------------------------------------
+    def items_of(self, dataset: str) -> list[dict[str, Any]]:
+        """The current state of every item of a dataset, in creation order."""
+        with self._lock:
+            return [states[-1] for states in self.dataset_items.values() if states[-1]["datasetName"] == dataset]
+
+    def _datasets(self, method: str, path: str, query: dict[str, list[str]],
+                  body: bytes) -> tuple[int, str, bytes]:
+        now = _iso(time.time_ns())
+        with self._lock:
+            if path == "/api/public/v2/datasets" and method == "POST":
+                req = json.loads(body)
+                current = self.datasets.get(req["name"])
+                dataset: dict[str, Any] = {
+                           "id": current["id"] if current else f"ds-{len(self.datasets) + 1}", "name": req["name"],
+                           "description": req.get("description"), "metadata": req.get("metadata"),
+                           "projectId": "test-project", "createdAt": current["createdAt"] if current else now,
+                           "updatedAt": now}
+                self.datasets[req["name"]] = dataset
+                return self._json(200, dataset)
+            if path.startswith("/api/public/v2/datasets/") and method == "GET":
+                name = unquote(path[len("/api/public/v2/datasets/"):])
+                found = self.datasets.get(name)
+                if found is None:
+                    return self._json(404, {"message": f"Dataset {name} not found"})
+                return self._json(200, found)
+            if path == "/api/public/dataset-items" and method == "POST":
+                req = json.loads(body)
+                owner = self.datasets.get(req.get("datasetName", ""))
+                if owner is None:
+                    return self._json(404, {"message": f"Dataset {req.get('datasetName')} not found"})
+                dataset = owner
+                item_id = req.get("id") or f"item-{sum(len(v) for v in self.dataset_items.values()) + 1}"
+                states = self.dataset_items.setdefault(item_id, [])
+                if states and states[-1]["datasetName"] != dataset["name"]:
+                    return self._json(400, {"message": f"item id {item_id} belongs to another dataset"})
+                item = {"id": item_id, "status": req.get("status") or "ACTIVE", "input": req.get("input"),
+                        "expectedOutput": req.get("expectedOutput"), "metadata": req.get("metadata"),
+                        "sourceTraceId": req.get("sourceTraceId"),
+                        "sourceObservationId": req.get("sourceObservationId"), "datasetId": dataset["id"],
+                        "datasetName": dataset["name"], "createdAt": states[0]["createdAt"] if states else now,
+                        "updatedAt": now, "mediaReferences": []}
+                states.append(item)
+                return self._json(200, item)
+            if path == "/api/public/dataset-items" and method == "GET":
+                name = query.get("datasetName", [""])[0]
+                version = query.get("version", [None])[0]
+                rows = []
+                for states in self.dataset_items.values():
+                    visible = [st for st in states if version is None or st["updatedAt"] <= _norm_iso(version)]
+                    if visible and visible[-1]["datasetName"] == name:
+                        rows.append(visible[-1])
+                page, limit = int(query.get("page", ["1"])[0]), int(query.get("limit", ["50"])[0])
+                pages = max(1, -(-len(rows) // limit))
+                return self._json(200, {"data": rows[(page - 1) * limit: page * limit],
+                                        "meta": {"page": page, "limit": limit, "totalItems": len(rows),
+                                                 "totalPages": pages}})
+        return self._json(404, {"message": f"no route {method} {path}"})
 
     # ---- reads -------------------------------------------------------------------------------
     def observation(self, s: ReceivedSpan) -> dict[str, Any]:

@@ -47,6 +47,7 @@ class LangfuseUnavailableError(LLMOpsError):
 
 _TRACES_HINT = ("check LANGFUSE_HOST and the keys; the local trace store works without Langfuse "
                 "(--source local)")
+_DATASETS_HINT = "check LANGFUSE_HOST and the keys; a suite whose cases are in files needs no Langfuse"
 _PROMPTS_HINT = ("check LANGFUSE_HOST and the keys; local prompts need no Langfuse: "
                  "`llmops prompts render REF --source local`, or prompt_source = \"local\"")
 
@@ -77,7 +78,8 @@ def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     except Exception as exc:
         status = getattr(exc, "status_code", None)
         detail = f"HTTP {status}" if status else type(exc).__name__
-        hint = _PROMPTS_HINT if what.startswith(("prompt", "label")) else _TRACES_HINT
+        hint = (_PROMPTS_HINT if what.startswith(("prompt", "label"))
+                else _DATASETS_HINT if what.startswith("dataset") else _TRACES_HINT)
         raise LangfuseUnavailableError(f"Langfuse {what} failed ({detail}): {str(exc)[:200]}", hint=hint) from None
 
 

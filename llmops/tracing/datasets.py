@@ -1,0 +1,159 @@
+"""Suites and Langfuse datasets: ``llmops datasets push SUITE`` and ``llmops datasets pull NAME``.
+
+Through the Langfuse SDK's own dataset calls (``create_dataset``, ``create_dataset_item``,
+``get_dataset``), never hand-written HTTP. A case becomes an item (inputs -> input, expected ->
+expected output, metadata -> metadata) whose id is derived from the dataset name and the case id,
+so pushing again updates the items instead of duplicating them; a pulled item becomes a JSONL
+case whose id is the original case id (or the item id), so paired statistics follow an item
+across runs. Like the exporter, this module imports ``langfuse`` only inside its functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmops.errors import UserError
+
+if TYPE_CHECKING:
+    from llmops.config import Settings
+
+# Metadata keys llmops adds to an item (kept out of the case's own metadata on pull).
+CASE_ID_KEY = "llmops_case_id"
+_OWN_KEYS = (CASE_ID_KEY, "llmops_contexts", "llmops_tags", "llmops_suite")
+
+
+def item_id(dataset: str, case_id: str) -> str:
+    """The stable Langfuse item id of a case (item ids are global across datasets)."""
+    return "llmops-" + hashlib.sha256(f"{dataset}\0{case_id}".encode()).hexdigest()[:32]
+
+
+@dataclass
+class DatasetPushResult:
+    """What ``datasets push`` did.
+
+    Attributes:
+        dataset: The dataset name.
+        created: True when the dataset did not exist before.
+        items: Ids of the items created or updated (one per case).
+    """
+
+    dataset: str
+    created: bool
+    items: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DatasetPullResult:
+    """What ``datasets pull`` wrote.
+
+    Attributes:
+        dataset: The dataset name.
+        path: The JSONL cases file.
+        cases: Number of cases written.
+        content_hash: sha256 of the file written (its fingerprint).
+    """
+
+    dataset: str
+    path: Path
+    cases: int
+    content_hash: str
+
+
+def push_dataset(settings: Settings, suite_path: Path | str, *, name: str | None = None) -> DatasetPushResult:
+    """Create or update the Langfuse dataset holding a suite's cases.
+
+    Args:
+        settings: Configuration (Langfuse credentials).
+        suite_path: The suite file.
+        name: Dataset name (default: the suite's name).
+
+    Raises:
+        ConfigError: Langfuse is not configured.
+        LangfuseUnavailableError: Langfuse could not be reached (exit 4).
+    """
+    from llmops.evalsets.loader import load_suite
+    from llmops.tracing.langfuse_api import _call, client
+
+    suite = load_suite(suite_path)
+    dataset = name or suite.name
+    lf = client(settings)
+    created = False
+    try:
+        lf.api.datasets.get(dataset_name=dataset)
+    except Exception as exc:
+        if getattr(exc, "status_code", None) != 404:
+            _call("dataset fetch", _raise, exc)
+        _call("dataset create", lf.create_dataset, name=dataset,
+              description=f"cases of the llmops suite {suite.name}", metadata={"llmops_suite": suite.name})
+        created = True
+    result = DatasetPushResult(dataset=dataset, created=created)
+    for case in suite.cases:
+        metadata: dict[str, Any] = {**case.metadata, CASE_ID_KEY: case.id, "llmops_suite": suite.name}
+        if case.contexts:
+            metadata["llmops_contexts"] = list(case.contexts)
+        if case.tags:
+            metadata["llmops_tags"] = list(case.tags)
+        item = item_id(dataset, case.id)
+        _call("dataset item upsert", lf.create_dataset_item, dataset_name=dataset, id=item, input=dict(case.inputs),
+              expected_output=case.expected, metadata=metadata)
+        result.items.append(item)
+    _call("flush", lf.flush)
+    return result
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def pull_dataset(settings: Settings, name: str, to: Path | str, *,
+                 version: datetime | None = None) -> DatasetPullResult:
+    """Write a Langfuse dataset's items as a JSONL cases file (for ``cases_file:`` in a suite).
+
+    Args:
+        settings: Configuration (Langfuse credentials).
+        name: The dataset.
+        to: The JSONL file to write (replaced).
+        version: The dataset as it was at this time (UTC); default: now.
+
+    Raises:
+        UserError: the dataset has no items, or ``to`` is not a ``.jsonl`` file.
+        LangfuseUnavailableError: Langfuse could not be reached or does not know the dataset (exit 4).
+    """
+    from llmops.tracing.langfuse_api import _call, client
+
+    path = Path(to)
+    if path.suffix != ".jsonl":
+        raise UserError(f"{path}: datasets are pulled into a .jsonl cases file", key="--to")
+    dataset = _call("dataset fetch", client(settings).get_dataset, name, version=version)
+    rows = [case_row(item) for item in dataset.items if str(getattr(item, "status", "ACTIVE")) != "ARCHIVED"]
+    if not rows:
+        raise UserError(f"dataset '{name}' has no active items", key=name)
+    text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return DatasetPullResult(dataset=name, path=path, cases=len(rows),
+                             content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def case_row(item: Any) -> dict[str, Any]:
+    """A suite case (JSONL row) from a Langfuse dataset item."""
+    raw_meta = item.metadata if isinstance(item.metadata, dict) else {}
+    metadata = {k: v for k, v in raw_meta.items() if k not in _OWN_KEYS}
+    metadata["langfuse_item_id"] = item.id
+    inputs = item.input if isinstance(item.input, dict) else {"input": item.input}
+    row: dict[str, Any] = {"id": str(raw_meta.get(CASE_ID_KEY) or item.id), "inputs": inputs, "metadata": metadata}
+    expected = item.expected_output
+    if expected is not None:
+        row["expected"] = expected if isinstance(expected, str) else json.dumps(expected, ensure_ascii=False)
+    if isinstance(raw_meta.get("llmops_contexts"), list):
+        row["contexts"] = [str(c) for c in raw_meta["llmops_contexts"]]
+    if isinstance(raw_meta.get("llmops_tags"), list):
+        row["tags"] = [str(t) for t in raw_meta["llmops_tags"]]
+    return row
