@@ -69,6 +69,25 @@ class VariantStats(BaseModel):
     tokens_per_case: float = 0.0
     cost_per_1000_cases_usd: float = 0.0
     judge_cost_per_1000_cases_usd: float = 0.0
+    tool_call_accuracy: float | None = None
+    steps_per_task: float | None = None
+    ttft_p50_s: float | None = None
+    ttft_p95_s: float | None = None
+
+
+# Evaluators of tool use: a unit's tool calls are right when every one of these that measured passed.
+TOOL_EVALUATORS = frozenset({"tool-called", "tool-sequence", "no-tool-called", "tool-args-valid", "agent"})
+
+
+def _tool_stats(units: list[UnitResult]) -> tuple[float | None, float | None, float | None, float | None]:
+    """(tool-call accuracy, model calls per agent task, TTFT p50, TTFT p95); None where nothing measured them."""
+    judged = [[s for s in u.scores if s.evaluator in TOOL_EVALUATORS and s.measured] for u in units]
+    judged = [scores for scores in judged if scores]
+    accuracy = sum(all(s.status == "pass" for s in scores) for scores in judged) / len(judged) if judged else None
+    agents = [u.steps for u in units if u.trajectory]
+    steps = sum(agents) / len(agents) if agents else None
+    ttfts = [u.ttft_s for u in units if u.ttft_s is not None]
+    return accuracy, steps, percentile(ttfts, 0.5), percentile(ttfts, 0.95)
 
 
 class Pairwise(BaseModel):
@@ -305,6 +324,7 @@ def compare_run(run: RunResult, *, alpha: float = 0.05, quality: str | None = No
         if not latencies:  # fully replayed: the recorded latencies are still the best evidence
             latencies = [u.latency_s for u in units if u.latency_s is not None]
         n_cases = max(1, len(cases))
+        accuracy, steps, ttft_p50, ttft_p95 = _tool_stats(units)
         variants.append(VariantStats(
             label=label, prompt=prompt, model=model, cases=len(cases), units=len(units),
             pass_rate=_pass_interval(units),
@@ -314,7 +334,8 @@ def compare_run(run: RunResult, *, alpha: float = 0.05, quality: str | None = No
             latency_p50_s=percentile(latencies, 0.5), latency_p95_s=percentile(latencies, 0.95),
             tokens_per_case=sum(u.prompt_tokens + u.completion_tokens for u in units) / n_cases,
             cost_per_1000_cases_usd=1000 * sum(u.cost_usd for u in units) / n_cases,
-            judge_cost_per_1000_cases_usd=1000 * sum(u.judge_cost_usd for u in units) / n_cases))
+            judge_cost_per_1000_cases_usd=1000 * sum(u.judge_cost_usd for u in units) / n_cases,
+            tool_call_accuracy=accuracy, steps_per_task=steps, ttft_p50_s=ttft_p50, ttft_p95_s=ttft_p95))
     ref_label: str | None = None
     if mode == "reference" and variants:
         if reference is None:

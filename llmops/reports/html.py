@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from llmops.compare import PASS_RATE, Comparison, compare_run
 from llmops.llm.agent import trajectory_line
 from llmops.reports import charts
+from llmops.reports.terminal import agent_cells, agent_columns
 from llmops.runner.results import RunResult, UnitResult
 
 if TYPE_CHECKING:
@@ -191,6 +192,7 @@ def _interval(iv: Any, pct: bool) -> str:
 
 def _summary_table(c: Comparison) -> str:
     metrics = sorted({m for v in c.variants for m in v.means})
+    extra = agent_columns(c.variants)
     head = "".join(f"<th>{escape(m)} (mean, 95% CI)</th>" for m in metrics)
     rows = []
     for v in c.variants:
@@ -198,14 +200,16 @@ def _summary_table(c: Comparison) -> str:
                         for m in metrics)
         p50 = "—" if v.latency_p50_s is None else f"{v.latency_p50_s * 1000:.0f}"
         p95 = "—" if v.latency_p95_s is None else f"{v.latency_p95_s * 1000:.0f}"
+        agent = "".join(f"<td class=num>{escape(x)}</td>" for x in agent_cells(v, extra))
         rows.append(f"<tr><td>{escape(v.label)}</td><td class=num>{v.cases}</td>"
                     f"<td class=num>{_interval(v.pass_rate, True)}</td>{means}<td class=num>{v.unmeasured}</td>"
                     f"<td class=num>{v.errors}</td><td class=num>{p50}</td><td class=num>{p95}</td>"
                     f"<td class=num>{v.tokens_per_case:.0f}</td>"
-                    f"<td class=num>{v.cost_per_1000_cases_usd + v.judge_cost_per_1000_cases_usd:.4f}</td></tr>")
+                    f"<td class=num>{v.cost_per_1000_cases_usd + v.judge_cost_per_1000_cases_usd:.4f}</td>{agent}</tr>")
     return ("<table><thead><tr><th>variant</th><th>cases</th><th>pass rate (95% CI)</th>" + head +
             "<th>unmeasured</th><th>errors</th><th>p50 ms</th><th>p95 ms</th><th>tokens/case</th>"
-            "<th>$ per 1k cases</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+            "<th>$ per 1k cases</th>" + "".join(f"<th>{escape(x)}</th>" for x in extra)
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
 def _pairwise_table(c: Comparison) -> str:

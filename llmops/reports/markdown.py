@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from llmops.compare import PASS_RATE, Comparison, compare_run
 from llmops.llm.agent import trajectory_line
-from llmops.reports.terminal import printable
+from llmops.reports.terminal import agent_cells, agent_columns, printable
 from llmops.runner.results import RunResult
 
 if TYPE_CHECKING:
@@ -52,7 +52,9 @@ def render_markdown(run: RunResult, *, comparison: Comparison | None = None, ver
             lines.append(f"- {cell(reason, 400)}")
         lines.append("")
     metrics = sorted({name for v in c.variants for name in v.means})
-    header = ["variant", "pass rate (95% CI)", *[f"{name} mean" for name in metrics], "p50 ms", "$ / 1k cases"]
+    extra = agent_columns(c.variants)
+    header = ["variant", "pass rate (95% CI)", *[f"{name} mean" for name in metrics], "p50 ms", "$ / 1k cases",
+              *extra]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for v in c.variants:
@@ -61,8 +63,8 @@ def render_markdown(run: RunResult, *, comparison: Comparison | None = None, ver
                  for n in metrics]
         p50 = "—" if v.latency_p50_s is None else f"{v.latency_p50_s * 1000:.0f}"
         cost = v.cost_per_1000_cases_usd + v.judge_cost_per_1000_cases_usd
-        lines.append("| " + " | ".join([cell(v.label), _pct(v.pass_rate.value) + ci, *means, p50, f"{cost:.4f}"])
-                     + " |")
+        lines.append("| " + " | ".join([cell(v.label), _pct(v.pass_rate.value) + ci, *means, p50, f"{cost:.4f}",
+                                        *agent_cells(v, extra)]) + " |")
     lines.append("")
     if len(c.variants) > 1:
         lines.append(cell(c.verdict, 2000))

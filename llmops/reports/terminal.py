@@ -140,6 +140,9 @@ def comparison_table(c: Any) -> RenderableType:
         table.add_column(_plain(f"{m} mean (95% CI)"), justify="right", overflow="fold")
     for column in ("p50 ms", "p95 ms", "tokens/case", "$ / 1k cases", "front"):
         table.add_column(column, justify="right", overflow="fold")
+    extra = agent_columns(c.variants)
+    for column in extra:
+        table.add_column(column, justify="right", overflow="fold")
 
     def f(x: float, pct: bool) -> str:
         return f"{x * 100:.0f}%" if pct else f"{x:.2f}"
@@ -154,8 +157,29 @@ def comparison_table(c: Any) -> RenderableType:
                   if v.label in members]
         table.add_row(_plain(v.label), interval(v.pass_rate, True), *[interval(v.means.get(m), False) for m in metrics],
                       _ms(v.latency_p50_s), _ms(v.latency_p95_s), f"{v.tokens_per_case:.0f}",
-                      f"{v.cost_per_1000_cases_usd + v.judge_cost_per_1000_cases_usd:.4f}", ", ".join(fronts))
+                      f"{v.cost_per_1000_cases_usd + v.judge_cost_per_1000_cases_usd:.4f}", ", ".join(fronts),
+                      *agent_cells(v, extra))
     return table
+
+
+def agent_columns(variants: Any) -> list[str]:
+    """The tool-use and streaming columns some variant has data for (none for plain text suites)."""
+    columns = []
+    if any(v.tool_call_accuracy is not None for v in variants):
+        columns.append("tool-call accuracy")
+    if any(v.steps_per_task is not None for v in variants):
+        columns.append("steps/task")
+    if any(v.ttft_p50_s is not None for v in variants):
+        columns += ["TTFT p50 ms", "TTFT p95 ms"]
+    return columns
+
+
+def agent_cells(v: Any, columns: list[str]) -> list[str]:
+    """One variant's cells for :func:`agent_columns`."""
+    values = {"tool-call accuracy": "—" if v.tool_call_accuracy is None else f"{v.tool_call_accuracy * 100:.0f}%",
+              "steps/task": "—" if v.steps_per_task is None else f"{v.steps_per_task:.1f}",
+              "TTFT p50 ms": _ms(v.ttft_p50_s), "TTFT p95 ms": _ms(v.ttft_p95_s)}
+    return [values[c] for c in columns]
 
 
 def print_comparison(console: Console, c: Any) -> None:

@@ -343,6 +343,13 @@ class Runner:
                                         max_steps=unit.case.max_steps or self.suite.suite.max_steps,
                                         repeat=unit.repeat, metadata=meta)
                 completion = agent.completion
+            elif call_params.get("stream"):  # `params: {stream: true}`: measured as the app streams it (TTFT)
+                stream = self.client.astream(messages, unit.model, call_params, seed=self.seed + unit.repeat,
+                                             repeat=unit.repeat, metadata=meta)
+                async for _ in stream:
+                    pass
+                assert stream.completion is not None
+                completion = stream.completion
             else:
                 completion = await self.client.acomplete(messages, unit.model, call_params,
                                                          seed=self.seed + unit.repeat, repeat=unit.repeat,

@@ -263,3 +263,26 @@ def test_reports_show_the_trajectory(project: Path, settings: Any, client: Any) 
     assert "tool lookup_order -\\u003e not found" in html
     md = render_markdown(run)
     assert "trajectory: model: lookup_order" in md and "max_steps (4) reached" in md
+
+
+def test_compare_shows_tool_accuracy_steps_and_ttft(project: Path, settings: Any, client: Any) -> None:
+    from llmops.compare import compare_run
+    from llmops.reports.markdown import render_markdown
+
+    fake.script("fake/agent", responder=fake_agent)
+    run = run_suite(write_project(project, "fake/agent"), settings=settings, client=client, progress=False)
+    (v,) = compare_run(run).variants
+    assert v.tool_call_accuracy == 1.0  # every unit's tool-use scores passed
+    assert v.steps_per_task == pytest.approx((2 + 3) / 2)  # the two agent cases: 2 and 3 model calls
+    assert v.ttft_p50_s is None  # nothing was streamed
+    assert "tool-call accuracy" in render_markdown(run) and "steps/task" in render_markdown(run)
+
+    fake.script("fake/s", responder=lambda messages, params: fake.FakeReply("streamed words here"))
+    path = project / "evalsets" / "stream.yaml"
+    path.write_text("prompt: agent@1\nmodels: [fake/s]\nparams: {stream: true}\ncases:\n"
+                    "  - {id: a, inputs: {question: hi}}\n  - {id: b, inputs: {question: yo}}\n", encoding="utf-8")
+    streamed = run_suite(path, settings=settings, client=client, progress=False)
+    assert all(r.ttft_s is not None and r.output == "streamed words here" for r in streamed.results)
+    (s,) = compare_run(streamed).variants
+    assert s.ttft_p50_s is not None and s.ttft_p95_s is not None and s.ttft_p50_s <= s.ttft_p95_s
+    assert "TTFT p50 ms" in render_markdown(streamed)
