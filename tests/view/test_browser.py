@@ -85,3 +85,27 @@ def test_view_end_to_end_in_a_browser(tmp_path: Path, browser: Any) -> None:
     calibrated = llmops(root, "calibrate", "contains", "--json", "--no-save")
     assert calibrated.returncode == 0, calibrated.stdout + calibrated.stderr
     assert json.loads(calibrated.stdout)["n"] == 3
+
+
+def test_a_run_in_progress_appears_and_updates_live(project: Path, two_runs: Any, browser: Any) -> None:
+    from test_cli_view import serving
+
+    from llmops.runner.results import Manifest, UnitResult
+    from llmops.runner.store import RunPlan, RunStore
+
+    with serving(project) as (url, _proc):
+        page = browser.new_page()
+        page.goto(url + "runs")
+        assert page.locator("table.runs tbody tr").count() == 2
+        store = RunStore(project / ".llmops" / "runs.sqlite")  # another process's run, as `llmops run` writes it
+        store.create_run(Manifest(run_id="live-run", suite="viewsuite", suite_path="x.yaml", llmops_version="0",
+                                  python_version="3", units=3),
+                         RunPlan(suite_path="x.yaml", models=["fake/a"], prompts=["p@1"], repeat=1, seed=0))
+        page.wait_for_selector('tr[data-run="live-run"]', timeout=15_000)  # the list reloads by itself
+        progress = page.locator('tr[data-run="live-run"] [data-field=progress]')
+        assert progress.inner_text() == "0/3"
+        store.add_result("live-run", UnitResult(case_id="c1", prompt="p@1", model="fake/a", status="fail"))
+        # (A function, not an expression string: the viewer's CSP forbids eval, Playwright's too.)
+        page.wait_for_function("() => document.querySelector('tr[data-run=\"live-run\"] [data-field=progress]')"
+                               ".textContent === '1/3'", timeout=15_000)
+        store.close()
