@@ -185,7 +185,17 @@ def _show(args: argparse.Namespace) -> int:
             parts.append(f"[red]✗ {escape(span.error_type or 'error')}{code}: {escape(span.error or '')}[/]")
         if span.span_id in scores_by_span:
             parts.append("[green]" + escape(", ".join(scores_by_span[span.span_id])) + "[/]")
+        meta = span.metadata or {}
+        if span.kind == "generation" and isinstance(meta.get("step"), int):
+            parts.insert(1, f"[dim]step {meta['step'] + 1}[/]")  # one model call of an agent loop
+        if span.kind == "generation" and isinstance(meta.get("ttft_s"), int | float):
+            parts.append(f"ttft {_ms(float(meta['ttft_s']))}")
         text = "  ".join(p for p in parts if p)
+        calls = meta.get("tool_calls") if span.kind == "generation" else None
+        for call in calls if isinstance(calls, list) else []:  # the trajectory: what the model asked for
+            if isinstance(call, dict):
+                args_text = escape(str(call.get("raw_arguments"))[:200])
+                text += f"\n[yellow]→ {escape(str(call.get('name')))}({args_text})[/]"
         if span.kind == "generation" or args.full:
             for what, value in (("in", span.input), ("out", span.output)):
                 preview = _preview(value, args.full)

@@ -286,3 +286,27 @@ def test_compare_shows_tool_accuracy_steps_and_ttft(project: Path, settings: Any
     (s,) = compare_run(streamed).variants
     assert s.ttft_p50_s is not None and s.ttft_p95_s is not None and s.ttft_p50_s <= s.ttft_p95_s
     assert "TTFT p50 ms" in render_markdown(streamed)
+
+
+def test_traces_show_prints_the_trajectory(project: Path) -> None:
+    """An agent suite run with local tracing; `llmops traces show` lists each step's tool calls."""
+    repo = Path(__file__).resolve().parents[2]
+    for item in ("prompts", "evalsets"):
+        shutil.copytree(repo / item, project / item, dirs_exist_ok=True)
+    text = (repo / "pyproject.toml").read_text(encoding="utf-8")
+    (project / "pyproject.toml").write_text(text, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(repo), "COLUMNS": "80", "LLMOPS_TRACING": "local"}
+    run = subprocess.run([sys.executable, "-m", "llmops", "run", "evalsets/support_agent.yaml"], cwd=project,
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    listed = subprocess.run([sys.executable, "-m", "llmops", "traces", "list", "--json"], cwd=project,
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    shown = []
+    for trace_id in [t["trace_id"] for t in json.loads(listed.stdout)]:
+        out = subprocess.run([sys.executable, "-m", "llmops", "traces", "show", trace_id], cwd=project,
+                             capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr
+        shown.append(out.stdout)
+    refund = next(s for s in shown if "C300" in s and "→ refund" in s)
+    assert "step 1" in refund and "step 3" in refund and '→ lookup_order({"order_id": "C300"})' in refund
