@@ -504,7 +504,20 @@ def compare(suite: str | Path, *, models: Sequence[str] | None = None, prompts: 
         reference: The reference variant (default: the first model / prompt version).
         **run_kwargs: Passed to :func:`llmops.runner.engine.run_suite` (settings, client, cache, ...).
     """
+    return run_and_compare(suite, models=models, prompts=prompts, repeat=repeat, alpha=alpha, quality=quality,
+                           mode=mode, reference=reference, **run_kwargs)[1]
+
+
+def run_and_compare(suite: str | Path, *, models: Sequence[str] | None = None,
+                    prompts: Sequence[str] | None = None, repeat: int | None = None, alpha: float = 0.05,
+                    quality: str | None = None, mode: Mode = "reference", reference: str | None = None,
+                    **run_kwargs: Any) -> tuple[RunResult, Comparison]:
+    """:func:`compare`, also returning the run (reports render both).
+
+    Traced like ``llmops run``: pass ``tracer=`` in ``run_kwargs`` (the CLI passes
+    :func:`llmops.runner.engine.run_tracer`), and each unit of each variant is one trace.
+    """
     from llmops.runner.engine import run_suite
 
     run = run_suite(suite, models=models, prompts=prompts, repeat=repeat, **run_kwargs)
-    return compare_run(run, alpha=alpha, quality=quality, mode=mode, reference=reference)
+    return run, compare_run(run, alpha=alpha, quality=quality, mode=mode, reference=reference)

@@ -56,17 +56,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from llmops.compare import compare_run
-    from llmops.runner.engine import run_suite
+    from llmops.compare import run_and_compare
+    from llmops.runner.engine import run_tracer
 
     settings = settings_from(args)
     check_output_path(args.html, "--html")
     check_output_path(args.markdown, "--markdown")
     models = args.models or ([args.model] if args.model else None)
-    run = run_suite(args.suite, settings=settings, models=models, prompts=args.prompts, repeat=args.repeat,
-                    progress=False if args.no_progress else None)
-    comparison = compare_run(run, alpha=args.alpha, quality=args.quality,
-                             mode="all-pairs" if args.all_pairs else "reference", reference=args.reference)
+    # Traced as `llmops run` is: one trace per unit of every variant.
+    run, comparison = run_and_compare(
+        args.suite, settings=settings, models=models, prompts=args.prompts, repeat=args.repeat,
+        progress=False if args.no_progress else None, tracer=run_tracer(settings), alpha=args.alpha,
+        quality=args.quality, mode="all-pairs" if args.all_pairs else "reference", reference=args.reference)
     if args.html:
         from llmops.reports.html import render_html
 
