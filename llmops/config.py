@@ -82,6 +82,8 @@ class Settings(BaseModel):
     # Project modules imported before a run so their `@register_evaluator` kinds can be named in
     # suites (imported with the project root on sys.path: no PYTHONPATH needed).
     evaluator_modules: list[str] = Field(default_factory=list)
+    # A YAML file of rules that answer `fake/...` models (deterministic examples and CI demos).
+    fake_answers: Path | None = None
 
     @field_validator("models", mode="before")
     @classmethod

@@ -176,6 +176,10 @@ class LLMClient:
         # Per model, shared by every loop and thread of this client: learned from the provider's 429s.
         self.pacers: dict[str, Pacer] = {}
         register_secrets(self.settings)  # every credential it knows of is scrubbed by value from now on
+        if self.settings.fake_answers is not None:
+            from llmops.llm import fake
+
+            fake.use_answers_file(self.settings.path(self.settings.fake_answers))
 
     def _deadline(self) -> float:
         """Hard limit of one attempt: the timeout plus a grace for litellm's own timeout to fire first.

@@ -4,7 +4,8 @@ It is registered with LiteLLM exactly like the embedded model, so tests exercise
 ``litellm.acompletion`` path, our retries, cache and error mapping. Built-in models:
 
 - ``fake/echo``: answers with the last user message.
-- anything else: answers from what :func:`script` queued for it (an error if nothing was).
+- anything else: answers from what :func:`script` queued for it (an error if nothing was), or
+  from an answers file (:func:`use_answers_file`, ``fake_answers`` in ``[tool.llmops]``).
 
 Example:
     >>> from llmops.llm import fake
@@ -18,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -161,3 +163,56 @@ def sleep(seconds: float) -> None:
     """Sleep helper kept here so sync callers can share it."""
     if seconds > 0:
         time.sleep(seconds)
+
+
+def use_answers_file(path: Path) -> list[str]:
+    """Answer fake models from a YAML file (what ``fake_answers`` in ``[tool.llmops]`` names).
+
+    The file maps each fake model to its rules, tried in order; a rule answers when its
+    ``contains`` text is in the last user message (a rule without ``contains`` always answers)::
+
+        fake/support:
+          - {contains: "capital of France", answer: "Paris is the capital of France."}
+          - {answer: "I do not know."}
+
+    A call that no rule matches fails with a provider error naming the file.
+
+    Returns:
+        The models the file scripts.
+
+    Raises:
+        UserError: naming the file (and line) when it cannot be read or has the wrong shape.
+    """
+    from llmops._yaml import YAMLProblem, load_yaml
+    from llmops.errors import UserError
+
+    try:
+        data, _ = load_yaml(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read the fake answers file: {exc.strerror or exc}", file=path,
+                        key="fake_answers") from None
+    except YAMLProblem as exc:
+        raise UserError(str(exc), file=path, line=exc.line, key="fake_answers") from None
+    if not isinstance(data, dict) or not data:
+        raise UserError("expected a mapping of fake models to lists of {contains, answer} rules", file=path,
+                        key="fake_answers", hint='e.g. fake/support: [{contains: "refund", answer: "..."}]')
+    for model, rules in data.items():
+        if not isinstance(rules, list) or not all(
+                isinstance(r, dict) and isinstance(r.get("answer"), str) and set(r) <= {"contains", "answer"}
+                and isinstance(r.get("contains", ""), str) for r in rules):
+            raise UserError(f"{model}: expected a list of {{contains: TEXT, answer: TEXT}} rules", file=path,
+                            key=str(model))
+        script(str(model), responder=_rules_responder(_normalize(str(model)), rules, path))
+    return [_normalize(str(m)) for m in data]
+
+
+def _rules_responder(model: str, rules: list[dict[str, str]], path: Path) -> Responder:
+    def respond(messages: list[dict[str, Any]], params: dict[str, Any]) -> Step:
+        users = [m for m in messages if m.get("role") == "user"]
+        last = str(users[-1].get("content") or "") if users else ""
+        for rule in rules:
+            if rule.get("contains", "") in last:
+                return rule["answer"]
+        return FakeError(400, f"{path}: no rule of {model} matches the last user message")
+
+    return respond

@@ -273,3 +273,25 @@ def test_init_source_is_a_direct_reference_never_the_index_name(tmp_path: Path) 
     assert out.returncode == 0, out.stderr
     assert f'pip install "{pinned.requirement}"' in (tmp_path / "proj/.github/workflows/llmops.yml").read_text()
     assert "pip install llmops\n" not in (tmp_path / "proj/.github/workflows/llmops.yml").read_text()
+
+
+def test_fake_models_answer_from_a_yaml_file_named_in_the_config(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", suite=SUITE.replace("[fake/echo]", "[fake/scripted]"),
+                           pyproject=PYPROJECT + 'fake_answers = "evalsets/fake-answers.yaml"\n')
+    (project / "evalsets" / "fake-answers.yaml").write_text(
+        'fake/scripted:\n  - {contains: "alpha", answer: "alpha it is"}\n  - {contains: "beta", answer: "beta"}\n'
+        '  - {answer: "no idea"}\n')
+    out = cli(project, "run", "evalsets/echo.yaml", "--no-progress", "--cache", "off", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    outputs = {r["case_id"]: (r["output"], r["status"]) for r in json.loads(out.stdout)["run"]["results"]}
+    assert outputs == {"case-one": ("alpha it is", "pass"), "case-two": ("beta", "pass"),
+                       "case-three": ("no idea", "fail")}
+    # No rule matches: a provider error that names the file.
+    (project / "evalsets" / "fake-answers.yaml").write_text('fake/scripted:\n  - {contains: "alpha", answer: "a"}\n')
+    out = cli(project, "run", "evalsets/echo.yaml", "--no-progress", "--cache", "off", "--json")
+    errors = [r["error"] for r in json.loads(out.stdout)["run"]["results"] if r["status"] == "error"]
+    assert len(errors) == 2 and all("fake-answers.yaml: no rule of fake/scripted matches" in e for e in errors)
+    # A file of the wrong shape is a configuration error (exit 2) naming the file.
+    (project / "evalsets" / "fake-answers.yaml").write_text("fake/scripted: [{reply: x}]\n")
+    bad = cli(project, "run", "evalsets/echo.yaml", "--no-progress", "--cache", "off")
+    assert bad.returncode == 2 and "fake-answers.yaml" in bad.stderr and "rules" in bad.stderr, bad.stderr
