@@ -114,3 +114,17 @@ def test_conversation_of_a_non_list_is_a_prompt_error(tmp_path: Path) -> None:
         pv.render({"history": "hello"})
     with pytest.raises(PromptError, match="conversation item 0: role must be one of"):
         pv.render({"history": [{"role": "robot", "content": "x"}]})
+
+
+def test_cli_exits_2_on_a_tool_schema_that_is_not_json_schema(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "pyproject.toml").write_text('[tool.llmops]\nprompts_dir = "prompts"\n', encoding="utf-8")
+    path = write(tmp_path / "prompts", "agent", "---\ntools:\n  - name: f\n    parameters: {type: objekt}\n---\nHi\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "llmops", "prompts", "render", "agent"], cwd=tmp_path,
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"{path}:2" in out.stderr and "not a valid JSON Schema" in out.stderr and "Traceback" not in out.stderr
