@@ -227,3 +227,18 @@ def test_xss_payloads_execute_nothing_in_a_browser(project: Path, settings: Any,
         assert dialogs == [] and errors == []
         page.goto(f"{url}runs/{first.run_id}/cell?case=ok-1&prompt=rag_answer%401&model=fake%2Fa")
         assert HOSTILE[0] in page.locator("pre.output").first.inner_text()  # shown as text
+
+
+def test_every_asset_ships_in_the_wheel() -> None:
+    import fnmatch
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"]["llmops"]
+    assets = [p.relative_to(repo / "llmops").as_posix() for folder in ("templates", "static")
+              for p in (repo / "llmops" / "view" / folder).iterdir()]
+    assert assets and all(any(fnmatch.fnmatch(a, g) for g in globs) for a in assets), (assets, globs)
+    from llmops.view.app import STATIC
+
+    assert set(STATIC) == {p.name for p in (repo / "llmops" / "view" / "static").iterdir()}
