@@ -190,7 +190,7 @@ def llmops_source(source: str | None = None) -> Source:
         return _from_folder(folder)
     from importlib.metadata import PackageNotFoundError, distribution
 
-    from llmops import __version__
+    from llmops._version import __version__
 
     try:
         raw = distribution("llmops").read_text("direct_url.json")

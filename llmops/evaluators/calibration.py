@@ -285,7 +285,7 @@ async def acalibrate(
     Raises:
         UserError: for a bad labels file or evaluator configuration.
     """
-    from llmops import __version__
+    from llmops._version import __version__
 
     params = dict(params or {})
     ev = create_evaluator(evaluator, threshold=threshold, **params) if isinstance(evaluator, str) else evaluator

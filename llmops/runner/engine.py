@@ -302,7 +302,7 @@ class Runner:
 
     def new_manifest(self, run_id: str) -> Manifest:
         """A manifest for a run that is about to start."""
-        from llmops import __version__
+        from llmops._version import __version__
 
         commit, dirty = git_state(self.settings.root)
         evaluators = [{"name": e.name, "kind": e.kind, "version": e.version, "threshold": e.threshold}

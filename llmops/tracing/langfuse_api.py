@@ -92,6 +92,15 @@ def text_hash(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
+def _claims(config: dict[str, Any], digest: str) -> bool:
+    """Whether a Langfuse version's config was written by push for exactly this text.
+
+    ``llmops_hash`` is the prompt's content hash, which also covers a shared tools file; the
+    text alone is ``llmops_text_hash`` (versions pushed before it existed: the content hash).
+    """
+    return config.get("llmops_text_hash", config.get("llmops_hash")) == digest
+
+
 # ---- reading traces ----------------------------------------------------------------------------
 def _parse(value: Any) -> Any:
     """The API returns input/output as raw strings: decode JSON structures, keep plain text."""
@@ -290,7 +299,7 @@ def push_prompts(settings: Settings, registry: PromptRegistry, names: Sequence[s
         by_number: dict[int, Any] = {}
         for p in remotes[name]:
             cfg = _config(p)
-            if isinstance(cfg.get("llmops_version"), int) and cfg.get("llmops_hash") == text_hash(_source_of(p)):
+            if isinstance(cfg.get("llmops_version"), int) and _claims(cfg, text_hash(_source_of(p))):
                 by_number.setdefault(int(cfg["llmops_version"]), p)
         for version in registry.versions(name):
             ref = f"{name}@{version}"
@@ -299,7 +308,7 @@ def push_prompts(settings: Settings, registry: PromptRegistry, names: Sequence[s
                                         "rejects it); restore it and add a new version file instead")
                 continue
             there = by_number.get(version)
-            if there is not None and text_hash(_source_of(there)) != registry.get(ref).content_hash:
+            if there is not None and text_hash(_source_of(there)) != text_hash(registry.get(ref).source):
                 result.conflicts.append(f"{ref}: Langfuse v{there.version} holds other text for this version; "
                                         "restore the local file or add a new version")
         # A label removed locally: Langfuse's API only adds labels (a PATCH keeps the old ones),
@@ -322,11 +331,12 @@ def push_prompts(settings: Settings, registry: PromptRegistry, names: Sequence[s
         for version in registry.versions(name):
             pv = registry.get(f"{name}@{version}")
             here = sorted(label for label, v in labels.items() if v == version)
-            found = by_hash.get(pv.content_hash)
+            found = by_hash.get(text_hash(pv.source))
             if found is None:
                 created = _call("prompt create", lf.create_prompt, name=name, prompt=pv.source, type="text",
                                 labels=here, commit_message=f"llmops {pv.ref}",
                                 config={"llmops_version": version, "llmops_hash": pv.content_hash,
+                                        "llmops_text_hash": text_hash(pv.source),
                                         "format": "jinja", "model": pv.meta.model, "params": pv.meta.params})
                 mapping.setdefault(name, {})[str(version)] = int(created.version)
                 result.created.append(pv.ref)
@@ -375,7 +385,7 @@ def pull_prompts(settings: Settings, registry: PromptRegistry, names: Sequence[s
         remote = _remote_versions(lf, name)
         folder = registry.root / name
         local = registry.versions(name) if folder.is_dir() and any(folder.glob("v*.jinja")) else []
-        local_hashes = {registry.get(f"{name}@{v}").content_hash: v for v in local}
+        local_hashes = {text_hash(registry.get(f"{name}@{v}").source): v for v in local}
         next_free = max(local, default=0) + 1
         for prompt in remote:
             cfg = _config(prompt)
@@ -386,7 +396,7 @@ def pull_prompts(settings: Settings, registry: PromptRegistry, names: Sequence[s
                 wanted = cfg.get("llmops_version")
                 # The config's version number counts only when its hash is this text's: a version
                 # edited in the Langfuse UI copies the config of the one it came from.
-                pushed = isinstance(wanted, int) and cfg.get("llmops_hash") == digest
+                pushed = isinstance(wanted, int) and _claims(cfg, digest)
                 number = wanted if pushed and isinstance(wanted, int) else next_free
                 path = folder / f"v{number}.jinja"
                 if path.exists():
@@ -462,13 +472,13 @@ def resolve_label(settings: Settings, name: str, label: str, *, timeout_s: int =
     digest = text_hash(source)
     version = cfg.get("llmops_version")
     # The config's number names this text only when its hash does (a UI edit copies the config).
-    pushed = isinstance(version, int) and cfg.get("llmops_hash") == digest
+    pushed = isinstance(version, int) and _claims(cfg, digest)
     number = version if pushed and isinstance(version, int) else int(prompt.version)
     registry = PromptRegistry(settings.prompts_path)
     try:
         for candidate in ([number] if pushed else []) + registry.versions(name):
             local = registry.get(f"{name}@{candidate}")
-            if local.content_hash == digest:
+            if text_hash(local.source) == digest:
                 return local
     except PromptError:
         pass

@@ -28,7 +28,7 @@ from llmops.credentials import scrub
 from llmops.errors import StoreError
 from llmops.tracing.exporter import Exporter, ExportStats
 from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, evolve, new_span_id, new_trace_id
-from llmops.tracing.observe import _ATTRIBUTES, _CURRENT, ActiveSpan, span
+from llmops.tracing.observe import ActiveSpan, current_attributes, current_span, span
 from llmops.tracing.redaction import RedactHook, Redactor
 from llmops.tracing.store import (
     Delivery,
@@ -174,8 +174,8 @@ class Tracer:
 
     def _generation(self, record: CallRecord) -> SpanRecord:
         meta = record.metadata
-        parent = _CURRENT.get()
-        attrs = _ATTRIBUTES.get()
+        parent = current_span()
+        attrs = current_attributes()
         if any(k in meta for k in _TRACE_KEYS):
             tags = meta.get("tags") or ()
             attrs = attrs.merged(TraceAttributes(
