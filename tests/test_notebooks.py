@@ -65,6 +65,7 @@ def test_notebooks_store_their_outputs(path: Path) -> None:
         assert cell.get("outputs"), f"{path.name}: a cell without stored output: {source[:80]!r}"
         assert not [o for o in cell["outputs"] if o["output_type"] == "error"], f"{path.name}: {source[:80]!r}"
         assert "/tmp/" not in json.dumps(cell["outputs"]), f"{path.name}: a scratch path in the outputs"
+        assert "\\u001b[" not in json.dumps(cell["outputs"]), f"{path.name}: terminal escapes in the outputs"
     check_claims(path.stem, outputs_text(nb))
 
 
