@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import sqlite3
 import threading
@@ -73,6 +74,13 @@ def _track(conn: _Connection) -> None:
         _OPEN[conn] = os.getpid()
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an SQLite or OS error means "no space left" (SQLITE_FULL, ENOSPC, EDQUOT)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -123,6 +131,9 @@ def open_sqlite(path: Path, schema: str, *, what: str, hint: str, timeout: float
     except sqlite3.DatabaseError as exc:
         if conn is not None:
             conn.close()
+        if is_disk_full(exc):  # not damage: moving the file aside would not help
+            raise StoreError(f"{path}: disk full: cannot write the {what} ({exc})",
+                             hint="free some disk space (the file itself is intact), then run again") from None
         raise StoreError(f"{path}: the {what} is corrupted or not a SQLite file ({exc})", hint=hint) from None
     _track(conn)
     return conn

@@ -125,12 +125,13 @@ def check_output_path(path: str | None, flag: str) -> None:
 
 def write_output(path: str, text: str, flag: str) -> None:
     """Write a report file; an unwritable path is a usage error (exit 2), not a traceback."""
+    from llmops._files import atomic_write_text, os_error_text
     from llmops.errors import UserError
 
     try:
-        Path(path).write_text(text, encoding="utf-8")
+        atomic_write_text(path, text)  # a full disk leaves the old report (or none), never half a file
     except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}", file=path, key=flag) from None
+        raise UserError(f"cannot write {path}: {os_error_text(exc)}", file=path, key=flag) from None
 
 
 def run_handler(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from llmops._files import atomic_write_text, os_error_text
 from llmops.errors import PromptError
 from llmops.prompts.registry import PromptRegistry
 
@@ -49,13 +50,28 @@ def lock_path(registry: PromptRegistry) -> Path:
 def read_lock(registry: PromptRegistry) -> LockFile:
     """Read the lock file (an empty one if absent)."""
     path = lock_path(registry)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return LockFile()
+    _check_inside(registry, path)
     try:
         return LockFile.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError, RecursionError, OSError) as exc:
+    except ValidationError as exc:  # its text quotes the input: name the place, not the content
+        err = exc.errors()[0]
+        where = str(err["loc"][0]) if err["loc"] else "(top level)"  # deeper keys are the file's content
+        raise PromptError(f"corrupted lock file: {where}: {err['msg']}", file=path,
+                          hint="restore it from git (it records released prompt versions)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, OSError) as exc:
         raise PromptError(f"corrupted lock file: {exc}", file=path,
                           hint="restore it from git (it records released prompt versions)") from None
+
+
+def _check_inside(registry: PromptRegistry, path: Path) -> None:
+    """The lock file (or a symlink in its place) must resolve inside the prompts folder."""
+    try:
+        path.resolve().relative_to(registry.root.resolve())
+    except ValueError:
+        raise PromptError(f"'{path}' resolves outside the prompts directory {registry.root}", file=path,
+                          hint="replace the symlink by the lock file itself") from None
 
 
 def check_lock(registry: PromptRegistry) -> LockCheck:
@@ -91,5 +107,10 @@ def update_lock(registry: PromptRegistry, *, force: bool = False) -> list[str]:
     for pv in registry.all_versions():
         lock.prompts.setdefault(pv.name, {})[str(pv.version)] = pv.content_hash
     body = json.dumps(lock.model_dump(), indent=2, sort_keys=True) + "\n"
-    lock_path(registry).write_text(body, encoding="utf-8")
+    path = lock_path(registry)
+    _check_inside(registry, path)
+    try:
+        atomic_write_text(path, body)
+    except OSError as exc:
+        raise PromptError(f"cannot write lock file: {os_error_text(exc)}", file=path) from None
     return check.unlocked + (check.edited if force else [])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from llmops._files import atomic_write_text, os_error_text
 from llmops._yaml import SafeLoader, YAMLProblem, load_yaml
 from llmops.errors import PromptError, did_you_mean
 from llmops.prompts.template import PromptVersion
@@ -108,8 +109,9 @@ class PromptRegistry:
     def labels(self, name: str) -> dict[str, int]:
         """The prompt's labels (label -> version)."""
         path = self._folder(name) / LABELS_FILE
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return {}
+        self._check_inside(path)  # a symlink to a file outside prompts/ is never read
         try:
             data = load_yaml(path.read_text(encoding="utf-8"), loader=SafeLoader, max_nodes=10_000)[0] or {}
         except UnicodeDecodeError as exc:
@@ -143,7 +145,11 @@ class PromptRegistry:
         labels = self.labels(name)
         labels[label] = version
         path = self._folder(name) / LABELS_FILE
-        path.write_text(yaml.safe_dump(dict(sorted(labels.items())), sort_keys=True), encoding="utf-8")
+        self._check_inside(path)
+        try:
+            atomic_write_text(path, yaml.safe_dump(dict(sorted(labels.items())), sort_keys=True))
+        except OSError as exc:
+            raise PromptError(f"cannot write labels file: {os_error_text(exc)}", file=path) from None
 
     # ---- resolution ------------------------------------------------------------------------
     def resolve(self, ref: str | PromptRef) -> tuple[str, int]:

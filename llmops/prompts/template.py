@@ -36,6 +36,7 @@ tool's ``tool_call_id``), kept as structured messages rather than text.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
@@ -117,17 +118,38 @@ class MessageExtension(Extension):
     tags = {"message"}  # noqa: RUF012 - Jinja's API
 
     def parse(self, parser: Parser) -> nodes.Node:
-        """Parse one message block."""
+        """Parse one message block (blocks cannot be nested: a syntax error at load)."""
         lineno = next(parser.stream).lineno
         role = parser.parse_expression()
         body = parser.parse_statements(("name:endmessage",), drop_needle=True)
+        for node in body:
+            for inner in (node, *node.find_all(nodes.CallBlock)):
+                call = getattr(inner, "call", None)
+                if isinstance(inner, nodes.CallBlock) and isinstance(call, nodes.Call) \
+                        and isinstance(call.node, nodes.ExtensionAttribute) and call.node.name == "_wrap":
+                    parser.fail("message blocks cannot be nested: close this one with {% endmessage %} first",
+                                inner.lineno)
         call = self.call_method("_wrap", [role])
         return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
 
     def _wrap(self, role: object, caller: Macro) -> str:
         if role not in ROLES:
             raise TemplateError(f"message role must be one of {', '.join(ROLES)}, got {role!r}")
-        return f"{_OPEN}{role}\x00{caller()}{_CLOSE}"
+        blocks = _blocks.get()
+        before = blocks[0] if blocks is not None else 0
+        content = caller()
+        if _OPEN in content or _CLOSE in content:
+            if blocks is not None and blocks[0] > before:  # a macro with a block, called inside a block
+                raise TemplateError("message blocks cannot be nested (a macro with a message block called "
+                                    "inside another block?)")
+            raise TemplateError("an input contains llmops's internal message marker")
+        if blocks is not None:
+            blocks[0] += 1
+        return f"{_OPEN}{role}\x00{content}{_CLOSE}"
+
+
+# Message blocks rendered by the current render: any other marker in the text was forged.
+_blocks: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("llmops_message_blocks", default=None)
 
 
 _CONVERSATION = "\x01conversation"
@@ -164,17 +186,68 @@ class ConversationExtension(Extension):
                 raise TemplateError(f"conversation item {index}: role must be one of "
                                     f"{', '.join((*ROLES, 'tool'))}, got {message.role!r}")
             checked.append(message.to_dict())
+        blocks = _blocks.get()
+        if blocks is not None:  # a marker of our own (JSON escapes any NUL an item holds)
+            blocks[0] += 1
         return f"{_OPEN}{_CONVERSATION}\x00{json.dumps(checked, ensure_ascii=False)}{_CLOSE}"
 
 
 # A template is untrusted code (it may come from prompt management): beyond the sandbox's
-# attribute rules, refuse the one-expression memory and CPU bombs ('x' * 10**10, 10**10**10).
+# attribute rules, refuse the one-expression memory and CPU bombs ('x' * 10**10, 10**10**10,
+# 'x'|center(10**9), '%1000000000d' % 1, '{:>1000000000}'.format(1)) and cap the rendered text.
 MAX_REPEAT_ITEMS = 10_000_000
 MAX_POWER_BITS = 100_000
+MAX_WIDTH = 100_000  # padding / field width / precision of one formatting operation
+MAX_OUTPUT_CHARS = 20_000_000  # a rendered prompt far beyond any model's context window
+# Padding methods and filters whose int argument is an output width.
+_PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+# Numbers inside a %-spec ("%-1000000d", "%.99999999f") or a {}-spec ("{:>1000000}", "{0:{1}}").
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_BRACE_SPEC = re.compile(r"\{[^{}]*:([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
+
+
+def _too_wide(number: object) -> bool:
+    return type(number) is int and number > MAX_WIDTH
+
+
+def _check_format(fmt: str, args: tuple[Any, ...] | Any, kwargs: dict[str, Any] | None = None) -> None:
+    """Refuse a format string (``%`` or ``str.format``) whose widths or precisions exceed MAX_WIDTH."""
+    values = [*(args if isinstance(args, tuple) else (args,)), *(kwargs or {}).values()]
+    if isinstance(args, dict):
+        values += list(args.values())
+    if "%" in fmt:
+        for width, precision in _PERCENT_SPEC.findall(fmt):
+            for part in (width, precision):
+                if part == "*" and any(_too_wide(v) for v in values):
+                    raise SecurityError(f"a '*' width above {MAX_WIDTH} is too large for a template")
+                if part.isdigit() and int(part) > MAX_WIDTH:
+                    raise SecurityError(f"a format width of {part} is too large for a template")
+    if "{" in fmt:
+        for spec in _BRACE_SPEC.findall(fmt):
+            if "{" in spec and any(_too_wide(v) for v in values):
+                raise SecurityError(f"a nested format width above {MAX_WIDTH} is too large for a template")
+            if any(int(n) > MAX_WIDTH for n in re.findall(r"\d+", spec)):
+                raise SecurityError(f"a format spec '{spec[:40]}' is too large for a template")
+
+
+def _bounded_filter(name: str, original: Any) -> Any:
+    def bounded(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if name == "format" and isinstance(value, str):
+            _check_format(value, args, kwargs)
+        elif any(_too_wide(a) for a in (*args, *kwargs.values())):
+            raise SecurityError(f"'{name}' with a width above {MAX_WIDTH} is too large for a template")
+        return original(value, *args, **kwargs)
+
+    bounded.__name__ = getattr(original, "__name__", name)
+    # Keep Jinja's pass_context / pass_eval_context markers (none of these filters use them).
+    for marker in ("jinja_pass_arg",):
+        if hasattr(original, marker):
+            setattr(bounded, marker, getattr(original, marker))
+    return bounded
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         ints = type(left) is int and type(right) is int
@@ -184,7 +257,28 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and type(times) is int and len(seq) * times > MAX_REPEAT_ITEMS:
                     raise SecurityError(f"repeating a {type(seq).__name__} {times} times is too large for a template")
+        if operator == "%" and isinstance(left, str):
+            _check_format(left, right)
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        owner = getattr(__obj, "__self__", None)
+        if (isinstance(owner, str) and getattr(__obj, "__name__", "") in _PADDING_METHODS
+                and any(_too_wide(a) for a in (*args, *kwargs.values()))):
+            raise SecurityError(f"str.{__obj.__name__} with a width above {MAX_WIDTH} is too large for a template")
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt: str = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            _check_format(fmt, args, kwargs)
+            return wrapped(*args, **kwargs)
+
+        return checked
 
 
 def _environment() -> ImmutableSandboxedEnvironment:
@@ -195,8 +289,14 @@ def _environment() -> ImmutableSandboxedEnvironment:
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Jinja's optimizer folds constant expressions while *compiling*: it would run
+        # `'x'|center(10**9)` when a prompt is loaded (prompts list/lock/check), outside every
+        # render-time bound. Without it, all template work happens at render, under the sandbox.
+        optimized=False,
     )
     env.filters["tojson"] = _tojson
+    for name in ("center", "indent", "format"):
+        env.filters[name] = _bounded_filter(name, env.filters[name])
     return env
 
 
@@ -372,8 +472,10 @@ class PromptVersion:
         """
         context = self.validate_inputs(inputs or {})
         template = self._compile()
+        blocks = [0]
+        token = _blocks.set(blocks)
         try:
-            text = template.render(context)
+            text = _bounded_render(template, context)
         except UndefinedError as exc:
             line = _template_line(self.path)
             raise PromptError(f"{self.ref}: {exc.message}", file=self.path, line=line,
@@ -390,6 +492,14 @@ class PromptVersion:
         except RecursionError:
             raise PromptError(f"{self.ref}: rendering failed: recursion too deep (a macro calling itself?)",
                               file=self.path) from None
+        except MemoryError:
+            raise PromptError(f"{self.ref}: rendering failed: out of memory (a template building huge text?)",
+                              file=self.path, line=_template_line(self.path)) from None
+        finally:
+            _blocks.reset(token)
+        if text.count(_OPEN) != blocks[0] or text.count(_CLOSE) != blocks[0]:
+            raise PromptError(f"{self.ref}: an input contains llmops's internal message marker",
+                              file=self.path, hint="inputs are data: remove the NUL-delimited marker from them")
         return _to_messages(text)
 
     def _undefined_hint(self, context: dict[str, Any]) -> str:
@@ -539,6 +649,18 @@ def _read_tools_file(prompt_path: Path, value: str, text: str, header_lines: int
 
 
 _COMPILED: dict[str, Any] = {}
+
+
+def _bounded_render(template: Any, context: dict[str, Any]) -> str:
+    """Render chunk by chunk and stop once the text passes MAX_OUTPUT_CHARS (loops that print forever)."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(context):
+        size += len(chunk)
+        if size > MAX_OUTPUT_CHARS:
+            raise SecurityError(f"the rendered text is longer than {MAX_OUTPUT_CHARS:,} characters")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def _front_matter_line(text: str, header_lines: int, loc: tuple[Any, ...]) -> int | None:

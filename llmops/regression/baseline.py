@@ -10,17 +10,17 @@ every aggregate is computed independently of the order in which units finished.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from llmops._files import atomic_write_text, os_error_text
 from llmops.credentials import public_params
 from llmops.errors import StoreError
 from llmops.regression.stats import Flakiness, flakiness_from_counts
@@ -330,19 +330,11 @@ def write_baseline(run: RunResult | Baseline, path: str | Path) -> Baseline:
     text = dumps_baseline(baseline)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(target, text)
     except OSError as exc:
-        raise StoreError(f"{target}: cannot write baseline: {exc.strerror or exc}",
-                         hint="check that the folder is writable") from None
+        raise StoreError(f"{target}: cannot write baseline: {os_error_text(exc)}",
+                         hint="free some disk space" if exc.errno == errno.ENOSPC
+                         else "check that the folder is writable") from None
     return baseline
 
 
