@@ -74,6 +74,33 @@ def _track(conn: _Connection) -> None:
         _OPEN[conn] = os.getpid()
 
 
+def require_columns(conn: sqlite3.Connection, path: Path, what: str, table: str, columns: set[str],
+                    hint: str) -> None:
+    """Refuse a file whose ``table`` lacks ``columns`` (a file crafted or written by something else).
+
+    Raises:
+        StoreError: naming the table and the missing columns.
+    """
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})").fetchall()}
+    missing = columns - have
+    if missing:
+        raise StoreError(f"{path}: the {what}'s table '{table}' lacks column(s) {', '.join(sorted(missing))}",
+                         hint=hint)
+
+
+def _refuse_foreign_objects(conn: sqlite3.Connection, path: Path, what: str, hint: str) -> None:
+    """Refuse views and triggers: llmops never creates them, so a file holding one was crafted.
+
+    A committed cache whose ``responses`` table was replaced by a view over an infinite recursive
+    CTE would otherwise hang every replay on its first lookup; a trigger would run on our writes.
+    """
+    row = conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('view', 'trigger') LIMIT 1").fetchone()
+    if row is not None:
+        conn.close()
+        raise StoreError(f"{path}: the {what} holds a {row[0]} '{row[1]}', which llmops never creates "
+                         "(the file was crafted or is not an llmops file); it is not used", hint=hint)
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """Whether an SQLite or OS error means "no space left" (SQLITE_FULL, ENOSPC, EDQUOT)."""
     if isinstance(exc, OSError):
@@ -111,6 +138,7 @@ def open_sqlite(path: Path, schema: str, *, what: str, hint: str, timeout: float
                                factory=_Connection)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        _refuse_foreign_objects(conn, path, what, hint)
         conn.executescript(schema)
         if format_version is not None:
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")

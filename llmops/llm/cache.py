@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llmops._sqlite import close_sqlite, open_sqlite
+from llmops._sqlite import close_sqlite, open_sqlite, require_columns
 from llmops.errors import StoreError
 from llmops.llm.types import Completion, Message
 
@@ -56,10 +56,18 @@ class ResponseCache:
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = open_sqlite(
+            hint = "delete it (it only holds cached responses) or point cache_path elsewhere"
+            conn = open_sqlite(
                 self.path, "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL,"
                            " completion TEXT NOT NULL, created REAL NOT NULL);",
-                what="response cache", hint="delete it (it only holds cached responses) or point cache_path elsewhere")
+                what="response cache", hint=hint)
+            try:  # a committed cache is replayed in CI: verify its shape before the first lookup
+                require_columns(conn, self.path, "response cache", "responses",
+                                {"key", "model", "completion", "created"}, hint)
+            except StoreError:
+                close_sqlite(conn)
+                raise
+            self._conn = conn
         return self._conn
 
     def check(self) -> None:

@@ -53,7 +53,7 @@ def render_markdown(run: RunResult, *, comparison: Comparison | None = None, ver
         lines.append("")
     metrics = sorted({name for v in c.variants for name in v.means})
     extra = agent_columns(c.variants)
-    header = ["variant", "pass rate (95% CI)", *[f"{name} mean" for name in metrics], "p50 ms", "$ / 1k cases",
+    header = ["variant", "pass rate (95% CI)", *[f"{cell(name)} mean" for name in metrics], "p50 ms", "$ / 1k cases",
               *extra]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))

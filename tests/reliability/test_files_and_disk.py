@@ -145,3 +145,34 @@ def test_a_full_disk_is_not_reported_as_a_corrupted_trace_store(tmp_path: Path,
         store.traces()  # the first use opens the file and writes its schema
     text = str(info.value)
     assert "disk full" in text and "corrupted" not in text and "aside" not in text, text
+
+
+def test_a_crafted_cache_with_a_hanging_view_is_refused_before_replay(project: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The committed cache's ``responses`` table replaced by a VIEW over an infinite recursive CTE."""
+    from reliability_helpers import write_suite
+
+    write_suite(project, "small", 2, "fake/echo")
+    assert main(["run", "evalsets/small.yaml", "--no-progress"]) == 0
+    cache = project / ".llmops" / "cache.sqlite"
+    con = sqlite3.connect(cache)
+    con.executescript("DROP TABLE responses; CREATE VIEW responses AS WITH RECURSIVE r(key, model, completion, "
+                      "created) AS (SELECT 'k', 'm', 'c', 0 UNION ALL SELECT key, model, completion, created "
+                      "FROM r) SELECT * FROM r;")
+    con.close()
+    capsys.readouterr()
+    # Before the fix this never returned (the first lookup walks the infinite CTE).
+    assert main(["run", "evalsets/small.yaml", "--no-progress", "--cache", "read-only"]) == 2
+    err = capsys.readouterr().err
+    assert "view 'responses'" in err and "cache" in err, err
+
+
+def test_a_cache_table_without_its_columns_is_refused(tmp_path: Path) -> None:
+    from llmops.llm.cache import ResponseCache
+
+    path = tmp_path / "cache.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE responses (key TEXT PRIMARY KEY)")
+    con.close()
+    with pytest.raises(StoreError, match="lacks column"):
+        ResponseCache(path).check()

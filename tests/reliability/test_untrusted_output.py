@@ -155,3 +155,21 @@ def test_cli_tables_print_bracketed_user_text_literally(project, capsys) -> None
     assert main(["prompts", "list"]) == 0
     out = capsys.readouterr().out
     assert "[/bold]" in out and "[red]tags[/red]" in out  # printed as text (a table cell may wrap it)
+
+
+def test_evaluator_names_cannot_reshape_markdown_reports(project: Path) -> None:
+    """User strings in table headers (evaluator names) are escaped like cells: no new rows, links or HTML."""
+    from reliability_helpers import write_suite
+
+    from llmops.cli import main
+
+    evil = "a|b\\n\\n</details>![x](http://tracker.invalid/x.png) [c](http://e.invalid) <b>"
+    write_suite(project, "evil", 2, "fake/echo",
+                evaluators=f'[{{kind: regex, pattern: "q", name: "{evil}"}}]')
+    assert main(["run", "evalsets/evil.yaml", "--no-progress", "--markdown", "evil.md"]) == 0
+    md = (project / "evil.md").read_text(encoding="utf-8")
+    header = next(line for line in md.splitlines() if line.startswith("| variant"))
+    assert header.count(" | ") == header.replace("\\|", "").count(" | ")  # every | in the name is escaped
+    assert len(re.findall(r"(?<!\\)\|", header)) == 6, header  # 5 columns: variant, pass rate, mean, p50, cost
+    assert "</details>" not in md and "<b>" not in md and "![x](" not in md
+    assert not re.search(r"(?<!\\)\]\(", md)
