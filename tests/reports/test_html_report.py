@@ -135,3 +135,23 @@ def test_reports_show_evaluator_calibration(project: Path, settings: Any, client
     md = render_markdown(run, trust=trust)
     assert "Evaluator calibration against human labels: has_answer accuracy 67%" in md
     assert "Cohen&#x27;s kappa" in render_html(run, trust=trust) or "Cohen's kappa" in render_html(run, trust=trust)
+
+
+def test_csp_lets_only_the_reports_own_script_run(project: Path, settings: Any, client: Any, browser: Any,
+                                                  tmp_path: Path) -> None:
+    """An injection that got past escaping (simulated by editing the HTML) cannot run a script."""
+    from llmops.reports.html import CSP
+
+    assert "unsafe-inline" not in CSP.split("script-src", 1)[1].split(";", 1)[0]
+    run = make_run(project, settings, client, repeat=1)
+    html = render_html(run).replace(
+        "<main>", "<main><script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
+                  "<div id=clicky onclick=\"window.__pwned = 3\">x</div>", 1)
+    out = tmp_path / "injected.html"
+    out.write_text(html, encoding="utf-8")
+    page = browser.new_page()
+    page.goto(out.as_uri())
+    page.click("#clicky")
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#cases-body tr").count() == 4  # the report's own (hashed) script ran
+    page.close()
