@@ -11,7 +11,7 @@ from llmops.cli._common import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, console, 
 
 if TYPE_CHECKING:
     from llmops.config import Settings
-    from llmops.tracing.store import TraceDetail, TraceStore
+    from llmops.tracing.store import TraceStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -226,59 +226,17 @@ def _show(args: argparse.Namespace) -> int:
 
 
 # ---- export ------------------------------------------------------------------------------------
-def _select_local(settings: Settings, args: argparse.Namespace) -> list[TraceDetail]:
-    from llmops.errors import UserError
-    from llmops.tracing.monitor import prompt_filter
-
-    store = _store(settings)
-    if not store.exists():
-        raise UserError(f"no trace store at {store.path}", hint="traced calls create it")
-    if args.ids:
-        return [store.trace(i) for i in args.ids]
-    name, version = prompt_filter(args.prompt, settings)
-    summaries = store.traces(prompt_name=name, prompt_version=version, since=_when(args.since),
-                             until=_when(args.until), errors_only=args.errors, limit=10_000)
-    thresholds = []
-    for item in args.below or []:
-        key, sep, raw = item.partition("=")
-        try:
-            value = float(raw)
-        except ValueError:
-            value = None
-        if not sep or not key or value is None:
-            raise UserError(f"--below expects NAME=VALUE, got '{item}'", key="--below")
-        thresholds.append((key, value))
-
-    def below(scores: dict[str, float | None]) -> bool:
-        return all((got := scores.get(k)) is not None and got < v for k, v in thresholds)
-
-    picked = [s for s in summaries if below(s.scores)]
-    return [store.trace(s.trace_id) for s in picked[: args.limit]]
-
-
 def _export(args: argparse.Namespace) -> int:
     from llmops.errors import UserError
     from llmops.tracing.export import export_by_prompt
     from llmops.tracing.monitor import prompt_filter
+    from llmops.tracing.selection import select_traces
 
     settings = settings_from(args)
     name, version = prompt_filter(args.prompt, settings)
-    if args.source == "langfuse":
-        from llmops.tracing import langfuse_api
-
-        if args.below:
-            raise UserError("--below works with the local store (--source local)", key="--below")
-        if args.ids:
-            traces = langfuse_api.fetch_traces(settings, args.ids)
-        else:
-            calls = langfuse_api.fetch_calls(settings, since=_when(args.since), until=_when(args.until),
-                                             prompt_name=name, prompt_version=version, limit=10 * args.limit)
-            if args.errors:
-                calls = [c for c in calls if c.status == "error"]
-            ids = list(dict.fromkeys(c.trace_id for c in reversed(calls)))[: args.limit]
-            traces = langfuse_api.fetch_traces(settings, ids)
-    else:
-        traces = _select_local(settings, args)
+    traces = select_traces(settings, source=args.source, ids=args.ids, prompt_name=name, prompt_version=version,
+                           since=_when(args.since), until=_when(args.until), errors_only=args.errors,
+                           below=args.below or [], limit=args.limit)
     if not traces:
         raise UserError("no traces match the selection", hint="`llmops traces list` shows what is stored")
     ref = f"{name}@{version}" if name and version is not None else None
@@ -316,6 +274,7 @@ def _score(args: argparse.Namespace) -> int:
     from llmops.evaluators.base import Evaluator, create_evaluator
     from llmops.llm.client import LLMClient
     from llmops.tracing.monitor import ascore_calls, prompt_filter, score_rows, select_calls
+    from llmops.tracing.selection import call_pool, write_back
 
     settings = settings_from(args)
     evaluators: list[Evaluator] = []
@@ -332,16 +291,8 @@ def _score(args: argparse.Namespace) -> int:
         raise UserError("no evaluator given", hint="use --evaluator KIND (repeatable) or --suite FILE")
     name, version = prompt_filter(args.prompt, settings)
     since, until = _when(args.since), _when(args.until)
-    if args.source == "langfuse":
-        from llmops.tracing import langfuse_api
-
-        pool = langfuse_api.fetch_calls(settings, since=since, until=until, prompt_name=name,
-                                        prompt_version=version, limit=max(500, 10 * args.sample))
-    else:
-        store = _store(settings)
-        if not store.exists():
-            raise UserError(f"no trace store at {store.path}", hint="traced calls create it")
-        pool = store.spans(kind="generation", prompt_name=name, prompt_version=version, since=since, until=until)
+    pool = call_pool(settings, source=args.source, prompt_name=name, prompt_version=version, since=since,
+                     until=until, limit=max(500, 10 * args.sample))
     calls = select_calls(pool, sample=args.sample, seed=args.seed, include_eval_runs=args.eval_runs)
     if not calls:
         raise UserError("no successful prompt calls match the selection")
@@ -350,15 +301,7 @@ def _score(args: argparse.Namespace) -> int:
     scored = run_sync(ascore_calls(calls, evaluators, client=client,
                                    judge_model=args.judge_model or settings.judge_model, seed=args.seed))
     rows = score_rows(scored)
-    sent_to = []
-    if args.source == "local":
-        _store(settings).add(scores=rows)
-        sent_to.append(str(settings.path(settings.trace_path)))
-    if settings.langfuse is not None and (args.source == "langfuse" or settings.tracing != "local"):
-        from llmops.tracing import langfuse_api
-
-        langfuse_api.write_scores(settings, rows)
-        sent_to.append("Langfuse")
+    sent_to = write_back(settings, rows, source=args.source)
     if args.json:
         print(json.dumps([r.model_dump() for r in rows], indent=2, ensure_ascii=False))
         return EXIT_OK
