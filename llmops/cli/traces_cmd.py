@@ -38,7 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.set_defaults(handler=_show)
 
     ex = ts.add_parser("export", help="turn selected traces into cases of a suite file")
-    ex.add_argument("--to", required=True, metavar="FILE", help="suite file, e.g. evalsets/regressions.yaml")
+    target = ex.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", metavar="FILE", help="suite file, e.g. evalsets/regressions.yaml")
+    target.add_argument("--to-dataset", metavar="NAME",
+                        help="a Langfuse dataset: each call becomes an item linked to its source trace")
     selection(ex)
     ex.add_argument("--ids", nargs="+", metavar="ID", help="these traces (ids or unique prefixes)")
     ex.add_argument("--errors", action="store_true", help="only traces with a failed call")
@@ -239,8 +242,16 @@ def _export(args: argparse.Namespace) -> int:
                            below=args.below or [], limit=args.limit)
     if not traces:
         raise UserError("no traces match the selection", hint="`llmops traces list` shows what is stored")
-    ref = f"{name}@{version}" if name and version is not None else None
     out = console()
+    if args.to_dataset:
+        from llmops.tracing.datasets import traces_to_dataset
+
+        pushed = traces_to_dataset(settings, traces, args.to_dataset, prompt_name=name)
+        verb = "created" if pushed.created else "updated"
+        out.print(f"{verb} Langfuse dataset {pushed.dataset}: {len(pushed.items)} item(s) linked to their "
+                  "source traces", markup=False)
+        return EXIT_OK
+    ref = f"{name}@{version}" if name and version is not None else None
     # One suite per prompt: a suite runs one prompt, and cases of another would run on the wrong one.
     for result in export_by_prompt(traces, args.to, prompt=ref, prompt_name=name):
         verb = "created" if result.created else "updated"

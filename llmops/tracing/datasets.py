@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from llmops.errors import UserError
 
 if TYPE_CHECKING:
     from llmops.config import Settings
+    from llmops.tracing.store import TraceDetail
 
 # Metadata keys llmops adds to an item (kept out of the case's own metadata on pull).
 CASE_ID_KEY = "llmops_case_id"
@@ -82,16 +84,8 @@ def push_dataset(settings: Settings, suite_path: Path | str, *, name: str | None
     suite = load_suite(suite_path)
     dataset = name or suite.name
     lf = client(settings)
-    created = False
-    try:
-        lf.api.datasets.get(dataset_name=dataset)
-    except Exception as exc:
-        if getattr(exc, "status_code", None) != 404:
-            _call("dataset fetch", _raise, exc)
-        _call("dataset create", lf.create_dataset, name=dataset,
-              description=f"cases of the llmops suite {suite.name}", metadata={"llmops_suite": suite.name})
-        created = True
-    result = DatasetPushResult(dataset=dataset, created=created)
+    result = DatasetPushResult(dataset=dataset,
+                               created=_ensure_dataset(lf, dataset, f"cases of the llmops suite {suite.name}"))
     for case in suite.cases:
         metadata: dict[str, Any] = {**case.metadata, CASE_ID_KEY: case.id, "llmops_suite": suite.name}
         if case.contexts:
@@ -101,6 +95,53 @@ def push_dataset(settings: Settings, suite_path: Path | str, *, name: str | None
         item = item_id(dataset, case.id)
         _call("dataset item upsert", lf.create_dataset_item, dataset_name=dataset, id=item, input=dict(case.inputs),
               expected_output=case.expected, metadata=metadata)
+        result.items.append(item)
+    _call("flush", lf.flush)
+    return result
+
+
+def _ensure_dataset(lf: Any, dataset: str, description: str) -> bool:
+    """Create the dataset unless it exists; True when it was created."""
+    from llmops.tracing.langfuse_api import _call
+
+    try:
+        lf.api.datasets.get(dataset_name=dataset)
+        return False
+    except Exception as exc:
+        if getattr(exc, "status_code", None) != 404:
+            _call("dataset fetch", _raise, exc)
+    _call("dataset create", lf.create_dataset, name=dataset, description=description)
+    return True
+
+
+def traces_to_dataset(settings: Settings, traces: Sequence[TraceDetail], dataset: str, *,
+                      prompt_name: str | None = None) -> DatasetPushResult:
+    """Add the prompt calls of production traces to a Langfuse dataset, each linked to its source.
+
+    Each call becomes an item (its template inputs -> input, the case metadata of ``traces export``
+    -> metadata) linked to the trace and observation it came from; the item id derives from the
+    case id, so adding the same trace twice updates its item.
+
+    Raises:
+        UserError: no selected trace has a prompt call with recorded inputs.
+        LangfuseUnavailableError: Langfuse could not be reached (exit 4).
+    """
+    from llmops.tracing.export import case_from_generation, case_generations
+    from llmops.tracing.langfuse_api import _call, client
+
+    calls = [(t, g, i) for t in traces for i, g in enumerate(case_generations(t, prompt_name))]
+    if not calls:
+        raise UserError(f"none of the {len(traces)} selected trace(s) has a prompt call with recorded inputs",
+                        key="--to-dataset")
+    lf = client(settings)
+    result = DatasetPushResult(dataset=dataset,
+                               created=_ensure_dataset(lf, dataset, "production calls exported by llmops"))
+    for trace, gen, index in calls:
+        case = case_from_generation(trace, gen, index)
+        item = item_id(dataset, case["id"])
+        _call("dataset item upsert", lf.create_dataset_item, dataset_name=dataset, id=item, input=case["inputs"],
+              metadata={**case["metadata"], CASE_ID_KEY: case["id"], "llmops_tags": case["tags"]},
+              source_trace_id=trace.trace_id, source_observation_id=gen.span_id)
         result.items.append(item)
     _call("flush", lf.flush)
     return result

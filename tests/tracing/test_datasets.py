@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +88,29 @@ def test_datasets_without_a_reachable_langfuse(project: Path) -> None:
         out = llmops(down, "datasets", *args)
         assert out.returncode == 4, out.stdout + out.stderr  # unreachable: not a regression
     assert not (project / "evalsets" / "qa.jsonl").exists()
+
+
+def test_traces_export_adds_production_calls_to_a_dataset_linked_to_their_traces(
+        lf_settings: Settings, receiver: LangfuseReceiver, make_tracer: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tracing_helpers import PROMPT_META, record
+
+    from llmops.tracing import TraceStore, span
+
+    tracer = make_tracer(lf_settings.model_copy(update={"tracing": "local"}))
+    ids = []
+    for i in range(2):
+        with span("handler", tracer=tracer) as root:
+            tracer(record(text=f"answer {i}", metadata={**PROMPT_META, "prompt_inputs": {"question": f"q{i}"}}))
+        ids.append(root.trace_id)
+    assert tracer.flush(5)
+    for _ in range(2):  # a second export updates the same items
+        assert main(["traces", "export", "--to-dataset", "prod-bad"]) == 0
+    out = capsys.readouterr().out
+    assert "created Langfuse dataset prod-bad: 2 item(s) linked" in out and "updated Langfuse dataset" in out
+    items = receiver.items_of("prod-bad")
+    store = TraceStore(lf_settings.path(lf_settings.trace_path))
+    gens = {t: store.trace(t).generations[0].span_id for t in ids}
+    assert sorted((i["sourceTraceId"], i["sourceObservationId"]) for i in items) == sorted(gens.items())
+    assert sorted(i["input"]["question"] for i in items) == ["q0", "q1"]
+    assert all(i["metadata"]["production_output"].startswith("answer") for i in items)
