@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -19,7 +19,8 @@ from llmops import credentials
 from llmops.errors import ConfigError, did_you_mean
 
 CacheMode = Literal["off", "read-write", "read-only", "refresh"]
-CACHE_MODES: tuple[str, ...] = ("off", "read-write", "read-only", "refresh")
+#: The cache modes, in the order the CLI and the pytest plugin offer them (from :data:`CacheMode`).
+CACHE_MODES: tuple[str, ...] = get_args(CacheMode)
 ENV_PREFIX = "LLMOPS_"
 
 

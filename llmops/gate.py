@@ -1,19 +1,22 @@
-"""Run a suite (or resume one), judge it against its gate and baseline: the CI job in one call."""
+"""Run a suite (or resume one), judge it against its gate and baseline: the CI job in one call.
+
+:func:`judge` is the one place where a finished run meets its gate and baseline; ``llmops run``
+and the pytest plugin both call it, so they reach the same verdict on the same run.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmops.config import Settings, load_settings
+from llmops.config import Settings
 from llmops.errors import UserError
-from llmops.evalsets.loader import LoadedSuite, load_suite
+from llmops.evalsets.loader import LoadedSuite
 from llmops.evalsets.models import Gate
 from llmops.regression import Verdict, baseline_path, judge_run, read_baseline, write_baseline
 from llmops.regression.verdict import NO_BASELINE_NOTE
-from llmops.runner.engine import _suite_path, aresume_run, arun_suite
+from llmops.runner.prepare import PreparedRun, RunOptions, prepare_resume, prepare_run
 from llmops.runner.results import RunResult
 
 
@@ -33,7 +36,7 @@ class GateOutcome:
 
     @property
     def exit_code(self) -> int:
-        """0 passed, 1 failed gate or regression."""
+        """The verdict's exit code (see :attr:`llmops.regression.Verdict.exit_code`)."""
         return self.verdict.exit_code
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,53 +44,45 @@ class GateOutcome:
         return {"run": self.run.model_dump(mode="json"), "verdict": self.verdict.model_dump(mode="json")}
 
 
-async def arun_and_gate(
-    suite: str | Path | None,
-    *,
-    settings: Settings | None = None,
-    models: Sequence[str] | None = None,
-    prompts: Sequence[str] | None = None,
-    repeat: int | None = None,
-    seed: int | None = None,
-    max_cost_usd: float | None = None,
-    max_errors: float | None = None,
-    shard: str | None = None,
-    resume: str | None = None,
-    baseline: str | Path | None = None,
-    update_baseline: bool = False,
-    progress: bool | None = None,
-    **run_kwargs: Any,
-) -> GateOutcome:
-    """Run (or resume) a suite and judge it. See :func:`run_and_gate`."""
-    settings = _checked(settings, max_errors)
-    if resume:
-        run = await aresume_run(resume, settings=settings, progress=progress, max_cost_usd=max_cost_usd,
-                                **run_kwargs)
-        loaded: LoadedSuite = load_suite(run.manifest.suite_path)
-    else:
-        assert suite is not None
-        loaded = load_suite(_suite_path(suite, settings))
-        run = await arun_suite(loaded, settings=settings, models=models, prompts=prompts, repeat=repeat,
-                               seed=seed, max_cost_usd=max_cost_usd, shard=shard, progress=progress,
-                               **run_kwargs)
-    return _judged(run, loaded, settings, max_errors, baseline, update_baseline)
+def check_max_errors(max_errors: float | None) -> None:
+    """Refuse a ``max_errors`` that is negative or NaN (before anything runs).
 
-
-def _checked(settings: Settings | None, max_errors: float | None) -> Settings:
+    Raises:
+        UserError: naming the option.
+    """
     if max_errors is not None and not max_errors >= 0:  # `not >=` also refuses NaN
         raise UserError(f"max_errors must be 0 or more, got {max_errors}", key="max_errors",
                         hint="a count (>= 1) or a fraction (< 1) of the units")
-    return settings or load_settings()
 
 
-def _judged(run: RunResult, loaded: LoadedSuite, settings: Settings, max_errors: float | None,
-            baseline: str | Path | None, update_baseline: bool) -> GateOutcome:
-    gate: Gate = loaded.suite.gate
+def judge(run: RunResult, suite: LoadedSuite, *, settings: Settings, max_errors: float | None = None,
+          baseline: str | Path | None = None, update_baseline: bool = False,
+          complete: bool = True) -> GateOutcome:
+    """Judge a finished run against its suite's gate and baseline (and write the baseline if asked).
+
+    Args:
+        run: The run.
+        suite: Its suite (whose ``gate`` applies).
+        settings: Project settings (where baselines live).
+        max_errors: Overrides the gate's ``max_errors``.
+        baseline: Baseline file (default: ``evalsets/baselines/<suite>.json``).
+        update_baseline: Write this run as the new baseline (and judge it without one).
+        complete: False when only part of the suite was selected (pytest ``-k``): no baseline
+            is written from it, and the verdict says what it covers.
+
+    Raises:
+        UserError: ``max_errors`` is invalid, or a baseline was asked for from a partial run.
+    """
+    check_max_errors(max_errors)
+    gate: Gate = suite.suite.gate
     if max_errors is not None:
         gate = gate.model_copy(update={"max_errors": max_errors})
-    path = Path(baseline) if baseline else baseline_path(settings, loaded.name)
+    path = Path(baseline) if baseline else baseline_path(settings, suite.name)
     written = None
     if update_baseline:
+        if not complete:
+            raise UserError("refusing to write a baseline from a partial selection of the suite",
+                            key="update_baseline", hint="run the whole suite to write its baseline")
         write_baseline(run, path)
         written = path
     if baseline and not update_baseline and not path.is_file():
@@ -100,48 +95,52 @@ def _judged(run: RunResult, loaded: LoadedSuite, settings: Settings, max_errors:
         notes = [n for n in verdict.notes if n != NO_BASELINE_NOTE]
         notes.append(f"this run is the new baseline ({written}): judged by the absolute gates only")
         verdict = verdict.model_copy(update={"notes": notes})
+    if not complete:
+        verdict.notes.append("only part of the suite was selected; the gate judged the selected items")
     return GateOutcome(run=run, verdict=verdict, baseline_written=written)
 
 
-def run_and_gate(suite: str | Path | None, **kwargs: Any) -> GateOutcome:
+def _prepared(suite: str | Path | LoadedSuite | None, resume: str | None, options: RunOptions) -> PreparedRun:
+    if resume:
+        return prepare_resume(resume, options)
+    if suite is None:
+        raise UserError("give a suite to run (or resume=RUN_ID)", key="suite")
+    return prepare_run(suite, options)
+
+
+async def arun_and_gate(suite: str | Path | LoadedSuite | None, options: RunOptions | None = None, *,
+                        resume: str | None = None, max_errors: float | None = None,
+                        baseline: str | Path | None = None, update_baseline: bool = False,
+                        **overrides: Any) -> GateOutcome:
+    """Run (or resume) a suite and judge it (async). See :func:`run_and_gate`."""
+    check_max_errors(max_errors)
+    prepared = _prepared(suite, resume, RunOptions.of(options, overrides))
+    run = await prepared.aexecute()
+    return judge(run, prepared.suite, settings=prepared.settings, max_errors=max_errors, baseline=baseline,
+                 update_baseline=update_baseline)
+
+
+def run_and_gate(suite: str | Path | LoadedSuite | None, options: RunOptions | None = None, *,
+                 resume: str | None = None, workers: int | None = None, max_errors: float | None = None,
+                 baseline: str | Path | None = None, update_baseline: bool = False,
+                 **overrides: Any) -> GateOutcome:
     """Run (or ``resume=RUN_ID``) a suite and judge it against its gate and baseline.
 
     This is ``llmops run`` as one function: the returned outcome's ``exit_code`` is what the CLI
-    exits with (0 passed, 1 failed gate or regression).
+    exits with (see :attr:`llmops.regression.Verdict.exit_code`).
 
     Args:
         suite: Suite file or name (None with ``resume``).
-        **kwargs: settings, models, prompts, repeat, seed, max_cost_usd, max_errors, shard,
-            resume, baseline, update_baseline, progress, and any :func:`llmops.runner.engine.run_suite`
-            argument (client, store, cache, concurrency, workers, ...).
+        options: How to run it (see :class:`llmops.runner.prepare.RunOptions`).
+        resume: Finish this interrupted run instead of starting one.
+        workers: Worker processes (see :func:`llmops.runner.engine.run_suite`).
+        max_errors: Overrides the gate's ``max_errors``.
+        baseline: Baseline file (default: ``evalsets/baselines/<suite>.json``).
+        update_baseline: Write this run as the new baseline.
+        **overrides: :class:`~llmops.runner.prepare.RunOptions` fields, over ``options``.
     """
-    from llmops._async import run_sync
-
-    workers = kwargs.pop("workers", None)
-    if workers is not None and workers > 1:
-        return _run_and_gate_in_processes(suite, workers, **kwargs)
-    return run_sync(arun_and_gate(suite, **kwargs))
-
-
-def _run_and_gate_in_processes(
-    suite: str | Path | None, workers: int, *, settings: Settings | None = None,
-    models: Sequence[str] | None = None, prompts: Sequence[str] | None = None, repeat: int | None = None,
-    seed: int | None = None, max_cost_usd: float | None = None, max_errors: float | None = None,
-    shard: str | None = None, resume: str | None = None, baseline: str | Path | None = None,
-    update_baseline: bool = False, progress: bool | None = None, **run_kwargs: Any,
-) -> GateOutcome:
-    """:func:`run_and_gate` with ``workers`` processes (forked from this sync frame, before any loop)."""
-    from llmops.runner.engine import resume_run, run_suite
-
-    settings = _checked(settings, max_errors)
-    if resume:
-        run = resume_run(resume, workers=workers, settings=settings, progress=progress,
-                         max_cost_usd=max_cost_usd, **run_kwargs)
-        loaded: LoadedSuite = load_suite(run.manifest.suite_path)
-    else:
-        assert suite is not None
-        loaded = load_suite(_suite_path(suite, settings))
-        run = run_suite(loaded, workers=workers, settings=settings, models=models, prompts=prompts,
-                        repeat=repeat, seed=seed, max_cost_usd=max_cost_usd, shard=shard, progress=progress,
-                        **run_kwargs)
-    return _judged(run, loaded, settings, max_errors, baseline, update_baseline)
+    check_max_errors(max_errors)
+    prepared = _prepared(suite, resume, RunOptions.of(options, overrides))
+    run = prepared.execute(workers)
+    return judge(run, prepared.suite, settings=prepared.settings, max_errors=max_errors, baseline=baseline,
+                 update_baseline=update_baseline)

@@ -59,11 +59,13 @@ class _State:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register ``--llmops-*`` options."""
+    from llmops.config import CACHE_MODES
+
     group = parser.getgroup("llmops", "llmops prompt regression suites")
     group.addoption("--llmops-model", action="append", default=None, metavar="MODEL",
                     help="run suites on this model instead of theirs (repeatable)")
     group.addoption("--llmops-repeat", type=int, default=None, metavar="K", help="repeats per case")
-    group.addoption("--llmops-cache", default=None, choices=["off", "read-write", "read-only", "refresh"],
+    group.addoption("--llmops-cache", default=None, choices=CACHE_MODES,
                     help="response cache mode (read-only = replay without provider calls)")
     group.addoption("--llmops-update-baseline", action="store_true", default=False,
                     help="write each suite's run as its new baseline")
@@ -170,30 +172,32 @@ class SuiteFile(pytest.File):
         return suite_run.results.get(wanted, [])
 
     def _start(self) -> _SuiteRun:
-        from llmops.runner.engine import Runner, new_run_id, run_tracer
+        from llmops.llm.client import LLMClient
+        from llmops.runner.engine import new_run_id, run_tracer
+        from llmops.runner.prepare import prepare_run
 
         settings = _settings(self.config)
-        from llmops.llm.client import LLMClient
-
         selected = [i for i in self.session.items if isinstance(i, SuiteItem) and i.parent is self]
-        models = self.config.getoption("llmops_model") or self.loaded.suite.models or [settings.default_model]
-        self._runner = Runner(self.loaded, settings=settings, client=LLMClient(settings), store=_store(self.config),
-                              models=models, repeat=self.config.getoption("llmops_repeat"), progress=False,
-                              tracer=run_tracer(settings), only=set())
         worker = _worker(self.config)
-        run_id = new_run_id() + (f"-{worker}" if worker else "")
-        self._manifest = self._runner.new_manifest(run_id)
-        self._runner.store.create_run(self._manifest, self._runner.plan())
+        # The same preparation as `llmops run` (the cache's integrity check included); the
+        # items then run a selection at a time (`only`), all into this one run.
+        prepared = prepare_run(self.loaded, settings=settings, client=LLMClient(settings), store=_store(self.config),
+                               models=self.config.getoption("llmops_model"),
+                               repeat=self.config.getoption("llmops_repeat"), progress=False,
+                               tracer=run_tracer(settings), only=set(),
+                               run_id=new_run_id() + (f"-{worker}" if worker else ""))
+        self._runner, self._manifest = prepared.runner, prepared.manifest
         # Under xdist each worker holds a share of the items; the merge makes the whole.
         complete = len(selected) == self.item_count or worker is not None
-        return _SuiteRun(path=str(self.path), name=self.loaded.name, run_id=run_id, complete=complete)
+        return _SuiteRun(path=str(self.path), name=self.loaded.name, run_id=prepared.run_id, complete=complete)
 
     def _execute(self, suite_run: _SuiteRun, keys: set[tuple[str, str, str]]) -> None:
         from llmops._async import run_sync
 
         runner = self._runner
         runner.only = keys
-        assert suite_run.run_id is not None
+        if suite_run.run_id is None:  # _start always sets it
+            raise RuntimeError("suite run without an id")
         done = runner.store.done_units(suite_run.run_id)
         run = run_sync(runner.execute(suite_run.run_id, self._manifest, done))
         self._manifest = run.manifest
@@ -330,7 +334,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _gate(config: pytest.Config, path: str, parts: list[dict[str, Any]]) -> tuple[RunResult, Verdict]:
     from llmops.evalsets.loader import load_suite
-    from llmops.regression import baseline_path, judge_run, read_baseline, write_baseline
+    from llmops.gate import judge
     from llmops.runner.merge import merge_runs
 
     store = _store(config)
@@ -338,20 +342,10 @@ def _gate(config: pytest.Config, path: str, parts: list[dict[str, Any]]) -> tupl
         run = store.load(parts[0]["run_id"])
     else:  # pytest-xdist: one run per worker, merged into one run to gate on
         run = merge_runs([(store.path, p["run_id"]) for p in parts], store)
-    loaded = load_suite(path)
-    settings = _settings(config)
-    target = baseline_path(settings, loaded.name)
-    complete = all(p["complete"] for p in parts)
-    if config.getoption("llmops_update_baseline"):
-        if not complete:
-            raise RuntimeError("refusing to write a baseline from a partial selection (-k / --lf)")
-        write_baseline(run, target)
-    reference = read_baseline(target) if target.exists() and not config.getoption("llmops_update_baseline") \
-        else None
-    verdict = judge_run(run, loaded.suite.gate, reference)
-    if not complete:
-        verdict.notes.append("only part of the suite was selected; the gate judged the selected items")
-    return run, verdict
+    outcome = judge(run, load_suite(path), settings=_settings(config),
+                    update_baseline=config.getoption("llmops_update_baseline"),
+                    complete=all(p["complete"] for p in parts))
+    return outcome.run, outcome.verdict
 
 
 def _step_summary(run: RunResult, verdict: Verdict) -> None:

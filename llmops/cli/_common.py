@@ -23,13 +23,15 @@ Handler = Callable[[argparse.Namespace], int]
 
 def add_model_options(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
     """``--model``, ``--cache`` and friends, shared by commands that call models."""
+    from llmops.config import CACHE_MODES
+
     if many:
         parser.add_argument("--model", "-m", action="append", dest="models", metavar="MODEL",
                             help="model alias or LiteLLM string (repeatable)")
     else:
         parser.add_argument("--model", "-m", default=None, metavar="MODEL",
                             help="model alias or LiteLLM string")
-    parser.add_argument("--cache", default=None, choices=["off", "read-write", "read-only", "refresh"],
+    parser.add_argument("--cache", default=None, choices=CACHE_MODES,
                         help="response cache mode (read-only = replay, a miss is an error)")
     parser.add_argument("--concurrency", type=int, default=None, metavar="N",
                         help="max in-flight calls per model")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llmops.cli._common import (
     EXIT_INTERRUPTED,
@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         store = RunStore(settings.path(settings.store_path))
         run_id = store.resolve_id(args.resume)
         store.close()
-    extra: dict[str, object] = {"retry_errors": True} if args.retry_errors else {}
+    extra: dict[str, Any] = {"retry_errors": True} if args.retry_errors else {}
     if not args.resume:
         extra["run_id"] = run_id
     try:

@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmops._async import run_sync
-from llmops.config import Settings, load_settings
+from llmops.config import Settings
 from llmops.credentials import public_params
 from llmops.errors import EvalsetError, LLMOpsError, UserError
-from llmops.evalsets.loader import LoadedSuite, load_suite
+from llmops.evalsets.loader import LoadedSuite
 from llmops.evalsets.models import Case, EvaluatorSpec
 from llmops.evaluators.base import (
     EvalContext,
@@ -37,6 +36,7 @@ from llmops.llm.agent import AgentRun, load_function, run_agent
 from llmops.llm.client import LLMClient, tally_provider_calls
 from llmops.llm.types import Completion
 from llmops.prompts.template import PromptVersion
+from llmops.runner.prepare import RunOptions, load, prepare_resume, prepare_run, resources
 from llmops.runner.results import CaseRecord, Manifest, RunResult, UnitResult, status_of, unit_key
 from llmops.runner.store import RunPlan, RunStore, StoredResults
 
@@ -413,7 +413,7 @@ class Runner:
         # Results are not collected here: each is in the run store, and the returned run reads them
         # from there (a 20,000-unit run's results as objects would take tens of MB).
         part = await self.execute_part(run_id, manifest, done, progress_total=manifest.units)
-        return self.complete(run_id, manifest, [part])
+        return self.finalize(run_id, manifest, [part])
 
     async def execute_part(self, run_id: str, manifest: Manifest, done: set[str],
                            part: tuple[int, int] | None = None, *, max_cost_usd: float | None = None,
@@ -489,7 +489,7 @@ class Runner:
         stats.skipped = [(u.case.id, u.prompt, u.model, u.repeat) for u in skipped]
         return stats
 
-    def complete(self, run_id: str, manifest: Manifest, parts: Sequence[PartStats],
+    def finalize(self, run_id: str, manifest: Manifest, parts: Sequence[PartStats],
                  results: list[UnitResult] | None = None) -> RunResult:
         """Finish the run's manifest and return the run.
 
@@ -572,56 +572,8 @@ def _progress(enabled: bool | None, total: int, completed: int, name: str) -> tu
     return progress, task
 
 
-def _resources(settings: Settings | None, client: LLMClient | None, store: RunStore | None,
-               cache: str | None, concurrency: int | None) -> tuple[Settings, LLMClient, RunStore]:
-    settings = settings or (client.settings if client else load_settings())
-    if client is None:
-        client = LLMClient(settings, cache_mode=cache, concurrency=concurrency)  # type: ignore[arg-type]
-    else:
-        # Only a different cache mode needs another client: the caller's own (a subclass, its
-        # retry policy, observers) is kept otherwise, e.g. when resume re-applies the plan's mode.
-        if cache is not None and cache != client.cache_mode:
-            client = LLMClient(client.settings, cache=client.cache, cache_mode=cache,  # type: ignore[arg-type]
-                               retry=client.retry, concurrency=concurrency or client.concurrency,
-                               timeout_s=client.timeout_s, observers=client.observers)
-        elif concurrency is not None:
-            client.concurrency = concurrency
-    store = store or RunStore(settings.path(settings.store_path))
-    return settings, client, store
-
-
-def _suite_path(suite: str | Path, settings: Settings) -> Path:
-    path = Path(suite)
-    if path.exists():
-        return path
-    # Relative to the project root too, so notebooks in a subfolder can say "evalsets/x.yaml".
-    for candidate in (settings.root / path, settings.evalsets_path / path, settings.evalsets_path / f"{suite}.yaml",
-                      settings.evalsets_path / f"{suite}.yml"):
-        if candidate.exists():
-            return candidate
-    return path  # load_suite reports it as not found
-
-
-async def arun_suite(
-    suite: str | Path | LoadedSuite,
-    *,
-    settings: Settings | None = None,
-    client: LLMClient | None = None,
-    store: RunStore | None = None,
-    models: Sequence[str] | None = None,
-    prompts: Sequence[str] | None = None,
-    repeat: int | None = None,
-    concurrency: int | None = None,
-    cache: str | None = None,
-    seed: int | None = None,
-    max_cost_usd: float | None = None,
-    shard: str | None = None,
-    run_id: str | None = None,
-    progress: bool | None = None,
-    on_result: ResultCallback | None = None,
-    tracer: Tracer | None = None,
-    only: set[tuple[str, str, str]] | None = None,
-) -> RunResult:
+async def arun_suite(suite: str | Path | LoadedSuite, options: RunOptions | None = None,
+                     **overrides: Any) -> RunResult:
     """Run a suite and return its results (async).
 
     Every unit result is committed to the run store as it completes; if the process dies,
@@ -629,133 +581,45 @@ async def arun_suite(
 
     Args:
         suite: Path or name of a suite file in ``evalsets/``, or a loaded suite.
-        settings: Configuration (default: loaded from the project).
-        client: LLM client (default: one built from settings).
-        store: Run store (default: ``settings.store_path``).
-        models: Override the suite's models.
-        prompts: Override the suite's prompt references.
-        repeat: Override the suite's repeat count.
-        concurrency: Max in-flight calls per model.
-        cache: Cache mode (off, read-write, read-only, refresh).
-        seed: Base seed.
-        max_cost_usd: Stop scheduling before the budget would be exceeded.
-        shard: ``I/N`` deterministic slice of the cases.
-        run_id: Use this id (default: a new one).
-        progress: Show a progress bar.
-        on_result: Called with each stored unit result.
-        tracer: Trace each unit (e.g. ``llmops.tracing.get_tracer(settings)``); None: untraced.
-        only: Run just these (case id, prompt ref, model) combinations (all their repeats).
+        options: How to run it (see :class:`llmops.runner.prepare.RunOptions`).
+        **overrides: :class:`~llmops.runner.prepare.RunOptions` fields (``settings``, ``client``,
+            ``store``, ``models``, ``repeat``, ``cache``, ``max_cost_usd``, ...), over ``options``.
     """
-    runner, rid, manifest = _prepare_run(
-        suite, settings=settings, client=client, store=store, models=models, prompts=prompts, repeat=repeat,
-        concurrency=concurrency, cache=cache, seed=seed, max_cost_usd=max_cost_usd, shard=shard, run_id=run_id,
-        progress=progress, on_result=on_result, tracer=tracer, only=only)
-    return await runner.execute(rid, manifest, set())
+    return await prepare_run(suite, options, **overrides).aexecute()
 
 
-def _prepare_run(suite: str | Path | LoadedSuite, *, settings: Settings | None, client: LLMClient | None,
-                 store: RunStore | None, models: Sequence[str] | None, prompts: Sequence[str] | None,
-                 repeat: int | None, concurrency: int | None, cache: str | None, seed: int | None,
-                 max_cost_usd: float | None, shard: str | None, run_id: str | None, progress: bool | None,
-                 on_result: ResultCallback | None, tracer: Tracer | None,
-                 only: set[tuple[str, str, str]] | None) -> tuple[Runner, str, Manifest]:
-    """Validate everything and register a new run (no unit runs yet)."""
-    settings, client, store = _resources(settings, client, store, cache, concurrency)
-    loaded = suite if isinstance(suite, LoadedSuite) else load_suite(_suite_path(suite, settings))
-    runner = Runner(loaded, settings=settings, client=client, store=store, models=models, prompts=prompts,
-                    repeat=repeat, seed=seed, max_cost_usd=max_cost_usd, shard=shard, progress=progress,
-                    on_result=on_result, tracer=tracer, only=only)
-    if client.cache is not None:
-        client.cache.check()  # a damaged cache is one clear error up front, not an error per unit
-    rid = run_id or new_run_id()
-    manifest = runner.new_manifest(rid)
-    store.create_run(manifest, runner.plan())
-    return runner, rid, manifest
-
-
-def run_suite(suite: str | Path | LoadedSuite, *, workers: int | None = None, **kwargs: Any) -> RunResult:
+def run_suite(suite: str | Path | LoadedSuite, options: RunOptions | None = None, *,
+              workers: int | None = None, **overrides: Any) -> RunResult:
     """Run a suite (sync; safe inside a running event loop). See :func:`arun_suite`.
 
     Args:
         suite: Path or name of a suite, or a loaded suite.
+        options: How to run it (see :class:`llmops.runner.prepare.RunOptions`).
         workers: Run the units in this many processes sharing the run store (see
             :func:`llmops.runner.parallel.execute_in_processes`); None or 1: this process only.
-        **kwargs: Any :func:`arun_suite` argument.
+        **overrides: :class:`~llmops.runner.prepare.RunOptions` fields, over ``options``.
     """
-    if workers is not None and workers > 1:
-        from llmops.runner.parallel import execute_in_processes, forking_possible
-
-        if forking_possible():
-            runner, rid, manifest = _prepare_run(suite, **{**_RUN_DEFAULTS, **kwargs})
-            return execute_in_processes(runner, rid, manifest, set(), workers)
-    return run_sync(arun_suite(suite, **kwargs))
+    return prepare_run(suite, options, **overrides).execute(workers)
 
 
-_RUN_DEFAULTS: dict[str, Any] = {
-    "settings": None, "client": None, "store": None, "models": None, "prompts": None, "repeat": None,
-    "concurrency": None, "cache": None, "seed": None, "max_cost_usd": None, "shard": None, "run_id": None,
-    "progress": None, "on_result": None, "tracer": None, "only": None}
-
-
-async def aresume_run(run_id: str, *, settings: Settings | None = None, client: LLMClient | None = None,
-                      store: RunStore | None = None, progress: bool | None = None,
-                      max_cost_usd: float | None = None,
-                      on_result: ResultCallback | None = None, tracer: Tracer | None = None,
-                      retry_errors: bool = False) -> RunResult:
+async def aresume_run(run_id: str, options: RunOptions | None = None, **overrides: Any) -> RunResult:
     """Finish an interrupted run: only the units without a stored result are executed.
 
-    With ``retry_errors``, units whose result is an error (a provider outage, a rate limit that
-    outlasted the retries) are run again too: their results are replaced.
+    Args:
+        run_id: The run (an id, a unique prefix, or ``latest``).
+        options: Resources, budget, progress, callback and tracer; the plan is the run's own.
+        **overrides: :class:`~llmops.runner.prepare.RunOptions` fields, over ``options``.
 
     Raises:
         UserError: when the run is unknown, or its prompts or cases changed since it started.
     """
-    runner, rid, manifest, done = _prepare_resume(run_id, settings=settings, client=client, store=store,
-                                                  progress=progress, max_cost_usd=max_cost_usd,
-                                                  on_result=on_result, tracer=tracer, retry_errors=retry_errors)
-    return await runner.execute(rid, manifest, done)
+    return await prepare_resume(run_id, options, **overrides).aexecute()
 
 
-def _prepare_resume(run_id: str, *, settings: Settings | None = None, client: LLMClient | None = None,
-                    store: RunStore | None = None, progress: bool | None = None,
-                    max_cost_usd: float | None = None, on_result: ResultCallback | None = None,
-                    tracer: Tracer | None = None,
-                    retry_errors: bool = False) -> tuple[Runner, str, Manifest, set[str]]:
-    """Check that an interrupted run can be resumed; return its runner, id, manifest and finished units."""
-    settings = settings or (client.settings if client else load_settings())
-    store = store or RunStore(settings.path(settings.store_path))
-    rid = store.resolve_id(run_id)
-    plan = store.plan(rid)
-    manifest = store.manifest(rid)
-    settings, client, store = _resources(settings, client, store, plan.cache, plan.concurrency)
-    loaded = load_suite(plan.suite_path)
-    if loaded.dataset_hash != manifest.dataset_hash:
-        raise UserError(f"the cases of {plan.suite_path} changed since run {rid} started",
-                        key=rid, hint="start a new run instead of resuming")
-    runner = Runner(loaded, settings=settings, client=client, store=store, models=plan.models,
-                    prompts=plan.prompts, repeat=plan.repeat, seed=plan.seed,
-                    max_cost_usd=max_cost_usd if max_cost_usd is not None else plan.max_cost_usd,
-                    shard=plan.shard, progress=progress, on_result=on_result, tracer=tracer)
-    for ref, digest in manifest.prompts.items():
-        if runner.prompts[ref].content_hash != digest:
-            raise UserError(f"prompt {ref} changed since run {rid} started", key=ref,
-                            hint="start a new run instead of resuming")
-    if client.cache is not None:
-        client.cache.check()
-    if retry_errors:  # only once every check passed: a refused resume deletes nothing
-        store.forget_errors(rid)
-    return runner, rid, manifest, store.done_units(rid)
-
-
-def resume_run(run_id: str, *, workers: int | None = None, **kwargs: Any) -> RunResult:
+def resume_run(run_id: str, options: RunOptions | None = None, *, workers: int | None = None,
+               **overrides: Any) -> RunResult:
     """Sync :func:`aresume_run`; ``workers`` as in :func:`run_suite`."""
-    if workers is not None and workers > 1:
-        from llmops.runner.parallel import execute_in_processes, forking_possible
-
-        if forking_possible():
-            runner, rid, manifest, done = _prepare_resume(run_id, **kwargs)
-            return execute_in_processes(runner, rid, manifest, done, workers)
-    return run_sync(aresume_run(run_id, **kwargs))
+    return prepare_resume(run_id, options, **overrides).execute(workers)
 
 
 @dataclass(frozen=True)
@@ -780,8 +644,8 @@ def dry_run(suite: str | Path | LoadedSuite, *, settings: Settings | None = None
     from llmops.llm.client import cost_of
     from llmops.llm.types import Usage
 
-    settings, client, store = _resources(settings, client, None, None, None)
-    loaded = suite if isinstance(suite, LoadedSuite) else load_suite(_suite_path(suite, settings))
+    settings, client, store = resources(RunOptions(settings=settings, client=client))
+    loaded = load(suite, settings)
     runner = Runner(loaded, settings=settings, client=client, store=store, models=models, prompts=prompts,
                     repeat=repeat, shard=shard, progress=False)
     by_model: dict[str, dict[str, float]] = {}

@@ -137,7 +137,7 @@ def execute_in_processes(runner: Runner, run_id: str, manifest: Manifest, done: 
         for result in runner.store.iter_results(run_id):
             if result.key not in own_keys and result.key not in done:
                 callback(result)
-    return runner.complete(run_id, manifest, parts)  # results read from the store, not held
+    return runner.finalize(run_id, manifest, parts)  # results read from the store, not held
 
 
 def _child(runner: Runner, run_id: str, manifest: Manifest, done: set[str], part: tuple[int, int],
