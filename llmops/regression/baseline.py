@@ -24,6 +24,7 @@ from llmops._files import atomic_write_text, os_error_text
 from llmops.credentials import public_params
 from llmops.errors import StoreError
 from llmops.regression.stats import Flakiness, flakiness_from_counts
+from llmops.runner.results import Tally
 
 if TYPE_CHECKING:
     from llmops.config import Settings
@@ -200,38 +201,22 @@ class Baseline(BaseModel):
 # ---- aggregation (shared with the verdict so both sides are computed identically) -----------
 
 
-def _mean(values: list[float]) -> float | None:
-    # fsum is correctly rounded, hence independent of the order in which units finished.
-    return math.fsum(values) / len(values) if values else None
+def tally_fields(tally: Tally) -> dict[str, Any]:
+    """The counts, pass rate and per-evaluator :class:`ScoreStats` of a tally, as record fields.
+
+    Counting follows :class:`llmops.runner.results.Tally` (errors apart from unmeasured), so a
+    baseline and the verdict that reads it count alike.
+    """
+    scores = {name: ScoreStats(mean=t.mean, measured=t.measured, unmeasured=t.unmeasured, errors=t.errors)
+              for name, t in sorted(tally.scores.items())}
+    return {**tally.counts, "pass_rate": tally.pass_rate, "scores": scores}
 
 
-def _score_stats(units: list[UnitResult]) -> dict[str, ScoreStats]:
-    values: dict[str, list[float]] = {}
-    counts: dict[str, list[int]] = {}
+def _tally(units: Iterable[UnitResult]) -> Tally:
+    tally = Tally()
     for u in units:
-        for s in u.scores:
-            row = counts.setdefault(s.name, [0, 0, 0])
-            values.setdefault(s.name, [])
-            if s.measured and s.value is not None:
-                row[0] += 1
-                values[s.name].append(s.value)
-            elif s.status == "error":
-                row[2] += 1
-            else:
-                row[1] += 1
-    return {name: ScoreStats(mean=_mean(values[name]), measured=m, unmeasured=un, errors=err)
-            for name, (m, un, err) in sorted(counts.items())}
-
-
-def _counts(units: list[UnitResult]) -> dict[str, Any]:
-    passed = sum(u.status == "pass" for u in units)
-    failed = sum(u.status == "fail" for u in units)
-    decided = passed + failed
-    return {"units": len(units), "passed": passed, "failed": failed,
-            "unmeasured": sum(u.status == "unmeasured" for u in units),
-            "errors": sum(u.status == "error" for u in units),
-            "skipped": sum(u.status == "skipped" for u in units),
-            "pass_rate": passed / decided if decided else None}
+        tally.add(u)
+    return tally
 
 
 def aggregate_cases(results: Iterable[UnitResult]) -> list[CaseRecord]:
@@ -246,8 +231,7 @@ def aggregate_cases(results: Iterable[UnitResult]) -> list[CaseRecord]:
     groups: dict[tuple[str, str, str], list[UnitResult]] = {}
     for r in results:
         groups.setdefault((r.case_id, r.prompt, r.model), []).append(r)
-    return [CaseRecord(case_id=case_id, prompt=prompt, model=model, scores=_score_stats(units),
-                       **_counts(units))
+    return [CaseRecord(case_id=case_id, prompt=prompt, model=model, **tally_fields(_tally(units)))
             for (case_id, prompt, model), units in sorted(groups.items())]
 
 
@@ -263,7 +247,7 @@ def aggregate_variants(results: Iterable[UnitResult]) -> list[VariantRecord]:
     groups: dict[tuple[str, str], list[UnitResult]] = {}
     for r in results:
         groups.setdefault((r.prompt, r.model), []).append(r)
-    return [VariantRecord(prompt=prompt, model=model, scores=_score_stats(units), **_counts(units))
+    return [VariantRecord(prompt=prompt, model=model, **tally_fields(_tally(units)))
             for (prompt, model), units in sorted(groups.items())]
 
 

@@ -42,17 +42,18 @@ from llmops.regression.baseline import (
     Baseline,
     BaselineSource,
     CaseRecord,
-    ScoreStats,
     VariantRecord,
     aggregate_cases,
+    tally_fields,
 )
 from llmops.regression.stats import (
     bootstrap_mean_ci,
+    flakiness_from_counts,
     minimum_detectable_effect,
     paired_permutation_test,
     wilson_interval,
 )
-from llmops.runner.results import STATUS_COUNT_FIELD, ExactSum, by_group, group_key
+from llmops.runner.results import ExactSum, Tally, by_group, group_key
 
 if TYPE_CHECKING:
     from llmops.runner.results import RunResult, UnitResult
@@ -145,13 +146,25 @@ class VariantVerdict(BaseModel):
         means: Mean score per evaluator over the gated units.
         unmeasured_by_evaluator: Unmeasured (or errored) scores per evaluator.
         flaky_cases: Cases that both passed and failed over repeats, here or in the baseline.
-        quarantined_cases: Flaky cases excluded from the gate (``quarantine_flaky``).
+        quarantined_cases: Cases flaky in the baseline, excluded from the gate (``quarantine_flaky``).
+        gated_decided: Passed + failed units the gate's pass rate covers (quarantined cases left out).
+        cases: Cases (case × this prompt × model) in this run.
+        stable_pass: Cases whose measured repeats all passed (in this run).
+        stable_fail: Cases whose measured repeats all failed.
+        flaky: Cases that both passed and failed over their repeats.
+        unmeasured_cases: Cases with no measured repeat.
+        k: Repeats per case (the k of pass^k).
+        pass_hat_k: pass^k: the estimated chance that all k repeats of a case pass, averaged over
+            the ``pass_hat_k_cases`` cases with k measured repeats (per case ``C(c, k) / C(n, k)``
+            for c passes in n measured repeats; with n = k: 1 when every repeat passed, else 0).
+        pass_hat_k_cases: Cases pass^k covers.
         comparisons: Paired comparisons with the baseline (pass rate first).
         regressed_cases: Paired cases whose pass rate went down, largest drop first.
         improved_cases: Paired cases whose pass rate went up, largest rise first.
         new_cases: Cases of this run without a baseline record.
         missing_cases: Baseline cases this run did not have.
         failures: Why this variant fails the gate (empty when it passes).
+        undecided: Why this variant could not be judged (nothing measured).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -174,12 +187,22 @@ class VariantVerdict(BaseModel):
     unmeasured_by_evaluator: dict[str, int] = Field(default_factory=dict)
     flaky_cases: list[str] = Field(default_factory=list)
     quarantined_cases: list[str] = Field(default_factory=list)
+    gated_decided: int = 0
+    cases: int = 0
+    stable_pass: int = 0
+    stable_fail: int = 0
+    flaky: int = 0
+    unmeasured_cases: int = 0
+    k: int = 1
+    pass_hat_k: float | None = None
+    pass_hat_k_cases: int = 0
     comparisons: list[MetricComparison] = Field(default_factory=list)
     regressed_cases: list[CaseChange] = Field(default_factory=list)
     improved_cases: list[CaseChange] = Field(default_factory=list)
     new_cases: list[str] = Field(default_factory=list)
     missing_cases: list[str] = Field(default_factory=list)
     failures: list[str] = Field(default_factory=list)
+    undecided: list[str] = Field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -200,13 +223,23 @@ class VariantVerdict(BaseModel):
 NO_BASELINE_NOTE = ("no baseline: only the absolute gates were applied "
                     "(write one with `llmops run SUITE --update-baseline`)")
 
+#: What a verdict can say, and the exit code of each (``llmops run``, :func:`llmops.gate.run_and_gate`).
+Outcome = Literal["passed", "failed", "budget_exhausted", "unmeasured"]
+EXIT_CODES: dict[str, int] = {"passed": 0, "failed": 1, "budget_exhausted": 3, "unmeasured": 4}
+
 
 class Verdict(BaseModel):
     """The outcome of gating a run.
 
+    Outcomes, most decisive first: ``failed`` (a gate failed or a regression was found, in what
+    was measured), ``budget_exhausted`` (the run stopped at ``max_cost_usd`` before every unit ran;
+    nothing that ran failed; resumable), ``unmeasured`` (nothing left to judge: every unit was
+    unmeasured, quarantined or missing), ``passed``. Only ``passed`` passes CI.
+
     Attributes:
-        passed: Whether CI should pass.
-        exit_code: 0 when passed, 1 when a gate failed or a regression was found.
+        passed: Whether CI should pass (``outcome == "passed"``).
+        exit_code: 0 passed, 1 failed, 3 budget exhausted, 4 nothing measured (:data:`EXIT_CODES`).
+        outcome: Which of the outcomes above (default: from ``passed``).
         reasons: Why it passed or failed, one human-readable line each.
         notes: Things to know that did not decide the verdict (small suite, unmeasured scores,
             changed evaluators, cases without a baseline, ...).
@@ -223,6 +256,7 @@ class Verdict(BaseModel):
 
     passed: bool
     exit_code: int
+    outcome: Outcome | None = None
     reasons: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     gate: Gate = Field(default_factory=Gate)
@@ -234,8 +268,12 @@ class Verdict(BaseModel):
 
     @model_validator(mode="after")
     def _exit_code(self) -> Verdict:
-        if self.exit_code != (0 if self.passed else 1):
-            raise ValueError(f"exit_code {self.exit_code} contradicts passed={self.passed}")
+        if self.outcome is None:
+            object.__setattr__(self, "outcome", "passed" if self.passed else "failed")
+        if self.passed != (self.outcome == "passed"):
+            raise ValueError(f"outcome {self.outcome} contradicts passed={self.passed}")
+        if self.exit_code != EXIT_CODES[self.outcome or "failed"]:
+            raise ValueError(f"exit_code {self.exit_code} contradicts passed={self.passed} ({self.outcome})")
         return self
 
     @property
@@ -269,6 +307,22 @@ def _change(c: MetricComparison) -> str:
     if c.baseline is None or c.current is None:
         return "n/a"
     return f"{c.baseline:.3f} → {c.current:.3f}"
+
+
+def has_quality_criterion(gate: Gate) -> bool:
+    """Whether a gate says how good results must be (else, without a baseline, the default gate applies)."""
+    return (gate.min_pass_rate is not None or bool(gate.min_mean)
+            or getattr(gate, "max_bias", None) is not None)
+
+
+def _unit_fates(t: VariantRecord, quarantined: int) -> str:
+    parts = [f"{n} {what}" for n, what in ((t.unmeasured, "unmeasured"), (t.errors, "errored"),
+                                           (t.skipped, "skipped"), (quarantined, "quarantined")) if n]
+    return f"{t.units} units: " + (", ".join(parts) if parts else "none decided")
+
+
+def _listed(ids: list[str]) -> str:
+    return ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
 
 
 def _p(x: float | None) -> str:
@@ -388,40 +442,6 @@ def _provenance_notes(run: RunResult, baseline: Baseline, notes: list[str]) -> N
         notes.append(f"the baseline run was {source.status}: some cases may be missing")
 
 
-class _Totals:
-    """Unit counts and per-evaluator score aggregates of a set of units, built one unit at a time.
-
-    It yields the same :class:`VariantRecord` as :func:`aggregate_variants` over those units
-    (means are exact sums, like its ``fsum``) without holding the units.
-    """
-
-    def __init__(self) -> None:
-        self.counts = {"units": 0, "passed": 0, "failed": 0, "unmeasured": 0, "errors": 0, "skipped": 0}
-        self.scores: dict[str, tuple[ExactSum, list[int]]] = {}  # name -> (sum, [measured, unmeasured, errors])
-
-    def add(self, u: UnitResult) -> None:
-        self.counts["units"] += 1
-        self.counts[STATUS_COUNT_FIELD[u.status]] += 1
-        for sc in u.scores:
-            total, row = self.scores.setdefault(sc.name, (ExactSum(), [0, 0, 0]))
-            if sc.measured and sc.value is not None:
-                row[0] += 1
-                total.add(sc.value)
-            elif sc.status == "error":
-                row[2] += 1
-            else:
-                row[1] += 1
-
-    def record(self, prompt: str, model: str) -> VariantRecord | None:
-        if not self.counts["units"]:
-            return None
-        passed, failed = self.counts["passed"], self.counts["failed"]
-        scores = {name: ScoreStats(mean=total.value() / m if m else None, measured=m, unmeasured=un, errors=err)
-                  for name, (total, (m, un, err)) in sorted(self.scores.items())}
-        return VariantRecord(prompt=prompt, model=model, scores=scores,
-                             pass_rate=passed / (passed + failed) if passed + failed else None, **self.counts)
-
-
 class _VariantPass:
     """One prompt × model during the streaming pass of :func:`judge_run`.
 
@@ -430,13 +450,21 @@ class _VariantPass:
     memory anyway). Everything else is a running total.
     """
 
-    def __init__(self, base_records: dict[str, CaseRecord], quarantine: bool) -> None:
+    def __init__(self, base_records: dict[str, CaseRecord], quarantine: bool, k: int = 1) -> None:
         self.base_records = base_records
+        self.k = max(1, k)
+        # This run's cases by class (stable-pass, stable-fail, flaky, unmeasured) and the pass^k sum.
+        self.classes = {"stable-pass": 0, "stable-fail": 0, "flaky": 0, "unmeasured": 0}
+        self.pass_hat_k = ExactSum()
+        self.pass_hat_k_cases = 0
         self.base_flaky = {cid for cid, c in base_records.items() if c.flakiness.status == "flaky"}
         self.quarantine = quarantine
-        self.everything = _Totals()
-        self.gated = _Totals()
+        self.everything = Tally()
+        self.gated = Tally()
         self.flaky: list[str] = []
+        self.newly_flaky: list[str] = []
+        self.quarantined: list[str] = []
+        self.quarantined_units = 0
         self.records: dict[str, CaseRecord] = {}
 
     def add_case(self, units: list[UnitResult]) -> None:
@@ -444,13 +472,25 @@ class _VariantPass:
         if self.base_records:
             (record,) = aggregate_cases(units)
             self.records[cid] = record
-            flaky = record.flakiness.status == "flaky"
-        else:  # nothing to compare the case with: only whether it is flaky matters (as flakiness_from_counts)
-            flaky = any(u.status == "pass" for u in units) and any(u.status == "fail" for u in units)
+        passed = sum(u.status == "pass" for u in units)
+        failed = sum(u.status == "fail" for u in units)
+        status = flakiness_from_counts(passed, failed).status
+        self.classes[status] += 1
+        if passed + failed >= self.k:
+            self.pass_hat_k.add(math.comb(passed, self.k) / math.comb(passed + failed, self.k))
+            self.pass_hat_k_cases += 1
+        flaky = status == "flaky"
+        if flaky and cid not in self.base_flaky and cid in self.base_records:
+            self.newly_flaky.append(cid)
         flaky = flaky or cid in self.base_flaky
         if flaky:
             self.flaky.append(cid)
-        excluded = flaky and self.quarantine
+        # Only a case that was already flaky in the baseline may be quarantined: a case that was
+        # stable there and is flaky now has changed, and that change is what the gate must see.
+        excluded = self.quarantine and cid in self.base_flaky
+        if excluded:
+            self.quarantined.append(cid)
+            self.quarantined_units += len(units)
         for u in units:
             self.everything.add(u)
             if not excluded:
@@ -464,25 +504,38 @@ def _variant(prompt: str, model: str, acc: _VariantPass, baseline: Baseline | No
     records = acc.records
     base_records = acc.base_records
     flaky = sorted(acc.flaky)
-    quarantined = flaky if gate.quarantine_flaky else []
+    quarantined = sorted(acc.quarantined)
     excluded = set(quarantined)
-    everything = acc.everything.record(prompt, model)
-    assert everything is not None  # a variant exists because it has units
-    gated = acc.gated.record(prompt, model)
+    everything = VariantRecord(prompt=prompt, model=model, **tally_fields(acc.everything))
+    gated = VariantRecord(prompt=prompt, model=model, **tally_fields(acc.gated)) if acc.gated.units else None
     failures: list[str] = []
 
     # ---- absolute gates ----
     gated_rate = gated.pass_rate if gated else None
     decided = gated.decided if gated else 0
     low, high = wilson_interval(gated.passed, decided) if gated else (0.0, 1.0)
-    if gate.min_pass_rate is not None:
-        if gated_rate is None:
-            failures.append(f"{name}: no measured results to check min_pass_rate {_pct(gate.min_pass_rate)}")
-        elif gated_rate < gate.min_pass_rate:
+    undecided: list[str] = []
+    min_rate = gate.min_pass_rate
+    default_gate = min_rate is None and not base_records and not has_quality_criterion(gate)
+    if default_gate:
+        min_rate = 1.0
+        notes.append(f"{name}: default gate (the suite sets no min_pass_rate or min_mean and there is no "
+                     "baseline): every measured unit must pass")
+    if gated_rate is None:
+        # Nothing left to judge is never a pass: its own outcome, with what happened to the units.
+        checked = f"min_pass_rate {_pct(min_rate)}" if min_rate is not None else "the gate"
+        undecided.append(f"{name}: nothing measured: no measured results to check {checked} "
+                         f"({_unit_fates(everything, acc.quarantined_units)})")
+    elif min_rate is not None and gated_rate < min_rate:
+        if default_gate:
+            failures.append(f"{name}: {gated.failed if gated else 0} of {decided} measured units failed; "
+                            "with no gate and no baseline every measured unit must pass "
+                            "(set gate.min_pass_rate, or write a baseline)")
+        else:
             failures.append(f"{name}: pass rate {_pct(gated_rate)} ({gated.passed if gated else 0}/"
-                            f"{decided}) is below min_pass_rate {_pct(gate.min_pass_rate)}")
+                            f"{decided}) is below min_pass_rate {_pct(min_rate)}")
     means = {n: s.mean for n, s in (gated.scores if gated else everything.scores).items()}
-    for evaluator, minimum in sorted(gate.min_mean.items()):
+    for evaluator, minimum in sorted(gate.min_mean.items()) if gated_rate is not None else ():
         mean = means.get(evaluator)
         if mean is None:
             failures.append(f"{name}: evaluator {evaluator} has no measured scores to check "
@@ -496,11 +549,17 @@ def _variant(prompt: str, model: str, acc: _VariantPass, baseline: Baseline | No
                      + (f" (unmeasured scores: {detail})" if detail else "")
                      + "; they count neither as pass nor as fail")
     if quarantined:
-        notes.append(f"{name}: {len(quarantined)} flaky case(s) quarantined (excluded from the gate): "
-                     + ", ".join(quarantined[:10]) + (" ..." if len(quarantined) > 10 else ""))
-    elif flaky:
+        notes.append(f"{name}: {len(quarantined)} case(s) flaky in the baseline quarantined ({acc.quarantined_units} "
+                     "units excluded from the gate): " + _listed(quarantined))
+    if acc.newly_flaky:
+        notes.append(f"{name}: {len(acc.newly_flaky)} case(s) stable in the baseline are flaky now (judged, "
+                     "never quarantined): " + _listed(sorted(acc.newly_flaky)))
+    if gate.quarantine_flaky and not base_records:
+        notes.append(f"{name}: quarantine_flaky excludes only cases that are flaky in the baseline; without a "
+                     "baseline no case is quarantined")
+    elif flaky and not gate.quarantine_flaky:
         notes.append(f"{name}: {len(flaky)} flaky case(s) (both passed and failed over repeats); set "
-                     "gate.quarantine_flaky to exclude them")
+                     "gate.quarantine_flaky to exclude the cases already flaky in the baseline")
 
     # ---- baseline comparison ----
     comparisons: list[MetricComparison] = []
@@ -562,9 +621,14 @@ def _variant(prompt: str, model: str, acc: _VariantPass, baseline: Baseline | No
         errors=everything.errors, skipped=everything.skipped, pass_rate=everything.pass_rate,
         gated_pass_rate=gated_rate, pass_rate_low=low if decided else None,
         pass_rate_high=high if decided else None, means=means, unmeasured_by_evaluator=unmeasured_by,
-        flaky_cases=flaky, quarantined_cases=quarantined, comparisons=comparisons,
+        flaky_cases=flaky, quarantined_cases=quarantined, gated_decided=decided,
+        cases=sum(acc.classes.values()), stable_pass=acc.classes["stable-pass"],
+        stable_fail=acc.classes["stable-fail"], flaky=acc.classes["flaky"],
+        unmeasured_cases=acc.classes["unmeasured"], k=acc.k,
+        pass_hat_k=acc.pass_hat_k.value() / acc.pass_hat_k_cases if acc.pass_hat_k_cases else None,
+        pass_hat_k_cases=acc.pass_hat_k_cases, comparisons=comparisons,
         regressed_cases=regressed_cases, improved_cases=improved_cases, new_cases=new_cases,
-        missing_cases=missing, failures=failures)
+        missing_cases=missing, failures=failures, undecided=undecided)
 
 
 def _variant_keys(results: Sequence[UnitResult]) -> set[tuple[str, str]]:
@@ -609,8 +673,13 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
     per evaluator, and, over the whole run, ``max_errors`` (a count when >= 1, a fraction of
     the units that ran when < 1). With a baseline, each metric is compared case by case (see
     the module docstring); a regression fails the verdict only when it is significant at
-    ``gate.alpha`` and larger than ``gate.tolerance``. With ``gate.quarantine_flaky`` cases that
-    both passed and failed over repeats (here or in the baseline) are left out of all of it.
+    ``gate.alpha`` and larger than ``gate.tolerance``. With ``gate.quarantine_flaky`` the cases
+    that were already flaky in the baseline are left out of all of it (a case stable there and
+    flaky now is judged: that change is a regression to catch). Without a baseline and without
+    ``min_pass_rate``/``min_mean`` in the gate, the default gate applies: every measured unit must
+    pass. The outcome (see :class:`Verdict`) is ``failed`` when anything fails, else
+    ``budget_exhausted`` when the budget stopped the run, else ``unmeasured`` when a variant has
+    nothing left to judge, else ``passed``.
 
     The verdict is deterministic: resampling uses ``seed``.
 
@@ -635,7 +704,7 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
         _provenance_notes(run, baseline, notes)
     else:
         notes.append(NO_BASELINE_NOTE)
-    if run.manifest.status != "completed":
+    if run.manifest.status not in ("completed", "budget_exhausted"):
         notes.append(f"the run is {run.manifest.status.replace('_', ' ')}: "
                      "the verdict covers the units that ran")
     # One pass over the results in case order (read from the run store in that order when the
@@ -644,7 +713,7 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
     for p, m in variant_keys:
         match = pairing.get((p, m))
         accs[(p, m)] = _VariantPass(baseline.cases_of(*match) if baseline and match else {},
-                                    gate.quarantine_flaky)
+                                    gate.quarantine_flaky, run.manifest.repeat)
     total = errors = ran = 0
     bias_pool = BiasPool()
     for units in _case_groups(run.results):
@@ -653,18 +722,19 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
         ran += sum(u.status != "skipped" for u in units)
         key = (units[0].prompt, units[0].model)
         if key not in accs:  # the results changed since their variants were listed
-            accs[key] = _VariantPass({}, gate.quarantine_flaky)
+            accs[key] = _VariantPass({}, gate.quarantine_flaky, run.manifest.repeat)
             variant_keys = sorted(accs)
         accs[key].add_case(units)
         bias_pool.add(units)
     variants = [_variant(p, m, accs[(p, m)], baseline, pairing.get((p, m)), opts, notes)
-                for p, m in variant_keys if accs[(p, m)].everything.counts["units"]]
+                for p, m in variant_keys if accs[(p, m)].everything.units]
+    undecided: list[str] = []
     for v in variants:
         reasons.extend(v.failures)
+        undecided.extend(v.undecided)
+    skipped = sum(v.skipped for v in variants)
     if not total:
-        reasons.append("the run has no results")
-    elif not ran:
-        reasons.append("no unit ran (all were skipped)")
+        undecided.append("nothing measured: the run has no results")
     if run.manifest.status in ("running", "interrupted") and total < run.manifest.units:
         # A run killed (or still going) must not pass CI on the units it happened to finish.
         reasons.append(f"the run is incomplete: {total} of {run.manifest.units} units have a "
@@ -680,10 +750,30 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
     too_many = _error_limit_exceeded(errors, ran, gate.max_errors)
     if too_many:
         reasons.append(too_many)
-    passed = not reasons
+    budget_stop = run.manifest.status == "budget_exhausted" or skipped > 0
+    outcome: Outcome
+    if reasons:
+        outcome = "failed"
+        if budget_stop:
+            notes.append(f"the run also stopped at its budget: {ran} of {total} units ran")
+    elif budget_stop:
+        outcome = "budget_exhausted"
+        reasons.append(f"the run stopped at its budget (max_cost_usd) before it was complete: {ran} of "
+                       f"{max(total, run.manifest.units)} "
+                       f"units ran, {skipped} not run; a verdict over part of the suite is not a pass. Resume it "
+                       f"with `llmops run --resume {run.manifest.run_id} --max-cost-usd MORE`")
+        reasons.extend(undecided)
+    elif undecided:
+        outcome = "unmeasured"
+        reasons.extend(undecided)
+    else:
+        outcome = "passed"
+    passed = outcome == "passed"
     if passed:
         for v in variants:
-            line = f"{v.name}: pass rate {_pct(v.gated_pass_rate)} over {v.passed + v.failed} measured units"
+            line = f"{v.name}: pass rate {_pct(v.gated_pass_rate)} over {v.gated_decided} measured units"
+            if v.quarantined_cases:
+                line += f" ({len(v.quarantined_cases)} quarantined case(s) left out)"
             if v.comparisons:
                 c = v.comparisons[0]
                 if c.pairs and c.difference is not None:
@@ -694,6 +784,6 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
         if errors:
             reasons.append(f"{errors} errored unit(s), within max_errors {gate.max_errors:g}"
                            if gate.max_errors is not None else f"{errors} errored unit(s), no limit set")
-    return Verdict(passed=passed, exit_code=0 if passed else 1, reasons=reasons, notes=notes, gate=gate,
-                   baseline=baseline.source if baseline else None, units=total, errors=errors,
+    return Verdict(passed=passed, exit_code=EXIT_CODES[outcome], outcome=outcome, reasons=reasons, notes=notes,
+                   gate=gate, baseline=baseline.source if baseline else None, units=total, errors=errors,
                    variants=variants, bias=bias)

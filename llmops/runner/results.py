@@ -191,7 +191,8 @@ class VariantSummary(BaseModel):
     skipped: int = 0
     pass_rate: float | None = None
     means: dict[str, float | None] = Field(default_factory=dict)
-    unmeasured_by_evaluator: dict[str, int] = Field(default_factory=dict)
+    unmeasured_by_evaluator: dict[str, int] = Field(
+        default_factory=dict, description="scores without a measured value (unmeasured or errored) per evaluator")
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
     prompt_tokens: int = 0
@@ -205,54 +206,117 @@ STATUS_COUNT_FIELD: dict[str, str] = {"pass": "passed", "fail": "failed", "unmea
                                       "error": "errors", "skipped": "skipped"}
 
 
-class _VariantAcc:
-    """Running aggregates of one prompt × model: a pass over the results, nothing kept per unit."""
+class ScoreTally:
+    """One evaluator's scores over a set of units: the exact sum of measured values and three counts.
 
-    def __init__(self, prompt: str, model: str) -> None:
-        self.prompt, self.model = prompt, model
-        # Plain counters, copied into the pydantic summary once at the end: assigning to a
-        # model's fields per unit costs more than the rest of the pass.
-        self.counts = dict.fromkeys(("units", "passed", "failed", "unmeasured", "errors", "skipped",
-                                     "prompt_tokens", "completion_tokens"), 0)
-        self.cost_usd = 0.0
-        self.judge_cost_usd = 0.0
-        self.sums: dict[str, ExactSum] = {}  # evaluator name -> measured values, first-seen order
-        self.measured: dict[str, int] = {}
-        self.unmeasured_by_evaluator: dict[str, int] = {}
-        self.latencies = array("d")  # 8 bytes per unit: the percentiles need every latency
+    The rule, the same in run summaries, verdicts and baselines: a score is *measured* when it
+    has a pass/fail status and a value (only those enter a mean); *errors* when the evaluator
+    crashed; *unmeasured* otherwise (it could not decide). Errors are never unmeasured.
+    """
+
+    __slots__ = ("errors", "measured", "total", "unmeasured")
+
+    def __init__(self) -> None:
+        self.total = ExactSum()
+        self.measured = self.unmeasured = self.errors = 0
+
+    def add(self, score: Score) -> None:
+        """Count one score."""
+        if score.measured and score.value is not None:
+            self.measured += 1
+            self.total.add(score.value)
+        elif score.status == "error":
+            self.errors += 1
+        else:
+            self.unmeasured += 1
+
+    @property
+    def mean(self) -> float | None:
+        """Mean of the measured values (``math.fsum`` / n), None when nothing was measured."""
+        return self.total.value() / self.measured if self.measured else None
+
+
+class Tally:
+    """Streaming totals of unit results: the one way results are counted.
+
+    The run summary, the verdict and the baseline all count with it, one unit at a time and
+    nothing kept per unit (except latencies, when asked for). Each unit counts once under its
+    status (``passed``, ``failed``, ``unmeasured``, ``errors``, ``skipped``); the pass rate is
+    ``passed / (passed + failed)``: unmeasured, errored and skipped units never enter it (errors
+    are gated by ``max_errors``; what was not measured is reported, and never makes a pass).
+    Scores count as :class:`ScoreTally` says.
+
+    Args:
+        latencies: Keep every latency (8 bytes per unit) for percentiles.
+    """
+
+    def __init__(self, *, latencies: bool = False) -> None:
+        # Plain counters, copied into pydantic models once at the end: assigning to a model's
+        # fields per unit costs more than the rest of the pass.
+        self.counts = {"units": 0, "passed": 0, "failed": 0, "unmeasured": 0, "errors": 0, "skipped": 0}
+        self.scores: dict[str, ScoreTally] = {}  # evaluator name -> tally, first-seen order
+        self.prompt_tokens = self.completion_tokens = 0
+        self.cost_usd = self.judge_cost_usd = 0.0
+        self.latencies: array[float] | None = array("d") if latencies else None
 
     def add(self, u: UnitResult) -> None:
+        """Count one unit result."""
         counts = self.counts
         counts["units"] += 1
         counts[STATUS_COUNT_FIELD[u.status]] += 1
+        scores = self.scores
         for sc in u.scores:
-            if sc.name not in self.sums:
-                self.sums[sc.name] = ExactSum()
-                self.measured[sc.name] = 0
-                self.unmeasured_by_evaluator[sc.name] = 0
-            if sc.measured and sc.value is not None:
-                self.sums[sc.name].add(sc.value)
-                self.measured[sc.name] += 1
-            elif not sc.measured:
-                self.unmeasured_by_evaluator[sc.name] += 1
-        if u.latency_s is not None and u.status != "skipped":
+            tally = scores.get(sc.name)
+            if tally is None:
+                tally = scores[sc.name] = ScoreTally()
+            tally.add(sc)
+        if self.latencies is not None and u.latency_s is not None and u.status != "skipped":
             self.latencies.append(u.latency_s)
-        counts["prompt_tokens"] += u.prompt_tokens
-        counts["completion_tokens"] += u.completion_tokens
+        self.prompt_tokens += u.prompt_tokens
+        self.completion_tokens += u.completion_tokens
         self.cost_usd += u.cost_usd
         self.judge_cost_usd += u.judge_cost_usd
 
+    @property
+    def units(self) -> int:
+        """Units counted."""
+        return self.counts["units"]
+
+    @property
+    def decided(self) -> int:
+        """Units that passed or failed."""
+        return self.counts["passed"] + self.counts["failed"]
+
+    @property
+    def pass_rate(self) -> float | None:
+        """``passed / (passed + failed)``; None when nothing was decided."""
+        decided = self.decided
+        return self.counts["passed"] / decided if decided else None
+
+    def means(self) -> dict[str, float | None]:
+        """Mean measured value per evaluator."""
+        return {name: t.mean for name, t in self.scores.items()}
+
+    def not_measured(self) -> dict[str, int]:
+        """Scores without a measured value per evaluator (unmeasured + errors)."""
+        return {name: t.unmeasured + t.errors for name, t in self.scores.items()}
+
+
+class _VariantAcc(Tally):
+    """Running aggregates of one prompt × model: a pass over the results, nothing kept per unit."""
+
+    def __init__(self, prompt: str, model: str) -> None:
+        super().__init__(latencies=True)
+        self.prompt, self.model = prompt, model
+
     def finish(self) -> VariantSummary:
-        passed, failed = self.counts["passed"], self.counts["failed"]
-        latencies = list(self.latencies)
+        latencies = list(self.latencies or ())
         return VariantSummary(
-            prompt=self.prompt, model=self.model, **self.counts, cost_usd=self.cost_usd,
-            judge_cost_usd=self.judge_cost_usd,
-            pass_rate=passed / (passed + failed) if passed + failed else None,
+            prompt=self.prompt, model=self.model, **self.counts, prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens, cost_usd=self.cost_usd,
+            judge_cost_usd=self.judge_cost_usd, pass_rate=self.pass_rate,
             # statistics.fmean is fsum / n: the exact sum gives the same mean.
-            means={name: total.value() / self.measured[name] if self.measured[name] else None
-                   for name, total in self.sums.items()},
-            unmeasured_by_evaluator=self.unmeasured_by_evaluator,
+            means=self.means(), unmeasured_by_evaluator=self.not_measured(),
             latency_p50_s=percentile(latencies, 0.5), latency_p95_s=percentile(latencies, 0.95))
 
 

@@ -39,7 +39,7 @@ def manifest(results: Iterable[UnitResult], **kw: Any) -> Manifest:
         "models": {m: m for m in sorted({r.model for r in results})},
         "evaluators": [{"name": "contains", "kind": "contains", "version": "1", "threshold": 1.0}],
         "dataset_hash": "d1", "cases": len({r.case_id for r in results}), "units": len(results),
-        "status": "completed"}
+        "repeat": max((r.repeat + 1 for r in results), default=1), "status": "completed"}
     fields.update(kw)
     return Manifest(**fields)
 

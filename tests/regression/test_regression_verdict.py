@@ -56,7 +56,7 @@ def test_min_mean_per_evaluator() -> None:
 
 @pytest.mark.parametrize(("max_errors", "n_errors", "passed"), [
     (0, 0, True), (0, 1, False), (2, 2, True), (2, 3, False), (1, 1, True),
-    (0.1, 2, True), (0.1, 3, False), (None, 20, True),
+    (0.1, 2, True), (0.1, 3, False), (None, 19, True),
 ])
 def test_max_errors_count_or_fraction(max_errors: float | None, n_errors: int, passed: bool) -> None:
     outcomes = {**cases("ok", 20 - n_errors, [True]), **cases("err", n_errors, ["error"])}
@@ -65,6 +65,12 @@ def test_max_errors_count_or_fraction(max_errors: float | None, n_errors: int, p
     assert verdict.errors == n_errors
     if not passed:
         assert f"{n_errors} errored units" in verdict.reasons[0]
+
+
+def test_every_unit_errored_without_a_limit_is_not_a_pass() -> None:
+    verdict = judge_run(binary_run(cases("err", 5, ["error"])), Gate(max_errors=None))
+    assert (verdict.passed, verdict.outcome, verdict.exit_code) == (False, "unmeasured", 4)
+    assert "5 units: 5 errored" in verdict.reasons[0]
 
 
 def test_no_baseline_note_and_empty_run() -> None:
@@ -180,12 +186,37 @@ def test_flaky_cases_and_quarantine() -> None:
     assert all(c.flaky for c in v.regressed_cases)
     assert any("10 flaky case(s)" in n and "quarantine_flaky" in n for n in verdict.notes)
 
-    quarantined = judge_run(cur, Gate(quarantine_flaky=True, min_pass_rate=1.0), baseline)
+    # Stable in the baseline, flaky now: that is the regression; quarantine must not hide it.
+    quarantined = judge_run(cur, Gate(quarantine_flaky=True), baseline)
+    q = quarantined.variants[0]
+    assert (quarantined.outcome, quarantined.exit_code) == ("failed", 1) and q.regressed
+    assert q.quarantined_cases == [] and q.comparisons[0].pairs == 20
+    assert any("10 case(s) stable in the baseline are flaky now" in n for n in quarantined.notes)
+    assert (q.stable_pass, q.stable_fail, q.flaky, q.k) == (10, 0, 10, 3)
+    assert q.pass_hat_k == pytest.approx(0.5) and q.pass_hat_k_cases == 20
+
+
+def test_quarantine_leaves_out_only_cases_flaky_in_the_baseline() -> None:
+    stable = cases("s", 10, [True, True, True])
+    base = binary_run({**stable, **cases("f", 10, [True, False, True])})
+    cur = binary_run({**stable, **cases("f", 10, [False, True, False])})
+    quarantined = judge_run(cur, Gate(quarantine_flaky=True, min_pass_rate=1.0), baseline_from_run(base))
     q = quarantined.variants[0]
     assert quarantined.passed, quarantined.reasons
-    assert q.quarantined_cases == v.flaky_cases
+    assert q.quarantined_cases == [f"f{i:03d}" for i in range(10)]
     assert q.comparisons[0].pairs == 10 and q.comparisons[0].difference == 0
     assert q.gated_pass_rate == 1.0 and q.pass_rate == pytest.approx(40 / 60)
+    # Every figure names the units it covers: the rate covers the 30 gated units, not all 60.
+    assert quarantined.reasons[0].startswith(f"{PROMPT} × {MODEL}: pass rate 100.0% over 30 measured units")
+    assert any("30 units excluded" in n for n in quarantined.notes)
+
+
+def test_nothing_left_to_judge_after_quarantine_is_not_a_pass() -> None:
+    base = binary_run(cases("f", 6, [True, False, True]))
+    cur = binary_run(cases("f", 6, [True, True, False]))
+    verdict = judge_run(cur, Gate(quarantine_flaky=True), baseline_from_run(base))
+    assert (verdict.passed, verdict.outcome, verdict.exit_code) == (False, "unmeasured", 4)
+    assert "nothing measured" in verdict.reasons[0] and "18 quarantined" in verdict.reasons[0]
 
 
 def test_flaky_in_baseline_counts_too() -> None:

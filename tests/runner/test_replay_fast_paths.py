@@ -219,4 +219,8 @@ def test_flaky_cases_are_found_without_a_baseline(project: Path, settings, clien
     assert expected  # the scenario has flaky cases
     verdict = judge_run(run, Gate(min_pass_rate=0.0, quarantine_flaky=True))
     (variant,) = verdict.variants
-    assert sorted(variant.quarantined_cases) == expected
+    assert sorted(variant.flaky_cases) == expected
+    assert variant.flaky == len(expected)
+    # Quarantine leaves out only cases flaky in a baseline: without one, nothing is left out.
+    assert variant.quarantined_cases == []
+    assert any("without a baseline no case is quarantined" in n for n in verdict.notes)
