@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "run_suite": "llmops.runner.engine",
     "arun_suite": "llmops.runner.engine",
     "resume_run": "llmops.runner.engine",
-    "dry_run": "llmops.runner.engine",
+    "dry_run": "llmops.runner.preflight",
     "run_and_gate": "llmops.gate",
     "load_suite": "llmops.evalsets.loader",
     "RunStore": "llmops.runner.store",
@@ -165,7 +165,8 @@ if TYPE_CHECKING:
     from llmops.llm.types import Completion, Message, Usage
     from llmops.prompts.registry import PromptRef, PromptRegistry
     from llmops.prompts.template import PromptVersion
-    from llmops.runner.engine import arun_suite, dry_run, resume_run, run_suite
+    from llmops.runner.engine import arun_suite, resume_run, run_suite
+    from llmops.runner.preflight import dry_run
     from llmops.runner.results import RunResult, UnitResult
     from llmops.runner.store import RunStore
     from llmops.tracing.observe import observe, trace_attributes

@@ -32,7 +32,9 @@ def cli_reference() -> str:
     lines = ["# Command line reference", "",
              "Generated from the parser by `python -m llmops.docsgen`; a test keeps it in sync.", "",
              "Exit codes: `0` passed, `1` regression or failed gate, `2` usage or configuration error, "
-             "`4` Langfuse could not be reached (`traces push`, `prompts push`/`pull`, `datasets push`/`pull`).", ""]
+             "`3` the run stopped at its budget (`run`; resumable), "
+             "`4` Langfuse could not be reached (`traces push`, `prompts push`/`pull`, `datasets push`/`pull`), "
+             "`5` nothing measured: no result left to judge (`run`).", ""]
     for path, parser in _walk(build_parser(), ["llmops"]):
         lines += [f"## `{' '.join(path)}`", "", "```text", parser.format_help().rstrip(), "```", ""]
     return "\n".join(lines)

@@ -141,7 +141,13 @@ class InternalError(LLMOpsError):
 
 
 class BudgetExceededError(LLMOpsError):
-    """The run would spend more than ``max_cost_usd``."""
+    """A paid call was refused before it was sent: its worst-case cost would cross ``max_cost_usd``.
+
+    Raised by the client while a :class:`llmops.llm.budget.Budget` is active; the runner turns it
+    into a budget stop (the unit is left for ``--resume``), never into an error result.
+    """
+
+    exit_code = 3
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

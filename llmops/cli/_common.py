@@ -18,6 +18,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 # A service llmops needed (Langfuse) could not be reached: not a regression, not a usage error.
 EXIT_UNAVAILABLE = 4
+# `llmops run` outcomes that are neither a pass nor a regression (llmops.regression.verdict.EXIT_CODES):
+# the budget stopped the run before every unit ran (resumable); nothing was left to judge.
+EXIT_BUDGET, EXIT_UNMEASURED = 3, 5
 Handler = Callable[[argparse.Namespace], int]
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from llmops.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     add_model_options,
     check_output_path,
     console,
@@ -167,17 +168,31 @@ def _workers(requested: int) -> int:
     return requested
 
 
-def _dry_run(args: argparse.Namespace, settings: object) -> int:
-    from llmops.runner.engine import dry_run
+def _dry_run(args: argparse.Namespace, settings: Settings) -> int:
+    from llmops.errors import UserError
+    from llmops.runner.preflight import dry_run
 
-    plan = dry_run(args.suite, settings=settings, models=args.models,  # type: ignore[arg-type]
-                   prompts=args.prompts, repeat=args.repeat, shard=args.shard)
+    if not args.suite:
+        raise UserError("give a SUITE to estimate with --dry-run", key="suite")
+    plan = dry_run(args.suite, settings=settings, models=args.models, prompts=args.prompts, repeat=args.repeat,
+                   shard=args.shard)
+    if args.json:
+        import json
+
+        print(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
+        return EXIT_USAGE if plan.problems else EXIT_OK
     out = console()
-    out.print(f"{plan.units} units: {plan.calls} provider calls, {plan.cached} answered from the cache",
-              markup=False)
-    out.print(f"estimated tokens: {plan.estimated_prompt_tokens} prompt + "
-              f"{plan.estimated_completion_tokens} completion (upper bound: max_tokens)", markup=False)
+    out.print(f"{plan.units} units: {plan.calls} provider calls, {plan.cached} answered from the cache ($0 now)"
+              + (f", {plan.render_errors} whose prompt does not render" if plan.render_errors else ""), markup=False)
+    out.print(f"tokens: ~{plan.estimated_prompt_tokens} prompt (characters / 4) + at most "
+              f"{plan.bound_completion_tokens} completion (max_tokens)", markup=False)
     for model, row in plan.by_model.items():
-        out.print(f"  {model}: {int(row['calls'])} calls, ~${row['cost_usd']:.4f}", markup=False)
-    out.print(f"estimated cost: ${plan.estimated_cost_usd:.4f} (judge calls not included)", markup=False)
-    return EXIT_OK
+        out.print(f"  {model}: {int(row['calls'])} calls, at most ${row['bound_cost_usd']:.4f}, "
+                  f"typically ${row['typical_cost_usd']:.4f}", markup=False)
+    out.print(f"bound: ${plan.bound_cost_usd:.4f} (every call at its max_tokens: what --max-cost-usd reserves)",
+              markup=False)
+    typical = "n/a" if plan.typical_cost_usd is None else f"${plan.typical_cost_usd:.4f}"
+    out.print(f"typical: {typical} ({plan.typical_basis}); judge calls not included", markup=False)
+    for problem in plan.problems:
+        out.print(f"problem: {problem}", markup=False)
+    return EXIT_USAGE if plan.problems else EXIT_OK

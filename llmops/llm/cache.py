@@ -79,6 +79,16 @@ class ResponseCache:
         with self._lock:
             self._connect()
 
+    def contains(self, key: str) -> bool:
+        """Whether ``key`` has a cached completion (without reading it)."""
+        with self._lock:
+            try:
+                row = self._connect().execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: cache read failed ({exc})",
+                                 hint="delete the cache file; it will be rebuilt") from None
+        return row is not None
+
     def get(self, key: str) -> Completion | None:
         """The cached completion for ``key``, marked ``cached=True``, or None."""
         with self._lock:

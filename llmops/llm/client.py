@@ -24,6 +24,7 @@ from llmops._async import run_sync
 from llmops.config import CacheMode, Settings, load_settings, register_secrets
 from llmops.credentials import register_params
 from llmops.errors import CacheMissError, InternalError, LLMOpsError, ProviderError, ProviderTimeoutError
+from llmops.llm.budget import active_budget, worst_case_cost
 from llmops.llm.cache import ResponseCache, request_key
 from llmops.llm.errormap import RETRYABLE_STATUS, map_exception, missing_key_env_vars, retry_after
 from llmops.llm.loader import Lean, litellm_imported, load_litellm
@@ -430,9 +431,14 @@ class LLMClient:
     async def _complete(self, msgs: list[Message], requested: str, resolved: str, params: dict[str, Any],
                         seed: int, key: str, meta: dict[str, Any], clock: list[float] | None = None) -> Completion:
         if self.cache is not None and self.cache_mode in ("read-write", "read-only"):
+            looked_up = time.perf_counter()
             hit = self.cache.get(key)
             if hit is not None:
-                return Completion(**{**hit.__dict__, "model": requested})
+                # A replayed answer costs nothing now and takes the lookup's time; what it cost
+                # and how long it took when it was recorded are kept beside, never as if paid.
+                return Completion(**{**hit.__dict__, "model": requested, "cost_usd": 0.0,
+                                     "latency_s": time.perf_counter() - looked_up,
+                                     "recorded_cost_usd": hit.cost_usd, "recorded_latency_s": hit.latency_s})
             if self.cache_mode == "read-only":
                 what = meta.get("prompt") or (msgs[-1].content[:60] if msgs else "(no messages)")
                 raise CacheMissError(
@@ -444,8 +450,19 @@ class LLMClient:
             # start-up, not the call's latency, and it hid a real p50 jump in `traces drift`.
             load_litellm()
             clock[0] = time.time()
-        completion, attempts = await self._retrying(
-            lambda: self._attempt(msgs, requested, resolved, params, seed), resolved)
+        budget = active_budget()
+        reserved = 0.0
+        if budget is not None and budget.limit is not None:  # reserve the worst case before sending
+            reserved = budget.reserve(worst_case_cost(resolved, msgs, params), f"a call to {resolved}")
+        try:
+            completion, attempts = await self._retrying(
+                lambda: self._attempt(msgs, requested, resolved, params, seed), resolved)
+        except BaseException:
+            if budget is not None:
+                budget.settle(reserved, 0.0)
+            raise
+        if budget is not None:
+            budget.settle(reserved, completion.cost_usd)
         completion = Completion(**{**completion.__dict__, "cache_key": key, "attempts": attempts})
         if self.cache is not None and self.cache_mode in ("read-write", "refresh"):
             self.cache.put(key, completion)

@@ -46,3 +46,18 @@ def cost_of(model: str, usage: Usage, params: dict[str, Any] | None = None) -> f
         return 0.0
     return usage.prompt_tokens * prices[0] + usage.completion_tokens * prices[1]
 
+
+
+@functools.lru_cache(maxsize=4096)
+def model_output_limit(model: str) -> int | None:
+    """The most output tokens a model can return, from LiteLLM's price map (None: unknown)."""
+    if model.split("/", 1)[0] in OUR_PROVIDERS:
+        return None
+    cost_map = load_litellm().model_cost
+    for name in (model, model.split("/", 1)[-1]):
+        info = cost_map.get(name) or {}
+        for key in ("max_output_tokens", "max_tokens"):
+            value = info.get(key)
+            if isinstance(value, int) and value > 0:
+                return value
+    return None

@@ -199,8 +199,8 @@ class Completion:
         resolved_model: The LiteLLM model string actually called.
         finish_reason: ``stop``, ``length``, ``tool_calls``, ... as the provider reported it.
         usage: Token counts.
-        cost_usd: Cost from LiteLLM's price map (0 for local and unknown models).
-        latency_s: Wall time of the provider call (of the original call, for a cache hit).
+        cost_usd: Cost from LiteLLM's price map (0 for local and unknown models, and for a cache hit).
+        latency_s: Wall time of the provider call (of the cache lookup, for a cache hit).
         cached: True when served from the response cache.
         cache_key: The content key in the response cache.
         attempts: How many provider attempts the call took (1 = no retry).
@@ -210,6 +210,10 @@ class Completion:
         parse_error: Why ``text`` did not parse as the JSON a ``response_format`` asked for.
         ttft_s: Time to first token, for a streamed call (None otherwise).
         streamed: Whether the call was streamed.
+        recorded_cost_usd: For a cache hit: what the answer cost when it was recorded
+            (``cost_usd`` is 0: nothing is paid now).
+        recorded_latency_s: For a cache hit: the original call's latency (``latency_s`` is the
+            lookup's).
     """
 
     text: str
@@ -227,6 +231,8 @@ class Completion:
     parse_error: str | None = None
     ttft_s: float | None = None
     streamed: bool = False
+    recorded_cost_usd: float = 0.0
+    recorded_latency_s: float | None = None
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -246,9 +252,9 @@ class Completion:
         data["usage"] = asdict(self.usage)
         data["tool_calls"] = [call.record() for call in self.tool_calls]
         defaults: dict[str, Any] = {"tool_calls": [], "parsed": None, "parse_error": None, "ttft_s": None,
-                                    "streamed": False}
+                                    "streamed": False, "recorded_cost_usd": 0.0, "recorded_latency_s": None}
         for name, default in defaults.items():
-            if data[name] is default or (default == [] and data[name] == []):
+            if data[name] is default or (type(data[name]) is type(default) and data[name] == default):
                 del data[name]  # stored rows of plain calls stay as they always were
         return data
 

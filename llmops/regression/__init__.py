@@ -41,9 +41,19 @@ from llmops.regression.stats import (
     sign_test,
     wilson_interval,
 )
-from llmops.regression.verdict import CaseChange, MetricComparison, VariantVerdict, Verdict, judge_run
+from llmops.regression.verdict import (
+    EXIT_CODES,
+    CaseChange,
+    MetricComparison,
+    RepeatStats,
+    VariantVerdict,
+    Verdict,
+    judge_run,
+    repeat_stats,
+)
 
 __all__ = [
+    "EXIT_CODES",
     "Baseline",
     "BaselineSource",
     "BootstrapCI",
@@ -53,6 +63,7 @@ __all__ = [
     "MetricComparison",
     "PairedTestResult",
     "PermutationResult",
+    "RepeatStats",
     "ScoreStats",
     "VariantRecord",
     "VariantVerdict",
@@ -74,6 +85,7 @@ __all__ = [
     "paired_permutation_test",
     "permutation_test",
     "read_baseline",
+    "repeat_stats",
     "sign_test",
     "wilson_interval",
     "write_baseline",

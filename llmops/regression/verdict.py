@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Literal
 
@@ -225,7 +226,9 @@ NO_BASELINE_NOTE = ("no baseline: only the absolute gates were applied "
 
 #: What a verdict can say, and the exit code of each (``llmops run``, :func:`llmops.gate.run_and_gate`).
 Outcome = Literal["passed", "failed", "budget_exhausted", "unmeasured"]
-EXIT_CODES: dict[str, int] = {"passed": 0, "failed": 1, "budget_exhausted": 3, "unmeasured": 4}
+EXIT_CODES: dict[str, int] = {"passed": 0, "failed": 1, "budget_exhausted": 3, "unmeasured": 5}
+OUTCOME_WORDS: dict[str, str] = {"passed": "PASSED", "failed": "FAILED", "budget_exhausted": "STOPPED AT BUDGET",
+                                 "unmeasured": "NOTHING MEASURED"}
 
 
 class Verdict(BaseModel):
@@ -238,7 +241,7 @@ class Verdict(BaseModel):
 
     Attributes:
         passed: Whether CI should pass (``outcome == "passed"``).
-        exit_code: 0 passed, 1 failed, 3 budget exhausted, 4 nothing measured (:data:`EXIT_CODES`).
+        exit_code: 0 passed, 1 failed, 3 budget exhausted, 5 nothing measured (:data:`EXIT_CODES`).
         outcome: Which of the outcomes above (default: from ``passed``).
         reasons: Why it passed or failed, one human-readable line each.
         notes: Things to know that did not decide the verdict (small suite, unmeasured scores,
@@ -275,6 +278,18 @@ class Verdict(BaseModel):
         if self.exit_code != EXIT_CODES[self.outcome or "failed"]:
             raise ValueError(f"exit_code {self.exit_code} contradicts passed={self.passed} ({self.outcome})")
         return self
+
+    @property
+    def word(self) -> str:
+        """The outcome in one upper-case phrase (``PASSED``, ``FAILED``, ...), for reports."""
+        return OUTCOME_WORDS[self.outcome or "failed"]
+
+    def repeat_lines(self) -> list[str]:
+        """Per variant: stable/flaky case counts and pass^k (plain text)."""
+        return [f"{v.name}: " + RepeatStats(cases=v.cases, stable_pass=v.stable_pass, stable_fail=v.stable_fail,
+                                           flaky=v.flaky, unmeasured=v.unmeasured_cases, k=v.k,
+                                           pass_hat_k=v.pass_hat_k, pass_hat_k_cases=v.pass_hat_k_cases).line()
+                for v in self.variants]
 
     @property
     def regressed(self) -> bool:
@@ -442,6 +457,86 @@ def _provenance_notes(run: RunResult, baseline: Baseline, notes: list[str]) -> N
         notes.append(f"the baseline run was {source.status}: some cases may be missing")
 
 
+@dataclass(frozen=True)
+class RepeatStats:
+    """How the cases of one prompt × model behaved over their repeats.
+
+    A case is classified by its measured repeats (unmeasured and errored repeats are left out):
+    ``stable-pass`` when all passed, ``stable-fail`` when all failed, ``flaky`` when both
+    happened, ``unmeasured`` when none was measured.
+
+    Attributes:
+        cases: Cases counted.
+        stable_pass: Cases whose measured repeats all passed.
+        stable_fail: Cases whose measured repeats all failed.
+        flaky: Cases that both passed and failed.
+        unmeasured: Cases without a measured repeat.
+        k: Repeats per case.
+        pass_hat_k: pass^k, the estimated chance that all k repeats of a case pass, averaged over
+            ``pass_hat_k_cases`` (cases with at least k measured repeats; per case ``C(c, k) / C(n, k)``
+            for c passes in n measured repeats).
+        pass_hat_k_cases: Cases pass^k covers.
+    """
+
+    cases: int
+    stable_pass: int
+    stable_fail: int
+    flaky: int
+    unmeasured: int
+    k: int
+    pass_hat_k: float | None
+    pass_hat_k_cases: int
+
+    def line(self) -> str:
+        """One plain-text line naming what each figure covers."""
+        text = (f"{self.cases} cases over {self.k} repeat(s): {self.stable_pass} stable-pass, "
+                f"{self.stable_fail} stable-fail, {self.flaky} flaky, {self.unmeasured} unmeasured")
+        if self.pass_hat_k is not None:
+            text += f"; pass^{self.k} {self.pass_hat_k * 100:.1f}% over {self.pass_hat_k_cases} cases"
+        return text
+
+
+class RepeatTally:
+    """Streaming :class:`RepeatStats`: one case (its repeats) at a time."""
+
+    def __init__(self, k: int) -> None:
+        self.k = max(1, k)
+        self.classes = {"stable-pass": 0, "stable-fail": 0, "flaky": 0, "unmeasured": 0}
+        self.pass_hat_k = ExactSum()
+        self.pass_hat_k_cases = 0
+
+    def add_case(self, units: Sequence[UnitResult]) -> str:
+        """Count one case's repeats; returns its class."""
+        passed = sum(u.status == "pass" for u in units)
+        failed = sum(u.status == "fail" for u in units)
+        status = flakiness_from_counts(passed, failed).status
+        self.classes[status] += 1
+        if passed + failed >= self.k:
+            self.pass_hat_k.add(math.comb(passed, self.k) / math.comb(passed + failed, self.k))
+            self.pass_hat_k_cases += 1
+        return status
+
+    def stats(self) -> RepeatStats:
+        """The totals."""
+        c = self.classes
+        return RepeatStats(cases=sum(c.values()), stable_pass=c["stable-pass"], stable_fail=c["stable-fail"],
+                           flaky=c["flaky"], unmeasured=c["unmeasured"], k=self.k,
+                           pass_hat_k=self.pass_hat_k.value() / self.pass_hat_k_cases if self.pass_hat_k_cases
+                           else None, pass_hat_k_cases=self.pass_hat_k_cases)
+
+
+def repeat_stats(run: RunResult) -> dict[tuple[str, str], RepeatStats]:
+    """Per (prompt, model): case classes and pass^k of a run (one streaming pass, for reports)."""
+    tallies: dict[tuple[str, str], RepeatTally] = {}
+    for units in _case_groups(run.results):
+        key = (units[0].prompt, units[0].model)
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = RepeatTally(run.manifest.repeat)
+        tally.add_case(units)
+    return {key: t.stats() for key, t in sorted(tallies.items())}
+
+
 class _VariantPass:
     """One prompt × model during the streaming pass of :func:`judge_run`.
 
@@ -452,11 +547,7 @@ class _VariantPass:
 
     def __init__(self, base_records: dict[str, CaseRecord], quarantine: bool, k: int = 1) -> None:
         self.base_records = base_records
-        self.k = max(1, k)
-        # This run's cases by class (stable-pass, stable-fail, flaky, unmeasured) and the pass^k sum.
-        self.classes = {"stable-pass": 0, "stable-fail": 0, "flaky": 0, "unmeasured": 0}
-        self.pass_hat_k = ExactSum()
-        self.pass_hat_k_cases = 0
+        self.repeats = RepeatTally(k)
         self.base_flaky = {cid for cid, c in base_records.items() if c.flakiness.status == "flaky"}
         self.quarantine = quarantine
         self.everything = Tally()
@@ -472,14 +563,7 @@ class _VariantPass:
         if self.base_records:
             (record,) = aggregate_cases(units)
             self.records[cid] = record
-        passed = sum(u.status == "pass" for u in units)
-        failed = sum(u.status == "fail" for u in units)
-        status = flakiness_from_counts(passed, failed).status
-        self.classes[status] += 1
-        if passed + failed >= self.k:
-            self.pass_hat_k.add(math.comb(passed, self.k) / math.comb(passed + failed, self.k))
-            self.pass_hat_k_cases += 1
-        flaky = status == "flaky"
+        flaky = self.repeats.add_case(units) == "flaky"
         if flaky and cid not in self.base_flaky and cid in self.base_records:
             self.newly_flaky.append(cid)
         flaky = flaky or cid in self.base_flaky
@@ -504,6 +588,7 @@ def _variant(prompt: str, model: str, acc: _VariantPass, baseline: Baseline | No
     records = acc.records
     base_records = acc.base_records
     flaky = sorted(acc.flaky)
+    repeats = acc.repeats.stats()
     quarantined = sorted(acc.quarantined)
     excluded = set(quarantined)
     everything = VariantRecord(prompt=prompt, model=model, **tally_fields(acc.everything))
@@ -622,11 +707,9 @@ def _variant(prompt: str, model: str, acc: _VariantPass, baseline: Baseline | No
         gated_pass_rate=gated_rate, pass_rate_low=low if decided else None,
         pass_rate_high=high if decided else None, means=means, unmeasured_by_evaluator=unmeasured_by,
         flaky_cases=flaky, quarantined_cases=quarantined, gated_decided=decided,
-        cases=sum(acc.classes.values()), stable_pass=acc.classes["stable-pass"],
-        stable_fail=acc.classes["stable-fail"], flaky=acc.classes["flaky"],
-        unmeasured_cases=acc.classes["unmeasured"], k=acc.k,
-        pass_hat_k=acc.pass_hat_k.value() / acc.pass_hat_k_cases if acc.pass_hat_k_cases else None,
-        pass_hat_k_cases=acc.pass_hat_k_cases, comparisons=comparisons,
+        cases=repeats.cases, stable_pass=repeats.stable_pass, stable_fail=repeats.stable_fail,
+        flaky=repeats.flaky, unmeasured_cases=repeats.unmeasured, k=repeats.k, pass_hat_k=repeats.pass_hat_k,
+        pass_hat_k_cases=repeats.pass_hat_k_cases, comparisons=comparisons,
         regressed_cases=regressed_cases, improved_cases=improved_cases, new_cases=new_cases,
         missing_cases=missing, failures=failures, undecided=undecided)
 

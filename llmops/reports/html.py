@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from llmops.compare import PASS_RATE, Comparison, compare_run
 from llmops.llm.agent import trajectory_line
 from llmops.reports import charts
-from llmops.reports.terminal import agent_cells, agent_columns
+from llmops.reports.terminal import agent_cells, agent_columns, repeat_lines
 from llmops.runner.results import RunResult, UnitResult
 
 if TYPE_CHECKING:
@@ -292,11 +292,18 @@ def _charts(run: RunResult, c: Comparison) -> str:
     return "".join(out)
 
 
+def _repeats(run: RunResult, verdict: Verdict | None) -> str:
+    lines = repeat_lines(run, verdict)
+    if not lines:
+        return ""
+    return '<ul class="repeats">' + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>"
+
+
 def _verdict_section(verdict: Verdict | None) -> str:
     if verdict is None:
         return ""
     cls = "verdict-pass" if verdict.passed else "verdict-fail"
-    word = "<span class=pass>PASSED</span>" if verdict.passed else "<span class=fail>FAILED</span>"
+    word = f"<span class={'pass' if verdict.passed else 'fail'}>{escape(verdict.word)}</span>"
     items = "".join(f"<li>{escape(r)}</li>" for r in [*verdict.reasons, *verdict.notes])
     return f'<section class="{cls}" id="verdict"><h2>Gate: {word}</h2><ul>{items}</ul></section>'
 
@@ -367,7 +374,8 @@ def render_html(run: RunResult, *, comparison: Comparison | None = None, verdict
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{heading}</title><style>{CSS}</style></head>
 <body><header><h1>{heading}</h1><div class="meta">{meta}</div></header><main>
 {_verdict_section(verdict)}
-<section id="summary"><h2>Summary</h2><p>{escape(c.verdict)}</p>{_summary_table(c)}{_pairwise_table(c)}</section>
+<section id="summary"><h2>Summary</h2><p>{escape(c.verdict)}</p>{_repeats(run, verdict)}
+{_summary_table(c)}{_pairwise_table(c)}</section>
 {_trust_section(trust)}
 <section id="charts"><h2>Charts</h2><div class="charts">{_charts(run, c)}</div></section>
 <section id="cases"><h2>Cases</h2>

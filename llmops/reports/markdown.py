@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from llmops.compare import PASS_RATE, Comparison, compare_run
 from llmops.llm.agent import trajectory_line
-from llmops.reports.terminal import agent_cells, agent_columns, printable
+from llmops.reports.terminal import agent_cells, agent_columns, printable, repeat_lines
 from llmops.runner.results import RunResult
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def render_markdown(run: RunResult, *, comparison: Comparison | None = None, ver
     lines: list[str] = []
     status = ""
     if verdict is not None:
-        status = " — ✅ passed" if verdict.passed else " — ❌ failed"
+        status = " — ✅ passed" if verdict.passed else f" — ❌ {verdict.word.lower()}"
     lines.append(f"### llmops: {cell(m.suite)}{status}")
     lines.append("")
     lines.append(f"Run `{cell(m.run_id)}` · {len(run.results)} units · commit `{cell((m.git_commit or 'n/a')[:10])}` · "
@@ -50,6 +50,10 @@ def render_markdown(run: RunResult, *, comparison: Comparison | None = None, ver
     if verdict is not None and (verdict.reasons or verdict.notes):
         for reason in [*verdict.reasons, *verdict.notes]:
             lines.append(f"- {cell(reason, 400)}")
+        lines.append("")
+    repeats = repeat_lines(run, verdict)
+    if repeats:
+        lines.extend(f"- {cell(line, 400)}" for line in repeats)
         lines.append("")
     metrics = sorted({name for v in c.variants for name in v.means})
     extra = agent_columns(c.variants)

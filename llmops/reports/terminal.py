@@ -119,13 +119,27 @@ def print_run(console: Console, run: RunResult, *, verdict: Any = None) -> None:
     for line in failure_lines(with_status(run.results, *_NOT_PASSED)):
         console.print(line, markup=False, highlight=False)
     hit = "—" if m.cache_hit_rate is None else f"{m.cache_hit_rate * 100:.0f}%"
+    recorded = f" (cached answers: ${m.recorded_cost_usd:.4f} when recorded)" if m.recorded_cost_usd else ""
     console.print(f"units {len(run.results)} · provider calls {m.provider_calls} · cache hits {hit} · "
-                  f"cost ${m.cost_usd + m.judge_cost_usd:.4f} · status {m.status}", markup=False)
+                  f"cost ${m.cost_usd + m.judge_cost_usd:.4f}{recorded} · status {m.status}", markup=False)
+    for line in repeat_lines(run, verdict):
+        console.print(line, markup=False, highlight=False)
     if verdict is not None:
         style = "bold green" if verdict.passed else "bold red"
-        console.print(f"[{style}]{'PASSED' if verdict.passed else 'FAILED'}[/]", markup=True)
+        console.print(f"[{style}]{verdict.word}[/]", markup=True)
         for reason in [*verdict.reasons, *verdict.notes]:
             console.print(f"  {reason}", markup=False, highlight=False)
+
+
+def repeat_lines(run: RunResult, verdict: Any = None) -> list[str]:
+    """Per variant, with repeats: stable-pass / stable-fail / flaky case counts and pass^k (plain text)."""
+    if run.manifest.repeat < 2:
+        return []
+    if verdict is not None:
+        return [f"repeats: {line}" for line in verdict.repeat_lines()]
+    from llmops.regression.verdict import repeat_stats
+
+    return [f"repeats: {p} × {m}: {s.line()}" for (p, m), s in repeat_stats(run).items()]
 
 
 def comparison_table(c: Any) -> RenderableType:

@@ -33,10 +33,13 @@ from llmops.evaluators.base import (
     load_project_evaluators,
 )
 from llmops.llm.agent import AgentRun, load_function, run_agent
+from llmops.llm.budget import Budget, spending, watching_refusals
 from llmops.llm.client import LLMClient, tally_provider_calls
 from llmops.llm.types import Completion
 from llmops.prompts.template import PromptVersion
-from llmops.runner.prepare import RunOptions, load, prepare_resume, prepare_run, resources
+from llmops.runner.preflight import DryRun as DryRun  # re-exported: dry_run lived here
+from llmops.runner.preflight import dry_run as dry_run
+from llmops.runner.prepare import RunOptions, prepare_resume, prepare_run
 from llmops.runner.results import CaseRecord, Manifest, RunResult, UnitResult, status_of, unit_key
 from llmops.runner.store import RunPlan, RunStore, StoredResults
 
@@ -127,7 +130,8 @@ def git_state(root: Path) -> tuple[str | None, bool | None]:
         return None, None
 
 
-def _case_inputs(pv: PromptVersion, case: Case) -> dict[str, Any]:
+def case_inputs(pv: PromptVersion, case: Case) -> dict[str, Any]:
+    """The inputs a prompt version is rendered with for a case."""
     inputs = dict(case.inputs)
     # A RAG prompt that declares `contexts` gets the case's contexts unless inputs set them.
     if "contexts" in pv.meta.inputs and "contexts" not in inputs and case.contexts:
@@ -168,27 +172,6 @@ class PartStats:
     units: int = 0
     provider_calls: int = 0
     skipped: list[tuple[str, str, str, int]] = field(default_factory=list)
-
-
-@dataclass
-class _Budget:
-    limit: float | None
-    spent: float = 0.0
-    per_unit_max: float = 0.0
-    in_flight: int = 0
-    exhausted: bool = False
-
-    def admit(self) -> bool:
-        if self.limit is None:
-            return True
-        # Stop before the budget could be exceeded by what is already running plus one more unit.
-        if self.spent + (self.in_flight + 1) * self.per_unit_max > self.limit:
-            self.exhausted = True
-        return not self.exhausted
-
-    def record(self, cost: float) -> None:
-        self.spent += cost
-        self.per_unit_max = max(self.per_unit_max, cost)
 
 
 class Runner:
@@ -324,7 +307,7 @@ class Runner:
 
     async def _unit(self, unit: Unit, run_id: str) -> UnitResult:
         pv = self.prompts[unit.prompt]
-        inputs = _case_inputs(pv, unit.case)
+        inputs = case_inputs(pv, unit.case)
         started = time.time()
         base: dict[str, Any] = {"case_id": unit.case.id, "prompt": unit.prompt, "prompt_hash": pv.content_hash,
                 "model": unit.model, "repeat": unit.repeat, "started_at": started}
@@ -381,9 +364,9 @@ class Runner:
                 **base, resolved_model=completion.resolved_model, status=status_of(scores),
                 output=completion.text, scores=scores, prompt_tokens=completion.usage.prompt_tokens,
                 completion_tokens=completion.usage.completion_tokens, cost_usd=completion.cost_usd,
-                judge_cost_usd=sum(s.cost_usd for s in scores), latency_s=completion.latency_s,
-                cached=completion.cached, attempts=completion.attempts, ended_at=time.time(),
-                ttft_s=completion.ttft_s)
+                judge_cost_usd=sum(s.cost_usd for s in scores), recorded_cost_usd=completion.recorded_cost_usd,
+                latency_s=completion.latency_s, cached=completion.cached, attempts=completion.attempts,
+                ended_at=time.time(), ttft_s=completion.ttft_s)
         if agent.failure is not None:  # a named, recorded failure of the loop itself
             scores = [Score(name="agent", value=0.0, status="fail", reason=agent.reason, threshold=1.0,
                             evaluator="agent", details={"failure": agent.failure}), *scores]
@@ -393,6 +376,7 @@ class Runner:
             output=completion.text, scores=scores, prompt_tokens=sum(c.usage.prompt_tokens for c in calls),
             completion_tokens=sum(c.usage.completion_tokens for c in calls),
             cost_usd=sum(c.cost_usd for c in calls), judge_cost_usd=sum(s.cost_usd for s in scores),
+            recorded_cost_usd=sum(c.recorded_cost_usd for c in calls),
             latency_s=sum(c.latency_s for c in calls), cached=all(c.cached for c in calls),
             attempts=sum(c.attempts for c in calls), ended_at=time.time(), trajectory=agent.steps,
             ttft_s=calls[0].ttft_s)
@@ -430,9 +414,10 @@ class Runner:
         """
         todo = (u for k, u in enumerate(self.units())
                 if (part is None or k % part[1] == part[0] - 1) and u.key not in done)
-        budget = _Budget(self.max_cost_usd if max_cost_usd is None else max_cost_usd)
-        if done and part is None:
-            budget.spent = self.store.spent(run_id)
+        # Every paid call of a unit (judges included) reserves its worst case from this budget
+        # before it is sent (llmops.llm.budget): the cap is never crossed, even by concurrent calls.
+        budget = Budget(self.max_cost_usd if max_cost_usd is None else max_cost_usd,
+                        spent=self.store.spent(run_id) if done and part is None else 0.0)
         workers = max(1, self.client.concurrency * len(self.models))
         skipped: list[Unit] = []
         lock = asyncio.Lock()
@@ -451,16 +436,14 @@ class Runner:
                     unit = next(todo, None)
                     if unit is None:
                         return
-                    if not budget.admit():
+                    if budget.exhausted:
                         skipped.append(unit)
                         continue
-                    budget.in_flight += 1
-                try:
-                    with tally_provider_calls() as calls:
-                        result = await self._traced_unit(unit, run_id, manifest_meta)
-                finally:
-                    budget.in_flight -= 1
-                budget.record(result.cost_usd + result.judge_cost_usd)
+                with spending(budget), watching_refusals() as refused, tally_provider_calls() as calls:
+                    result = await self._traced_unit(unit, run_id, manifest_meta)
+                if refused:  # cut short by the budget: not a result; a resume runs it again
+                    skipped.append(unit)
+                    continue
                 # Only a result the cache answered alone may wait for a batched commit.
                 self.store.add_result(run_id, result, hold=result.cached and calls[0] == 0)
                 stats.units += 1
@@ -524,6 +507,7 @@ class Runner:
             "completion_tokens": usage.completion_tokens,
             "cost_usd": usage.cost_usd,
             "judge_cost_usd": usage.judge_cost_usd,
+            "recorded_cost_usd": usage.recorded_cost_usd,
             "latency_p50_s": usage.latency_percentiles.get(0.5),
             "latency_p95_s": usage.latency_percentiles.get(0.95),
             "ended_at": time.time(),
@@ -620,59 +604,3 @@ def resume_run(run_id: str, options: RunOptions | None = None, *, workers: int |
                **overrides: Any) -> RunResult:
     """Sync :func:`aresume_run`; ``workers`` as in :func:`run_suite`."""
     return prepare_resume(run_id, options, **overrides).execute(workers)
-
-
-@dataclass(frozen=True)
-class DryRun:
-    """What a run would do, without calling anything."""
-
-    units: int
-    calls: int
-    cached: int
-    estimated_prompt_tokens: int
-    estimated_completion_tokens: int
-    estimated_cost_usd: float
-    by_model: dict[str, dict[str, float]]
-
-
-def dry_run(suite: str | Path | LoadedSuite, *, settings: Settings | None = None,
-            client: LLMClient | None = None, models: Sequence[str] | None = None,
-            prompts: Sequence[str] | None = None, repeat: int | None = None,
-            shard: str | None = None) -> DryRun:
-    """Count calls and estimate tokens and cost (prompt chars / 4, completion = max_tokens)."""
-    from llmops.llm.cache import request_key
-    from llmops.llm.client import cost_of
-    from llmops.llm.types import Usage
-
-    settings, client, store = resources(RunOptions(settings=settings, client=client))
-    loaded = load(suite, settings)
-    runner = Runner(loaded, settings=settings, client=client, store=store, models=models, prompts=prompts,
-                    repeat=repeat, shard=shard, progress=False)
-    by_model: dict[str, dict[str, float]] = {}
-    units = cached = p_tok = c_tok = 0
-    total = 0.0
-    for unit in runner.units():
-        units += 1
-        pv = runner.prompts[unit.prompt]
-        params = {**pv.call_params, **loaded.suite.params}
-        try:
-            messages = pv.render(_case_inputs(pv, unit.case))
-        except LLMOpsError:
-            continue
-        resolved, merged = client.resolve(unit.model, params)
-        if client.cache is not None and client.cache_mode in ("read-write", "read-only"):
-            key = request_key(resolved, messages, merged, runner.seed + unit.repeat, unit.repeat)
-            if client.cache.get(key) is not None:
-                cached += 1
-                continue
-        pt = sum(len(m.content) for m in messages) // 4 + 4 * len(messages)
-        ct = int(merged.get("max_tokens") or 256)
-        cost = cost_of(resolved, Usage(pt, ct), merged)
-        p_tok += pt
-        c_tok += ct
-        total += cost
-        row = by_model.setdefault(unit.model, {"calls": 0, "cost_usd": 0.0})
-        row["calls"] += 1
-        row["cost_usd"] += cost
-    return DryRun(units=units, calls=units - cached, cached=cached, estimated_prompt_tokens=p_tok,
-                  estimated_completion_tokens=c_tok, estimated_cost_usd=total, by_model=by_model)

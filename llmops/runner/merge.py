@@ -60,6 +60,7 @@ def merge_runs(sources: list[tuple[Path | str, str]], into: RunStore, *, run_id:
         "completion_tokens": sum(r.completion_tokens for r in results),
         "cost_usd": sum(r.cost_usd for r in results),
         "judge_cost_usd": sum(r.judge_cost_usd for r in results),
+        "recorded_cost_usd": sum(r.recorded_cost_usd for r in results),
         "latency_p50_s": percentile(latencies, 0.5),
         "latency_p95_s": percentile(latencies, 0.95),
         "started_at": min(run.manifest.started_at for run in runs),

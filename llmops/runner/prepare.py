@@ -202,6 +202,7 @@ def prepare_run(suite: str | Path | LoadedSuite, options: RunOptions | None = No
             cache is damaged.
     """
     from llmops.runner.engine import Runner, new_run_id
+    from llmops.runner.preflight import preflight
 
     opts = RunOptions.of(options, overrides)
     settings, client, store = resources(opts)
@@ -212,6 +213,7 @@ def prepare_run(suite: str | Path | LoadedSuite, options: RunOptions | None = No
                     only=opts.only)
     if client.cache is not None:
         client.cache.check()  # a damaged cache is one clear error up front, not an error per unit
+    preflight(runner)  # misconfiguration is exit 2 before anything is spent, not an error per unit
     rid = opts.run_id or new_run_id()
     manifest = runner.new_manifest(rid)
     store.create_run(manifest, runner.plan())
@@ -234,6 +236,7 @@ def prepare_resume(run_id: str, options: RunOptions | None = None, **overrides: 
             an option of the plan is given.
     """
     from llmops.runner.engine import Runner
+    from llmops.runner.preflight import preflight
     from llmops.runner.store import RunStore
 
     opts = RunOptions.of(options, overrides)
@@ -264,4 +267,6 @@ def prepare_resume(run_id: str, options: RunOptions | None = None, **overrides: 
         client.cache.check()
     if opts.retry_errors:  # only once every check passed: a refused resume deletes nothing
         store.forget_errors(rid)
-    return PreparedRun(runner=runner, run_id=rid, manifest=manifest, done=store.done_units(rid))
+    done = store.done_units(rid)
+    preflight(runner, done)
+    return PreparedRun(runner=runner, run_id=rid, manifest=manifest, done=done)

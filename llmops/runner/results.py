@@ -118,6 +118,7 @@ class UnitResult(BaseModel):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     judge_cost_usd: float = 0.0
+    recorded_cost_usd: float = Field(default=0.0, description="for a cached answer: what it cost when recorded")
     latency_s: float | None = None
     cached: bool = False
     attempts: int = 0
@@ -372,6 +373,8 @@ class Manifest(BaseModel):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     judge_cost_usd: float = 0.0
+    recorded_cost_usd: float = Field(default=0.0, description="what the cached answers cost when recorded "
+                                                              "(not spent by this run)")
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
     started_at: float = 0.0

@@ -288,16 +288,17 @@ class RunStore:
         SQL's ORDER BY, exactly as :func:`percentile` would interpolate them.
         """
         out = RunUsage()
-        for p_tok, c_tok, cost, judge, cached in self._paged(
+        for p_tok, c_tok, cost, judge, cached, recorded in self._paged(
                 run_id, "json_extract(result, '$.prompt_tokens'), json_extract(result, '$.completion_tokens'), "
                 "json_extract(result, '$.cost_usd'), json_extract(result, '$.judge_cost_usd'), "
-                "json_extract(result, '$.cached')", batch=5000):
+                "json_extract(result, '$.cached'), json_extract(result, '$.recorded_cost_usd')", batch=5000):
             out.units += 1
             out.prompt_tokens += int(p_tok or 0)
             out.completion_tokens += int(c_tok or 0)
             out.cost_usd += float(cost or 0.0)
             out.judge_cost_usd += float(judge or 0.0)
             out.cache_hits += bool(cached)
+            out.recorded_cost_usd += float(recorded or 0.0)
         where = "run_id = ? AND json_extract(result, '$.latency_s') IS NOT NULL"
         n = int(self._execute(f"SELECT COUNT(*) FROM results WHERE {where}", (run_id,))[0][0])
         for q in (0.5, 0.95):
@@ -328,6 +329,19 @@ class RunStore:
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: {exc}") from None
         return int(cur.rowcount)
+
+    def completion_token_means(self, suite: str, runs: int = 5) -> dict[tuple[str, str], float]:
+        """Mean completion tokens per (prompt, model) of paid answers in the last ``runs`` runs of a suite.
+
+        What a dry run prices as the typical call (cached, errored and skipped units left out).
+        """
+        rows = self._execute(
+            "SELECT json_extract(result, '$.prompt'), json_extract(result, '$.model'), "
+            "AVG(json_extract(result, '$.completion_tokens')) FROM results WHERE run_id IN "
+            "(SELECT run_id FROM runs WHERE suite = ? ORDER BY created DESC LIMIT ?) "
+            "AND json_extract(result, '$.status') NOT IN ('error', 'skipped') "
+            "AND NOT json_extract(result, '$.cached') GROUP BY 1, 2", (suite, runs))
+        return {(str(p), str(m)): float(avg) for p, m, avg in rows if avg is not None}
 
     def done_units(self, run_id: str) -> set[str]:
         """Keys of the units that already have a result."""
@@ -375,6 +389,7 @@ class RunUsage:
         self.completion_tokens = 0
         self.cost_usd = 0.0
         self.judge_cost_usd = 0.0
+        self.recorded_cost_usd = 0.0
         self.latency_percentiles: dict[float, float | None] = {}
 
 

@@ -120,6 +120,7 @@ def test_dry_run_and_replay_miss(project: Path, capsys: pytest.CaptureFixture[st
     assert main(["run", "evalsets/d.yaml", "--dry-run"]) == 0
     assert "1 provider calls" in capsys.readouterr().out
     assert fake.calls("fake/d") == []
-    assert main(["run", "evalsets/d.yaml", "--cache", "read-only", "--no-progress", "--max-errors", "0"]) == 1
-    out = capsys.readouterr().out
-    assert "replay mode: no cached response for fake/d" in out
+    # A replay miss is found before any call: misconfiguration (exit 2), not a regression.
+    assert main(["run", "evalsets/d.yaml", "--cache", "read-only", "--no-progress", "--max-errors", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "1 request(s) are not in the response cache: case a [rag_answer@2 × fake/d]" in err

@@ -208,7 +208,10 @@ def test_read_write_replays_without_the_provider(client: LLMClient) -> None:
     again = client.complete(ASK, "fake/m")
     assert (first.text, again.text) == ("four", "four")
     assert again.cached and not first.cached and again.cache_key == first.cache_key
-    assert again.usage == first.usage and again.latency_s == first.latency_s
+    assert again.usage == first.usage
+    # A replayed answer costs nothing now; what it cost and took when recorded is kept beside.
+    assert again.recorded_latency_s == first.latency_s and again.latency_s != first.latency_s
+    assert again.recorded_cost_usd == first.cost_usd and again.cost_usd == 0.0
     assert len(fake.calls("fake/m")) == 1  # the replay did not touch the provider
     assert client.provider_calls == 1
 

@@ -69,7 +69,7 @@ def test_max_errors_count_or_fraction(max_errors: float | None, n_errors: int, p
 
 def test_every_unit_errored_without_a_limit_is_not_a_pass() -> None:
     verdict = judge_run(binary_run(cases("err", 5, ["error"])), Gate(max_errors=None))
-    assert (verdict.passed, verdict.outcome, verdict.exit_code) == (False, "unmeasured", 4)
+    assert (verdict.passed, verdict.outcome, verdict.exit_code) == (False, "unmeasured", 5)
     assert "5 units: 5 errored" in verdict.reasons[0]
 
 
@@ -215,7 +215,7 @@ def test_nothing_left_to_judge_after_quarantine_is_not_a_pass() -> None:
     base = binary_run(cases("f", 6, [True, False, True]))
     cur = binary_run(cases("f", 6, [True, True, False]))
     verdict = judge_run(cur, Gate(quarantine_flaky=True), baseline_from_run(base))
-    assert (verdict.passed, verdict.outcome, verdict.exit_code) == (False, "unmeasured", 4)
+    assert (verdict.passed, verdict.outcome, verdict.exit_code) == (False, "unmeasured", 5)
     assert "nothing measured" in verdict.reasons[0] and "18 quarantined" in verdict.reasons[0]
 
 

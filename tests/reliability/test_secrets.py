@@ -81,14 +81,14 @@ def test_planted_credentials_never_reach_an_artifact(project: Path, servers: tup
     caplog.set_level(logging.DEBUG)
 
     # A run with a judge, a baseline and both reports; one model has a wrong key (401 errors):
-    # that model measured nothing, so the run is not a pass (exit 4), and every artifact is written.
+    # that model measured nothing, so the run is not a pass (exit 5), and every artifact is written.
     assert main(["run", "evalsets/sec.yaml", "--no-progress", "--update-baseline", "--html", "run.html",
-                 "--markdown", "run.md", "--cache", "read-write"]) == 4
+                 "--markdown", "run.md", "--cache", "read-write"]) == 5
     assert main(["report", "latest", "--html", "report.html", "--markdown", "report.md", "--json",
                  "report.json"]) == 0
     for argv in (["runs", "list"], ["runs", "show", "latest"], ["models"], ["models", "--json"],
                  ["run", "evalsets/sec.yaml", "--dry-run"], ["run", "evalsets/sec.yaml", "--no-progress", "--json"]):
-        assert main(argv) in (0, 1, 4), argv
+        assert main(argv) in (0, 1, 5), argv
     # A traced single call whose input carries a pasted credential: the trace store redacts it.
     assert main(["complete", "echo@1", "-i", f"q=my key is {INPUT_KEY}", "--model", "cfg"]) == 0
     from llmops.tracing.tracer import reset_tracing
