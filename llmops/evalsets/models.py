@@ -92,7 +92,13 @@ class Case(BaseModel):
 
 
 class Gate(BaseModel):
-    """When a run fails CI: absolute gates and the regression rule against the baseline."""
+    """When a run fails CI: absolute gates and the regression rule against the baseline.
+
+    Default gate: a suite that sets neither ``min_pass_rate`` nor ``min_mean`` (nor
+    ``max_bias``) and has no baseline needs every measured unit to pass. A run with nothing
+    measured (every unit unmeasured, errored, quarantined or skipped) never passes: its outcome
+    is "nothing measured" (exit 5); a run stopped by its budget is "stopped at budget" (exit 3).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -105,7 +111,8 @@ class Gate(BaseModel):
     alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level of regression tests")
     max_errors: float | None = Field(default=0, ge=0,
                                      description="Errors allowed: a count (>= 1) or a fraction (< 1)")
-    quarantine_flaky: bool = Field(default=False, description="Exclude flaky cases from the gate")
+    quarantine_flaky: bool = Field(default=False, description="Exclude the cases that were already flaky in the "
+                                   "baseline (a case stable there and flaky now is judged: it regressed)")
     max_bias: float | None = Field(default=None, ge=0, le=1,
                                    description="Largest suite-level bias score of the counterfactual bias "
                                                "evaluators (every case pooled) tolerated when significant")

@@ -239,9 +239,11 @@ class Latency(Evaluator):
         c = sample.completion
         if c is None:
             return self.unmeasured("no completion to time")
-        ok = c.latency_s <= self.max_s
+        # A replayed answer is judged on the call that produced it, not on the cache lookup.
+        latency = c.recorded_latency_s if c.cached and c.recorded_latency_s is not None else c.latency_s
+        ok = latency <= self.max_s
         note = " (recorded latency of a cached response)" if c.cached else ""
-        return (1.0 if ok else 0.0), f"{c.latency_s:.3f} s vs limit {self.max_s} s{note}"
+        return (1.0 if ok else 0.0), f"{latency:.3f} s vs limit {self.max_s} s{note}"
 
 
 @register_evaluator("cost")
@@ -261,7 +263,9 @@ class Cost(Evaluator):
         c = sample.completion
         if c is None:
             return self.unmeasured("no completion to price")
-        return (1.0 if c.cost_usd <= self.max_usd else 0.0), f"${c.cost_usd:.6f} vs limit ${self.max_usd}"
+        cost = c.recorded_cost_usd if c.cached else c.cost_usd  # what the answer costs, not the replay
+        note = " (recorded cost of a cached response)" if c.cached else ""
+        return (1.0 if cost <= self.max_usd else 0.0), f"${cost:.6f} vs limit ${self.max_usd}{note}"
 
 
 @register_evaluator("python")

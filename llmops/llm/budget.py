@@ -14,15 +14,18 @@ cache cost nothing and reserve nothing). The reservation is the most the call ca
 - prices: the alias's own ``input_cost_per_token`` / ``output_cost_per_token``, else LiteLLM's
   local price map (free models reserve 0).
 
-When the reservation does not fit in what is left (limit − spent − reserved by calls in
-flight), the call is refused with :class:`~llmops.errors.BudgetExceededError` before anything is
-sent, and the budget is marked exhausted. When the call ends, its reservation is replaced by its
-real cost (a failed call costs 0: providers do not bill an error). So concurrent calls can never
-together cross the cap, and ``max_cost_usd = 0`` makes no paid call at all.
+A call whose reservation fits only once the calls in flight have settled waits for them; when
+it cannot fit even then (limit − spent < reservation), it is refused with
+:class:`~llmops.errors.BudgetExceededError` before anything is sent, and the budget is marked
+exhausted (the run stops scheduling; ``--resume`` with a larger budget finishes it). When the
+call ends, its reservation is replaced by its real cost (a failed call costs 0: providers do
+not bill an error). So concurrent calls can never together cross the cap, and
+``max_cost_usd = 0`` makes no paid call at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -85,6 +88,26 @@ class Budget:
                     hint="raise --max-cost-usd (and --resume the run), or lower max_tokens")
             self.reserved += amount
             return amount
+
+    async def acquire(self, amount: float, what: str = "a call") -> float:
+        """Reserve ``amount``, waiting while calls in flight hold what it needs.
+
+        A call that would fit once the calls in flight have settled (their real cost is usually
+        far below their worst case) waits for them instead of stopping the run; a call that
+        cannot fit even then is refused.
+
+        Raises:
+            BudgetExceededError: when ``spent + amount`` exceeds the limit.
+        """
+        while True:
+            with self._lock:
+                fits_later = self.limit is None or amount <= 0 or self.spent + amount <= self.limit
+                fits_now = fits_later and (self.limit is None or amount <= 0
+                                           or self.spent + self.reserved + amount <= self.limit)
+                if fits_now or not fits_later or self.reserved <= 0:
+                    break
+            await asyncio.sleep(0.005)  # the calls in flight settle soon; polling keeps this loop-agnostic
+        return self.reserve(amount, what)
 
     def settle(self, reserved: float, cost: float) -> None:
         """Replace a reservation by the call's real cost."""

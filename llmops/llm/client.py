@@ -453,7 +453,7 @@ class LLMClient:
         budget = active_budget()
         reserved = 0.0
         if budget is not None and budget.limit is not None:  # reserve the worst case before sending
-            reserved = budget.reserve(worst_case_cost(resolved, msgs, params), f"a call to {resolved}")
+            reserved = await budget.acquire(worst_case_cost(resolved, msgs, params), f"a call to {resolved}")
         try:
             completion, attempts = await self._retrying(
                 lambda: self._attempt(msgs, requested, resolved, params, seed), resolved)
