@@ -57,9 +57,39 @@ def case_generations(trace: TraceDetail, prompt_name: str | None = None) -> list
             continue
         if prompt_name is not None and g.prompt_name != prompt_name:
             continue
+        step = g.metadata.get("step")
+        if isinstance(step, int) and step > 0:  # a later call of an agent loop: the first one is the case
+            continue
         if isinstance(g.metadata.get("prompt_inputs"), dict):
             out.append(g)
     return out
+
+
+def scripted_tools(trace: TraceDetail) -> dict[str, list[dict[str, Any]]]:
+    """What the tools answered in a traced agent loop, as a case's scripted ``tools:``.
+
+    Each tool call a generation asked for (its ``tool_calls`` metadata) is matched by id with the
+    tool message a later generation sent; the result is scripted for those exact arguments.
+    """
+    calls: dict[str, tuple[str, Any]] = {}
+    for g in trace.generations:
+        for call in g.metadata.get("tool_calls") or []:
+            if isinstance(call, dict) and call.get("id"):
+                calls[str(call["id"])] = (str(call.get("name")), call.get("arguments"))
+    tools: dict[str, list[dict[str, Any]]] = {}
+    answered: set[str] = set()
+    for g in trace.generations:
+        for message in g.input if isinstance(g.input, list) else []:
+            call_id = message.get("tool_call_id") if isinstance(message, dict) else None
+            if message.get("role") != "tool" or call_id not in calls or call_id in answered:
+                continue
+            answered.add(call_id)
+            name, arguments = calls[call_id]
+            script: dict[str, Any] = {"result": message.get("content")}
+            if isinstance(arguments, dict):
+                script = {"when": arguments, **script}
+            tools.setdefault(name, []).append(script)
+    return tools
 
 
 def case_from_generation(trace: TraceDetail, gen: SpanRow, index: int = 0) -> dict[str, Any]:
@@ -80,7 +110,12 @@ def case_from_generation(trace: TraceDetail, gen: SpanRow, index: int = 0) -> di
     if gen.environment:
         metadata["environment"] = gen.environment
     tags = ["from-trace"] + (["error"] if gen.status == "error" else [])
-    return {"id": case_id, "inputs": dict(gen.metadata["prompt_inputs"]), "metadata": metadata, "tags": tags}
+    case: dict[str, Any] = {"id": case_id, "inputs": dict(gen.metadata["prompt_inputs"]), "metadata": metadata,
+                            "tags": tags}
+    tools = scripted_tools(trace)
+    if tools:  # a traced agent loop replays offline with the tool results production saw
+        case["tools"] = tools
+    return case
 
 
 def export_by_prompt(traces: Sequence[TraceDetail], path: Path | str, *, prompt: str | None = None,

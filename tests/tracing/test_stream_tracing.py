@@ -94,3 +94,41 @@ def test_observe_on_generators_spans_the_whole_iteration(settings: Settings, mak
     assert done and done[0].output == "one two three"
     cut = [s for (name, _, status), s in spans.items() if name.endswith("words") and status == "error"]
     assert cut and cut[0].error_type == "StreamCancelledError" and cut[0].output == "one "
+
+
+def test_traced_tool_loop_exports_as_a_case_with_scripted_tools(project: Any, make_tracer: Any) -> None:
+    """A production conversation that called a tool becomes a multi-turn case that replays offline."""
+    from pathlib import Path
+
+    import yaml
+
+    import llmops
+    from llmops.config import load_settings
+    from llmops.evalsets.loader import load_suite
+    from llmops.tracing import span
+    from llmops.tracing.export import export_cases
+
+    assert (Path(project) / "prompts" / "support_agent").is_dir()  # the project fixture copies the examples
+    local = load_settings(project, overrides={"tracing": "local", "cache": "off"})
+    tracer: Tracer = make_tracer(local)
+    client = LLMClient(local, observers=[tracer])
+    fake.script("fake/agent", fake.FakeReply(tool_calls=(fake.FakeToolCall("lookup_order", {"order_id": "A100"},
+                                                                           id="call_7"),)),
+                fake.FakeReply("Order A100 is shipped."))
+    question = "Where is A100?"
+    with span("support chat", tracer=tracer):
+        first = llmops.complete("support_agent@1", {"question": question}, model="fake/agent", client=client)
+        history = [{"role": "user", "content": question}, first.message().to_dict(),
+                   {"role": "tool", "tool_call_id": "call_7", "content": '{"status": "shipped"}'}]
+        llmops.complete("support_agent@1", {"question": "and now?", "history": history}, model="fake/agent",
+                        client=client)
+    assert tracer.flush(10)
+    store = TraceStore(local.path(local.trace_path))
+    (trace_id,) = {s.trace_id for s in store.spans()}
+    suite = project / "evalsets" / "from_traces.yaml"
+    export_cases([store.trace(trace_id)], suite)
+    data = yaml.safe_load(suite.read_text(encoding="utf-8"))
+    case = data["cases"][0]
+    assert case["inputs"] == {"question": question}
+    assert case["tools"] == {"lookup_order": [{"when": {"order_id": "A100"}, "result": '{"status": "shipped"}'}]}
+    assert load_suite(suite).cases[0].tools["lookup_order"][0].when == {"order_id": "A100"}
