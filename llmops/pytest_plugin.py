@@ -55,6 +55,9 @@ class _State:
     worker_runs: list[dict[str, Any]] = field(default_factory=list)
     verdicts: list[tuple[str, RunResult, Verdict]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Failed test reports: suite items per suite file, and everything else.
+    item_failures: dict[str, int] = field(default_factory=dict)
+    other_failures: int = 0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -72,11 +75,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--llmops-store", default=None, metavar="FILE", help="run store (default: store_path)")
     group.addoption("--llmops-no-gate", action="store_true", default=False,
                     help="report items only; skip the suite gates at the end")
+    group.addoption("--llmops-strict", action="store_true", default=False,
+                    help="fail the session on any failing suite item, even within a passing gate")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Create the per-session state and the marker."""
     config.stash[_STATE] = _State()
+    _CONFIG["config"] = config
     config.addinivalue_line("markers", "llmops: an llmops suite item")
 
 
@@ -300,9 +306,32 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     node.config.stash[_STATE].worker_runs.extend(output.get("llmops_runs", []))
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count failures: of suite items per suite file (the gate decides them), and of anything else."""
+    if not report.failed:
+        return
+    config = _CONFIG.get("config")
+    if config is None:
+        return
+    state = config.stash[_STATE]
+    if "llmops" in report.keywords and report.when == "call":
+        path = str((config.rootpath / report.nodeid.split("::", 1)[0]).resolve())
+        state.item_failures[path] = state.item_failures.get(path, 0) + 1
+    else:
+        state.other_failures += 1
+
+
+_CONFIG: dict[str, pytest.Config] = {}
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Gate every suite that ran; a failed gate fails the session."""
+    """Gate every suite that ran; the session fails exactly when a gate fails.
+
+    Suite items that fail within a passing gate are reported (as failed items, and in the
+    summary) but do not fail the session, unless ``--llmops-strict``; any other failure still
+    does, and so does a gate that fails or cannot be computed.
+    """
     config = session.config
     state = config.stash[_STATE]
     if hasattr(config, "workerinput"):  # an xdist worker: hand the runs to the controller
@@ -330,6 +359,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _step_summary(run, verdict)
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    gated = {str(Path(p).resolve()) for p, _, v in state.verdicts if v.passed}
+    within = sum(n for p, n in state.item_failures.items() if p in gated)
+    outside = sum(n for p, n in state.item_failures.items() if p not in gated)
+    if within and not failed and not outside and not state.other_failures \
+            and not config.getoption("llmops_strict") and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
+        session.exitstatus = pytest.ExitCode.OK
+        state.notes.append(f"{within} suite item(s) failed within passing gates: reported above, not failing "
+                           "the session (--llmops-strict fails on them)")
 
 
 def _gate(config: pytest.Config, path: str, parts: list[dict[str, Any]]) -> tuple[RunResult, Verdict]:

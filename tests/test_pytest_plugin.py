@@ -71,6 +71,20 @@ def test_items_pass_and_fail_with_explanations(proj: pytest.Pytester) -> None:
     ])
 
 
+def test_session_fails_exactly_when_a_gate_fails(proj: pytest.Pytester) -> None:
+    # One case fails within a passing gate (min_pass_rate 0.5): reported, the session passes.
+    result = proj.runpytest_subprocess("evalsets", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["PASSED *evalsets/qa.yaml*",
+                                 "*1 suite item(s) failed within passing gates*--llmops-strict*"])
+    # --llmops-strict: any failing item fails the session.
+    assert proj.runpytest_subprocess("evalsets", "-p", "no:cacheprovider", "--llmops-strict").ret == 1
+    # A failing plain test still fails the session, whatever the gates say.
+    proj.makepyfile(test_other="def test_broken():\n    assert False\n")
+    assert proj.runpytest_subprocess("evalsets", "test_other.py", "-p", "no:cacheprovider").ret == 1
+
+
 def test_k_selects_and_gate_notes_partial_run(proj: pytest.Pytester) -> None:
     result = proj.runpytest_subprocess("evalsets", "-k", "france")
     result.assert_outcomes(passed=1, deselected=2)
