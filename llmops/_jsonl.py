@@ -22,7 +22,9 @@ def json_objects(text: str, file: Path, error: type[UserError] = UserError) -> I
         UserError: (of class ``error``) naming the file and line of invalid JSON, JSON nested too
             deeply for the parser, or a line that is not a JSON object.
     """
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines are separated by "\n" only: str.splitlines() would also split inside a string
+    # holding U+2028, U+2029, U+0085 or a form feed, all valid unescaped in JSON.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -31,6 +33,9 @@ def json_objects(text: str, file: Path, error: type[UserError] = UserError) -> I
             raise error(f"invalid JSON: {exc.msg}", file=file, line=number) from None
         except RecursionError:
             raise error("JSON nested too deeply", file=file, line=number) from None
+        except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
+            raise error(f"invalid JSON value: {exc}", file=file, line=number,
+                        hint="write very long numbers as strings") from None
         if not isinstance(row, dict):
             raise error("each line must be a JSON object", file=file, line=number)
         yield row, number

@@ -56,10 +56,17 @@ def _read_text(path: Path) -> str:
         if path.is_dir():
             raise EvalsetError("is a directory, not a suite file", file=path,
                                hint="name a .yaml file, e.g. evalsets/<suite>.yaml")
+        if not path.is_file():  # /dev/zero would fill memory, a FIFO would block forever
+            raise EvalsetError("is not a regular file (a device, FIFO or socket)", file=path,
+                               hint="name a .yaml, .jsonl or .csv file")
         if size > MAX_FILE_BYTES:
             raise EvalsetError(f"file is {size / 1e6:.0f} MB, above the {MAX_FILE_BYTES // 2**20} MiB limit",
                                file=path, hint="move bulk cases into a JSONL file referenced by cases_file")
-        raw = path.read_bytes()
+        with path.open("rb") as fh:  # read at most one byte past the limit, whatever stat said
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise EvalsetError(f"file is above the {MAX_FILE_BYTES // 2**20} MiB limit", file=path,
+                               hint="move bulk cases into a JSONL file referenced by cases_file")
     except FileNotFoundError:
         raise EvalsetError("suite file not found", file=path) from None
     except OSError as exc:
@@ -115,21 +122,45 @@ def _load_cases_file(path: Path) -> Iterator[tuple[dict[str, Any], int]]:
     if path.suffix.lower() == ".jsonl":
         yield from json_objects(text, path, EvalsetError)
     elif path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        for index, row in enumerate(reader):
+        yield from _csv_cases(text.removeprefix("\ufeff"), path)  # a UTF-8 BOM is not part of the first column
+    else:
+        raise EvalsetError("cases_file must be .jsonl or .csv", file=path)
+
+
+def _csv_cases(text: str, path: Path) -> Iterator[tuple[dict[str, Any], int]]:
+    """Rows of a CSV cases file; broken rows (short, long, unclosed quote, huge field) name their line."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        if len(set(header)) != len(header):
+            raise EvalsetError("duplicate column names in the header", file=path, line=1)
+        while True:
+            start = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                more = "more" if len(cells) > len(header) else "fewer"
+                raise EvalsetError(f"row has {more} cells ({len(cells)}) than the header ({len(header)})",
+                                   file=path, line=start)
             case: dict[str, Any] = {"inputs": {}}
-            for column, value in row.items():
-                if column is None:
-                    raise EvalsetError("row has more cells than the header", file=path, line=index + 2)
+            for column, value in zip(header, cells, strict=True):
                 if column in ("id", "expected"):
                     case[column] = value
                 elif column == "contexts":
                     case["contexts"] = [c for c in (value or "").split("||") if c.strip()]
                 else:
                     case["inputs"][column] = value
-            yield case, index + 2
-    else:
-        raise EvalsetError("cases_file must be .jsonl or .csv", file=path)
+            yield case, start
+    # strict: a quote left open swallows the next rows until a later quote, then fails here instead
+    # of merging them silently; so does a field over csv's size limit or an unclosed quote at the end.
+    except csv.Error as exc:
+        raise EvalsetError(f"invalid CSV: {exc}", file=path, line=reader.line_num or 1) from None
 
 
 # Case fields added after suites were first hashed (scripted tools of agent loops).

@@ -6,6 +6,7 @@ and prompt loaders: whatever the bytes, the only exceptions are the documented o
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -402,3 +403,49 @@ def test_documented_errors_are_user_errors() -> None:
     """The loaders' errors are the fixable kind: exit code 2."""
     for cls in (EvalsetError, PromptError):
         assert issubclass(cls, UserError) and issubclass(cls, LLMOpsError) and cls.exit_code == 2
+
+
+BULK_FILES = {
+    "bigint.jsonl": ('{"id": "a", "inputs": {"q": "x"}, "metadata": {"n": ' + "9" * 5000 + "}}\n", "bigint.jsonl:1:"),
+    "huge.csv": ("id,q\nb1," + "x" * 200_000 + "\n", "huge.csv:"),
+    "unclosed.csv": ('id,q\nb1,"hello\nb2,world\nb3,"x"\nb4,y\n', "unclosed.csv:"),
+    "unclosed_end.csv": ('id,q\nb1,"hello\nb2,world\n', "unclosed_end.csv:"),
+    "short.csv": ("id,q,expected\nb1,hello,hello\nb2,hi\n", "short.csv:3: row has fewer cells"),
+}
+
+
+@pytest.mark.parametrize("name", list(BULK_FILES))
+def test_broken_bulk_files_exit_2_at_load_with_their_line(project: Path, name: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    text, where = BULK_FILES[name]
+    (project / "evalsets" / name).write_text(text, encoding="utf-8")
+    _write(project / "evalsets", VALID + f"cases_file: {name}\n", "bulk.yaml")
+    COUNTS["bad inputs tried"] += 1
+    code = main(["run", "evalsets/bulk.yaml", "--dry-run"])
+    err = capsys.readouterr().err
+    COUNTS["bad inputs: exit 2 with a location"] += code == 2 and where in err and "Traceback" not in err
+    assert code == 2 and where in err and "Traceback" not in err, err
+
+
+def test_valid_bulk_files_with_u2028_and_a_bom_load(project: Path) -> None:
+    (project / "evalsets" / "sep.jsonl").write_text(
+        '{"id": "j1", "inputs": {"question": "a\u2028b\u2029c\x85d"}, "expected": "x"}\n', encoding="utf-8")
+    (project / "evalsets" / "bom.csv").write_text("\ufeffid,question,expected\nv1,hi,x\n", encoding="utf-8")
+    _write(project / "evalsets", VALID + "cases_file: [sep.jsonl, bom.csv]\n", "bulk.yaml")
+    loaded = load_suite(project / "evalsets" / "bulk.yaml")
+    ids = [c.id for c in loaded.suite.cases]
+    assert "j1" in ids and "v1" in ids
+    assert next(c for c in loaded.suite.cases if c.id == "j1").inputs["question"] == "a\u2028b\u2029c\x85d"
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_devices_and_fifos_are_refused_not_read(project: Path, special: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    if special == "fifo":
+        special = str(project / "evalsets" / "pipe.yaml")
+        os.mkfifo(special)
+    COUNTS["bad inputs tried"] += 1
+    code = main(["run", special, "--dry-run"])  # before: MemoryError / blocked forever
+    err = capsys.readouterr().err
+    COUNTS["bad inputs: exit 2 with a location"] += code == 2 and "not a regular file" in err
+    assert code == 2 and "not a regular file" in err, err
