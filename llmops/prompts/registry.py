@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from llmops._digits import small_int
 from llmops._files import atomic_write_text, os_error_text
 from llmops._yaml import SafeLoader, YAMLProblem, load_yaml
 from llmops.errors import PromptError, did_you_mean
@@ -44,9 +45,9 @@ class PromptRef:
                               hint="use name, name@3 or name@production (letters, digits, _ . -)")
         if not sep:
             return cls(name=name)
-        digits = selector[1:] if selector[:1] in ("v", "V") and selector[1:].isdigit() else selector
-        if digits.isdigit():
-            return cls(name=name, version=int(digits))
+        number = small_int(selector[1:] if selector[:1] in ("v", "V") else selector)
+        if number is not None:
+            return cls(name=name, version=number)
         if not _LABEL.match(selector):
             raise PromptError(f"invalid version or label '{selector}' in '{text}'")
         return cls(name=name, label=selector)
@@ -127,8 +128,8 @@ class PromptRegistry:
         for label, version in data.items():
             if not isinstance(label, str) or not _LABEL.match(label):
                 raise PromptError(f"invalid label name {label!r}", file=path, key=str(label))
-            if isinstance(version, str) and version.lstrip("v").isdigit():
-                version = int(version.lstrip("v"))
+            if isinstance(version, str) and small_int(version.lstrip("v")) is not None:
+                version = small_int(version.lstrip("v"))
             if not isinstance(version, int) or isinstance(version, bool):
                 raise PromptError(f"label '{label}' must point at a version number, got {version!r}",
                                   file=path, key=label)

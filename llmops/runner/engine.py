@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmops._digits import small_int
 from llmops.config import Settings
 from llmops.credentials import public_params
 from llmops.errors import EvalsetError, LLMOpsError, UserError
@@ -74,9 +75,10 @@ def parse_shard(shard: str | None) -> tuple[int, int] | None:
     if shard is None:
         return None
     left, sep, right = shard.partition("/")
-    if not sep or not left.isdigit() or not right.isdigit() or not 1 <= int(left) <= int(right):
+    index, count = small_int(left), small_int(right)
+    if not sep or index is None or count is None or not 1 <= index <= count:
         raise UserError(f"--shard expects I/N with 1 <= I <= N, got '{shard}'", key="--shard")
-    return int(left), int(right)
+    return index, count
 
 
 def in_shard(case_id: str, shard: tuple[int, int] | None) -> bool:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from llmops._digits import small_int
 from llmops.config import Settings, load_settings
 from llmops.errors import UserError
 from llmops.prompts.registry import PromptRegistry
@@ -872,9 +873,10 @@ def list_traces(project: ViewProject, *, name: str | None = None, model: str | N
                      (" AND prompt_version = ?)" if pver else ")"))
         args.append(pname)
         if pver:
-            if not pver.lstrip("v").isdigit():
+            number = small_int(pver.lstrip("v"))
+            if number is None:
                 raise UserError(f"prompt filter '{prompt}': the version must be a number", key="prompt")
-            args.append(int(pver.lstrip("v")))
+            args.append(number)
     if model:
         where.append("trace_id IN (SELECT trace_id FROM spans WHERE kind = 'generation' AND (model = ? OR "
                      "json_extract(data, '$.resolved_model') = ?))")

@@ -449,3 +449,27 @@ def test_devices_and_fifos_are_refused_not_read(project: Path, special: str,
     err = capsys.readouterr().err
     COUNTS["bad inputs: exit 2 with a location"] += code == 2 and "not a regular file" in err
     assert code == 2 and "not a regular file" in err, err
+
+
+# ---- version numbers typed by people ----------------------------------------------------------
+# str.isdigit() accepts '²', and int() refuses it (and refuses more than 4300 digits): each of these
+# used to end in a ValueError traceback from the prompt registry.
+@pytest.mark.parametrize(("argv", "labels", "words"), [
+    (["prompts", "render", "summarize@²"], None, "invalid version or label '²'"),
+    (["prompts", "render", "summarize@v²"], None, "invalid version or label 'v²'"),
+    (["prompts", "render", "summarize@" + "9" * 5000], None, "invalid version or label"),
+    (["prompts", "render", "summarize@production"], 'production: "²"\n', "labels.yaml"),
+    (["run", "evalsets/ok.yaml", "--shard", "²/3"], None, "--shard expects I/N"),
+], ids=["superscript version", "superscript v-version", "5000-digit version", "superscript label target",
+        "superscript shard"])
+def test_odd_digits_exit_2_with_a_location(project: Path, argv: list[str], labels: str | None, words: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    _write(project / "evalsets", VALID, "ok.yaml")
+    if labels is not None:
+        (project / "prompts" / "summarize" / "labels.yaml").write_text(labels, encoding="utf-8")
+    COUNTS["bad inputs tried"] += 1
+    code = main(argv)
+    err = capsys.readouterr().err
+    COUNTS["bad inputs: exit 2 with a location"] += code == 2 and words in err
+    assert code == 2, err
+    assert words in err, err
