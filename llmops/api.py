@@ -123,13 +123,25 @@ async def acomplete(
         repeat: Repeat index (independent cache entry per repeat).
         metadata: Extra metadata for tracing and stores.
     """
+    llm, messages, model, params, meta = _prompt_call(prompt, inputs, model, params, client, metadata)
+    return await llm.acomplete(messages, model, params, seed=seed, repeat=repeat, metadata=meta)
+
+
+def _prompt_call(
+    prompt: str | PromptVersion,
+    inputs: dict[str, Any] | None,
+    model: str | None,
+    params: dict[str, Any] | None,
+    client: LLMClient | None,
+    metadata: dict[str, Any] | None,
+) -> tuple[LLMClient, list[Message], str | None, dict[str, Any], dict[str, Any]]:
+    """The client, rendered messages, model, params and metadata of one prompt call (complete or stream)."""
     llm = client or default_client()
     pv = prompt if isinstance(prompt, PromptVersion) else load_prompt(prompt, llm.settings)
     messages = pv.render(inputs or {})
     # The template inputs let a traced production call become a suite case (`traces export`).
     meta = {**prompt_metadata(pv), "prompt_inputs": dict(inputs or {}), **(metadata or {})}
-    return await llm.acomplete(messages, model or pv.meta.model, {**pv.call_params, **(params or {})},
-                               seed=seed, repeat=repeat, metadata=meta)
+    return llm, messages, model or pv.meta.model, {**pv.call_params, **(params or {})}, meta
 
 
 def astream(
@@ -155,12 +167,8 @@ def astream(
         ...     print(chunk.text, end="")
         >>> stream.completion.ttft_s  # doctest: +SKIP
     """
-    llm = client or default_client()
-    pv = prompt if isinstance(prompt, PromptVersion) else load_prompt(prompt, llm.settings)
-    messages = pv.render(inputs or {})
-    meta = {**prompt_metadata(pv), "prompt_inputs": dict(inputs or {}), **(metadata or {})}
-    return llm.astream(messages, model or pv.meta.model, {**pv.call_params, **(params or {})},
-                       seed=seed, repeat=repeat, metadata=meta)
+    llm, messages, model, params, meta = _prompt_call(prompt, inputs, model, params, client, metadata)
+    return llm.astream(messages, model, params, seed=seed, repeat=repeat, metadata=meta)
 
 
 stream = astream  # one object for both: ``for`` in sync code, ``async for`` in async code

@@ -23,9 +23,13 @@ from typing import Any, Protocol, TypeVar
 from llmops._async import run_sync
 from llmops.config import CacheMode, Settings, load_settings, register_secrets
 from llmops.credentials import register_params
-from llmops.errors import CacheMissError, InternalError, LLMOpsError, ProviderError, ProviderTimeoutError
+from llmops.errors import CacheMissError, LLMOpsError, ProviderError, ProviderTimeoutError
 from llmops.llm.budget import active_budget, worst_case_cost
 from llmops.llm.cache import ResponseCache, request_key
+from llmops.llm.convert import our_conversion as _our_conversion
+from llmops.llm.convert import to_completion as _to_completion
+from llmops.llm.convert import to_embeddings
+from llmops.llm.convert import tool_calls_of as tool_calls_of
 from llmops.llm.errormap import RETRYABLE_STATUS, map_exception, missing_key_env_vars, retry_after
 from llmops.llm.loader import Lean, litellm_imported, load_litellm
 from llmops.llm.pricing import PRICE_PARAMS, cost_of
@@ -34,7 +38,7 @@ from llmops.llm.retry import RetryPolicy
 from llmops.llm.scrub import public_params, register_log_secrets, secret_param_values
 from llmops.llm.streaming import CompletionStream
 from llmops.llm.throttle import Pacer
-from llmops.llm.types import Completion, Message, ToolCall, Usage, structured_output
+from llmops.llm.types import Completion, Message, Usage
 
 __all__ = [  # the client, and the names other modules have always imported from here
     "PRICE_PARAMS",
@@ -250,26 +254,37 @@ class LLMClient:
             ProviderError: (or AuthError, RateLimitError, ProviderTimeoutError) after retries.
             CacheMissError: in read-only (replay) mode when the request is not cached.
         """
-        msgs = [Message.coerce(m) for m in messages]
-        requested = model or self.settings.default_model
-        resolved, merged = self.resolve(requested, params)
-        if params:  # a suite's or a prompt's own api_key, header values or api_base password
-            register_params(params)
-        seed = self.settings.seed if seed is None else seed
+        msgs, requested, resolved, merged, seed, key = self._request(messages, model, params, seed, repeat)
         meta = dict(metadata or {})
         clock = [time.time()]  # when the request started; _complete moves it past a one-off import
-        key = request_key(resolved, msgs, merged, seed, repeat)
         try:
             completion = await self._complete(msgs, requested, resolved, merged, seed, key, meta, clock)
         except LLMOpsError as err:
-            if self.observers:
-                self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), None, err,
-                                        clock[0], time.time(), meta))
+            self._notify_call(msgs, requested, resolved, merged, None, err, clock[0], meta)
             raise
-        if self.observers:  # no record to build for nobody
-            self._notify(CallRecord(tuple(msgs), requested, resolved, public_params(merged), completion, None,
-                                    clock[0], time.time(), meta))
+        self._notify_call(msgs, requested, resolved, merged, completion, None, clock[0], meta)
         return completion
+
+    def _request(
+        self,
+        messages: Sequence[Message] | Sequence[dict[str, Any]],
+        model: str | None,
+        params: dict[str, Any] | None,
+        seed: int | None,
+        repeat: int,
+        *,
+        drop: tuple[str, ...] = (),
+    ) -> tuple[list[Message], str, str, dict[str, Any], int, str]:
+        """Messages, requested and resolved model, merged params, seed and cache key of one call."""
+        msgs = [Message.coerce(m) for m in messages]
+        requested = model or self.settings.default_model
+        resolved, merged = self.resolve(requested, params)
+        if drop:
+            merged = {k: v for k, v in merged.items() if k not in drop}
+        if params:  # a suite's or a prompt's own api_key, header values or api_base password
+            register_params(params)
+        used_seed = self.settings.seed if seed is None else seed
+        return msgs, requested, resolved, merged, used_seed, request_key(resolved, msgs, merged, used_seed, repeat)
 
     def astream(
         self,
@@ -290,14 +305,8 @@ class LLMClient:
                 when the stream breaks after chunks were delivered (not retried).
             CacheMissError: in read-only (replay) mode when the request is not cached.
         """
-        msgs = [Message.coerce(m) for m in messages]
-        requested = model or self.settings.default_model
-        resolved, merged = self.resolve(requested, params)
-        merged = {k: v for k, v in merged.items() if k not in ("stream", "stream_options")}
-        if params:  # a suite's or a prompt's own api_key, header values or api_base password
-            register_params(params)
-        seed = self.settings.seed if seed is None else seed
-        key = request_key(resolved, msgs, merged, seed, repeat)
+        msgs, requested, resolved, merged, seed, key = self._request(messages, model, params, seed, repeat,
+                                                                     drop=("stream", "stream_options"))
         return CompletionStream(self, msgs, requested, resolved, merged, seed, key, dict(metadata or {}))
 
     stream = astream  # the same object iterates with ``for`` (sync) and ``async for``
@@ -409,11 +418,7 @@ class LLMClient:
                                            retryable=True) from None
             latency = time.perf_counter() - start
         with _our_conversion(resolved):
-            items = sorted(getattr(response, "data", None) or [],
-                           key=lambda item: int(_field(item, "index") or 0))
-            vectors = [[float(x) for x in _field(item, "embedding")] for item in items]
-            raw_usage = getattr(response, "usage", None)
-            usage = Usage(prompt_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0))
+            vectors, usage = to_embeddings(response)
         return vectors, usage, latency
 
     def complete(self, messages: Sequence[Message] | Sequence[dict[str, Any]], model: str | None = None,
@@ -504,57 +509,3 @@ class LLMClient:
             pacer.success()
         with _our_conversion(resolved):
             return _to_completion(response, requested, resolved, latency, params)
-
-
-@contextlib.contextmanager
-def _our_conversion(resolved: str) -> Iterator[None]:
-    """Our own reading of a response that litellm accepted: a failure here is our bug, not the provider's.
-
-    Without this, a ``TypeError`` in our code would be mapped to a retryable "malformed provider
-    response" and retried (paid again) like a truncated body.
-    """
-    try:
-        yield
-    except LLMOpsError:
-        raise
-    except Exception as exc:
-        raise InternalError(f"{resolved}: reading the response failed in llmops itself "
-                            f"({type(exc).__name__}: {exc})",
-                            hint="this is a bug in llmops; please report it with this message") from exc
-
-
-def _field(item: Any, name: str) -> Any:
-    """A field of a response item: litellm gives dicts for some providers and objects for others."""
-    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
-
-
-def _to_completion(response: Any, requested: str, resolved: str, latency: float,
-                   params: dict[str, Any] | None = None) -> Completion:
-    choices = getattr(response, "choices", None)
-    if not choices:
-        raise ProviderError("the provider returned no choices", model=resolved, retryable=True)
-    choice = choices[0]
-    message = getattr(choice, "message", None)
-    text = getattr(message, "content", None) if message is not None else None
-    raw_usage = getattr(response, "usage", None)
-    usage = Usage(prompt_tokens=int(getattr(raw_usage, "prompt_tokens", 0) or 0),
-                  completion_tokens=int(getattr(raw_usage, "completion_tokens", 0) or 0))
-    calls = tool_calls_of(getattr(message, "tool_calls", None) if message is not None else None)
-    parsed, parse_error = structured_output(text or "", (params or {}).get("response_format"))
-    return Completion(text=text or "", model=requested, resolved_model=resolved,
-                      finish_reason=getattr(choice, "finish_reason", None), usage=usage,
-                      cost_usd=cost_of(resolved, usage, params), latency_s=latency, tool_calls=calls,
-                      parsed=parsed, parse_error=parse_error)
-
-
-def tool_calls_of(raw_calls: Any) -> tuple[ToolCall, ...]:
-    """Our :class:`ToolCall` values from a response message's ``tool_calls`` (objects or dicts)."""
-    calls: list[ToolCall] = []
-    for index, raw in enumerate(raw_calls or ()):
-        fn = _field(raw, "function")
-        arguments = _field(fn, "arguments") if fn is not None else None
-        if arguments is not None and not isinstance(arguments, str):
-            arguments = json.dumps(arguments)
-        calls.append(ToolCall.of(str(_field(raw, "id") or f"call_{index}"),
-                                 str(_field(fn, "name") or "") if fn is not None else "", arguments))
-    return tuple(calls)
