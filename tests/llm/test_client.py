@@ -71,7 +71,8 @@ def test_timeout_is_retried(settings: Settings) -> None:
     started = time.perf_counter()
     done = make(settings, timeout_s=0.1).complete(ASK, "fake/m")
     assert done.text == "four" and done.attempts == 2
-    assert 0.1 <= time.perf_counter() - started < 1.0
+    # The first attempt waited out its timeout; no upper bound (it would time LiteLLM's first import too).
+    assert time.perf_counter() - started >= 0.1
 
 
 def test_timeouts_end_in_timeout_error(settings: Settings) -> None:
