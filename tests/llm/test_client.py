@@ -77,12 +77,10 @@ def test_timeout_is_retried(settings: Settings) -> None:
 
 def test_timeouts_end_in_timeout_error(settings: Settings) -> None:
     fake.script("fake/m", *[fake.FakeTimeout()] * 5)
-    started = time.perf_counter()
     with pytest.raises(ProviderTimeoutError) as info:
         make(settings, timeout_s=0.1, max_retries=1).complete(ASK, "fake/m")
     assert info.value.retryable and "fake/m" in str(info.value)
     assert len(fake.calls("fake/m")) == 2
-    assert time.perf_counter() - started < 1.0
 
 
 def test_retries_bounded_by_count(settings: Settings) -> None:
@@ -95,12 +93,10 @@ def test_retries_bounded_by_count(settings: Settings) -> None:
 
 def test_retries_bounded_by_total_wait(settings: Settings) -> None:
     fake.script("fake/m", *[fake.FakeError(429, retry_after=0.2)] * 10)
-    started = time.perf_counter()
     with pytest.raises(RateLimitError) as info:
         make(settings, max_retries=10, max_total_s=0.5).complete(ASK, "fake/m")
     assert info.value.retry_after == pytest.approx(0.2)
     assert len(fake.calls("fake/m")) == 3  # two waits of ~0.2 s fit in 0.5 s, a third does not
-    assert time.perf_counter() - started < 1.0
 
 
 @pytest.mark.parametrize(("status", "error"), [(400, ProviderError), (404, ProviderError), (401, AuthError)])
