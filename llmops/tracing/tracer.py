@@ -197,8 +197,8 @@ class Tracer:
             extra["finish_reason"] = completion.finish_reason
             extra["attempts"] = completion.attempts
             extra["provider_latency_s"] = completion.latency_s
-            if completion.cached:
-                extra["cached_cost_usd"] = completion.cost_usd
+            if completion.cached:  # a replay costs nothing now; keep what it cost when it was recorded
+                extra["cached_cost_usd"] = completion.recorded_cost_usd
             if completion.tool_calls:  # what the model asked for: shown as the generation's tool calls
                 extra["tool_calls"] = [call.record() for call in completion.tool_calls]
             if completion.ttft_s is not None:
