@@ -28,11 +28,12 @@ def record(*, text: str | None = "hello", error: Exception | None = None, model:
            messages: tuple[Message, ...] = (Message("user", "hi"),), params: dict[str, Any] | None = None,
            metadata: dict[str, Any] | None = None, duration: float = 0.25, usage: tuple[int, int] = (7, 2),
            cost: float = 0.0001, cached: bool = False) -> CallRecord:
-    """A CallRecord as the client would report it."""
+    """A CallRecord as the client would report it (a cache hit costs $0 now and keeps ``cost`` as recorded)."""
     end = time.time()
     completion = None
     if text is not None:
-        completion = Completion(text=text, model=model, resolved_model=model, usage=Usage(*usage), cost_usd=cost,
+        completion = Completion(text=text, model=model, resolved_model=model, usage=Usage(*usage),
+                                cost_usd=0.0 if cached else cost, recorded_cost_usd=cost if cached else 0.0,
                                 latency_s=duration, cached=cached)
     return CallRecord(messages=messages, model=model, resolved_model=model, params=dict(params or {}),
                       completion=completion, error=error,  # type: ignore[arg-type]
