@@ -128,8 +128,8 @@ class PromptRegistry:
         for label, version in data.items():
             if not isinstance(label, str) or not _LABEL.match(label):
                 raise PromptError(f"invalid label name {label!r}", file=path, key=str(label))
-            if isinstance(version, str) and small_int(version.lstrip("v")) is not None:
-                version = small_int(version.lstrip("v"))
+            if isinstance(version, str) and (number := small_int(version.lstrip("v"))) is not None:
+                version = number
             if not isinstance(version, int) or isinstance(version, bool):
                 raise PromptError(f"label '{label}' must point at a version number, got {version!r}",
                                   file=path, key=label)
