@@ -29,14 +29,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from llmops.errors import UserError, did_you_mean
-from llmops.regression.stats import (
+from llmops.runner.results import RunResult, UnitResult, percentile
+from llmops.stats import (
     bootstrap_mean_ci,
     minimum_detectable_effect,
     paired_bootstrap_ci,
     paired_permutation_test,
     wilson_interval,
 )
-from llmops.runner.results import RunResult, UnitResult, percentile
 
 PASS_RATE = "pass rate"
 POWER = 0.8
@@ -245,7 +245,7 @@ def detectable_effect(per_case: dict[str, dict[str, float]], *, metric: str, tes
     """Minimum detectable difference on ``metric`` for this sample size, or None when not estimable.
 
     Two-sided, at the level Holm's first step uses (``alpha / tests``). Pass rate: the McNemar
-    planning formula of :func:`llmops.regression.stats.minimum_detectable_effect` with the
+    planning formula of :func:`llmops.stats.minimum_detectable_effect` with the
     smallest observed discordance between variants as background noise. Other metrics: the
     normal approximation ``(z(1-α/2m) + z(power)) · sd / √n`` with the smallest observed standard
     deviation of per-case differences (None when every difference is exactly 0).

@@ -336,7 +336,7 @@ async def acalibrate(
     correct = c.tp + c.tn
     accuracy_ci = None
     if measured:
-        from llmops.regression.stats import wilson_interval
+        from llmops.stats import wilson_interval
 
         accuracy_ci = wilson_interval(correct, measured)
     judge_model = context.judge_model

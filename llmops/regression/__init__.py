@@ -23,7 +23,17 @@ from llmops.regression.baseline import (
     read_baseline,
     write_baseline,
 )
-from llmops.regression.stats import (
+from llmops.regression.verdict import (
+    EXIT_CODES,
+    CaseChange,
+    MetricComparison,
+    RepeatStats,
+    VariantVerdict,
+    Verdict,
+    judge_run,
+    repeat_stats,
+)
+from llmops.stats import (
     BootstrapCI,
     Flakiness,
     PairedTestResult,
@@ -40,16 +50,6 @@ from llmops.regression.stats import (
     permutation_test,
     sign_test,
     wilson_interval,
-)
-from llmops.regression.verdict import (
-    EXIT_CODES,
-    CaseChange,
-    MetricComparison,
-    RepeatStats,
-    VariantVerdict,
-    Verdict,
-    judge_run,
-    repeat_stats,
 )
 
 __all__ = [

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from llmops._files import atomic_write_text, os_error_text
 from llmops.credentials import public_params
 from llmops.errors import StoreError
-from llmops.regression.stats import Flakiness, flakiness_from_counts
 from llmops.runner.results import Tally
+from llmops.stats import Flakiness, flakiness_from_counts
 
 if TYPE_CHECKING:
     from llmops.config import Settings

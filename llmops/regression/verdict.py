@@ -47,14 +47,14 @@ from llmops.regression.baseline import (
     aggregate_cases,
     tally_fields,
 )
-from llmops.regression.stats import (
+from llmops.runner.results import ExactSum, Tally, by_group, group_key
+from llmops.stats import (
     bootstrap_mean_ci,
     flakiness_from_counts,
     minimum_detectable_effect,
     paired_permutation_test,
     wilson_interval,
 )
-from llmops.runner.results import ExactSum, Tally, by_group, group_key
 
 if TYPE_CHECKING:
     from llmops.runner.results import RunResult, UnitResult

@@ -287,7 +287,7 @@ def _test(a: list[float], b: list[float], n_resamples: int, seed: int) -> float:
     a = rng.sample(a, 1000) if len(a) > 1000 else a
     b = rng.sample(b, 1000) if len(b) > 1000 else b
     try:
-        from llmops.regression.stats import permutation_test
+        from llmops.stats import permutation_test
     except ImportError:  # pragma: no cover - the regression package ships with llmops
         return _permutation_p(a, b, n_resamples, seed)
     return float(permutation_test(a, b, n=n_resamples, seed=seed).p_value)

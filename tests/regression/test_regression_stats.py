@@ -24,7 +24,7 @@ from llmops.regression import (
     sign_test,
     wilson_interval,
 )
-from llmops.regression.stats import Alternative
+from llmops.stats import Alternative
 
 
 def _binom_exact(k: int, n: int, p: Fraction, alternative: str) -> float:
@@ -274,3 +274,23 @@ def test_flakiness_classification() -> None:
     assert classify_flakiness([None]).pass_rate is None
     single = flakiness_from_counts(1, 0)
     assert single.status == "stable-pass" and single.low < 0.25  # one observation says little
+
+
+# ---- a leaf module ---------------------------------------------------------------------------
+def test_the_statistics_module_is_a_leaf_that_loads_no_other_llmops_module() -> None:
+    """Trace drift and evaluator calibration import the statistics without the runner or the client."""
+    import subprocess
+    import sys
+
+    code = ("import sys, llmops.stats\n"
+            "print(','.join(sorted(m for m in sys.modules if m.startswith('llmops'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "llmops,llmops._version,llmops.stats"
+
+
+def test_the_old_module_name_still_gives_the_same_functions() -> None:
+    import llmops.regression.stats as old
+    import llmops.stats as new
+
+    assert set(old.__all__) == set(new.__all__)
+    assert all(getattr(old, name) is getattr(new, name) for name in new.__all__)
