@@ -199,7 +199,7 @@ def _show(args: argparse.Namespace) -> int:
             if isinstance(call, dict):
                 args_text = escape(str(call.get("raw_arguments"))[:200])
                 text += f"\n[yellow]→ {escape(str(call.get('name')))}({args_text})[/]"
-        if span.kind == "generation" or args.full:
+        if span.kind in ("generation", "tool") or args.full:  # a tool's arguments and result: the trajectory
             for what, value in (("in", span.input), ("out", span.output)):
                 preview = _preview(value, args.full)
                 if preview:

@@ -3,7 +3,9 @@
 A suite case scripts each tool's results (:class:`ScriptedTool`), so a prompt that calls tools
 runs deterministically and offline; the loop is bounded by ``max_steps`` model calls. Every
 step (model call, tool result) is kept as a :class:`Step`: the run store saves them, reports
-show them as the trajectory and evaluators can score them.
+show them as the trajectory and evaluators can score them. Inside a trace, each tool's run is
+also a ``tool`` span (a Langfuse tool observation: arguments in, result out) next to the
+generations of the model calls.
 
 Outcomes that are the model's fault (a tool it was not given, a call no script answers,
 ``max_steps`` reached) end the loop with a named ``failure``, recorded with the result, never
@@ -17,6 +19,7 @@ import inspect
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,6 +29,7 @@ from llmops.llm.types import Completion, Message, ToolCall
 
 if TYPE_CHECKING:
     from llmops.llm.client import LLMClient
+    from llmops.tracing.observe import ActiveSpan
 
 AgentFailure = Literal["max_steps", "undeclared_tool", "unscripted_call", "tool_error"]
 
@@ -174,6 +178,28 @@ async def _answer(call: ToolCall, scripts: Sequence[ScriptedTool],
     return None
 
 
+def _tool_span(call: ToolCall, step: int) -> AbstractContextManager[ActiveSpan | None]:
+    """The tool's run as a ``tool`` span of the current trace (a Langfuse tool observation).
+
+    Only inside a trace (an eval unit's, or the application's ``@observe``): a loop nobody traces
+    starts no trace of its own for its tools.
+    """
+    from llmops.tracing.observe import current_span, span
+
+    if current_span() is None:
+        return nullcontext(None)
+    arguments = call.arguments if call.error is None else call.raw_arguments
+    return span(call.name, kind="tool", input=arguments, metadata={"tool_call_id": call.id, "step": step})
+
+
+def _traced_result(result: str) -> Any:
+    """A tool result as traced: its JSON value when it is JSON (Langfuse shows it as an object), else the text."""
+    try:
+        return json.loads(result)
+    except ValueError:
+        return result
+
+
 async def run_agent(client: LLMClient, messages: Sequence[Message], model: str | None, params: dict[str, Any],
                     *, tools: Mapping[str, Sequence[ScriptedTool]], declared: Sequence[str], max_steps: int,
                     seed: int | None = None, repeat: int = 0,
@@ -214,15 +240,21 @@ async def run_agent(client: LLMClient, messages: Sequence[Message], model: str |
                                 f"the model called '{call.name}', which the prompt does not declare "
                                 f"(declared: {', '.join(declared) or 'none'})", convo, completions)
             started = time.perf_counter()
-            try:
-                result = await _answer(call, tools.get(call.name, ()), functions)
-            except Exception as exc:  # a scripted python tool's bug is the case's failure, named
-                return AgentRun(completion, steps, "tool_error",
-                                f"scripted tool '{call.name}' raised {type(exc).__name__}: {exc}", convo,
-                                completions)
-            if result is None:
-                return AgentRun(completion, steps, "unscripted_call",
-                                f"no scripted result for {call.name}({call.raw_arguments})", convo, completions)
+            with _tool_span(call, index) as traced:
+                try:
+                    result = await _answer(call, tools.get(call.name, ()), functions)
+                except Exception as exc:  # a scripted python tool's bug is the case's failure, named
+                    reason = f"scripted tool '{call.name}' raised {type(exc).__name__}: {exc}"
+                    if traced is not None:
+                        traced.fail(exc)
+                    return AgentRun(completion, steps, "tool_error", reason, convo, completions)
+                if result is None:
+                    reason = f"no scripted result for {call.name}({call.raw_arguments})"
+                    if traced is not None:
+                        traced.fail(reason)
+                    return AgentRun(completion, steps, "unscripted_call", reason, convo, completions)
+                if traced is not None:
+                    traced.update(output=_traced_result(result))
             steps.append(Step(kind="tool", text=result, name=call.name, call_id=call.id, arguments=call.arguments,
                               latency_s=time.perf_counter() - started))
             convo.append(Message(role="tool", content=result, tool_call_id=call.id, name=call.name))

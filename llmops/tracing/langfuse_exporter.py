@@ -328,7 +328,7 @@ class LangfuseExporter:
                 self._counter.add_failed(1)
 
     def _start(self, s: SpanRecord) -> Any:
-        from langfuse import LangfuseGeneration, LangfuseOtelSpanAttributes, LangfuseSpan
+        from langfuse import LangfuseGeneration, LangfuseOtelSpanAttributes, LangfuseSpan, LangfuseTool
         from opentelemetry import context as otel_context
         from opentelemetry import trace as otel_trace
 
@@ -364,6 +364,8 @@ class LangfuseExporter:
             "otel_span": otel_span, "langfuse_client": self.client, "input": _wire(s.input), "output": s.output,
             "environment": a.environment, "release": a.release, "level": level, "status_message": s.error,
         }
+        if s.kind == "tool":  # a tool's run: Langfuse's tool observation type (SDK v5, ingestion v4)
+            return LangfuseTool(metadata=dict(s.metadata) or None, **common)
         if s.kind != "generation":
             return LangfuseSpan(metadata=dict(s.metadata) or None, **common)
         metadata = dict(s.metadata)

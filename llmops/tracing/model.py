@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-SpanKind = Literal["span", "generation"]
+# "tool": a tool's execution (its arguments in, its result out), a Langfuse tool observation.
+SpanKind = Literal["span", "generation", "tool"]
 SpanStatus = Literal["ok", "error"]
 
 # random.getrandbits is ~10x cheaper than secrets/os.urandom and ids need uniqueness, not secrecy.
@@ -93,14 +94,14 @@ EMPTY_ATTRIBUTES = TraceAttributes()
 
 @dataclass(frozen=True)
 class SpanRecord:
-    """One finished span: a traced function (``span``) or an LLM call (``generation``).
+    """One finished span: a traced function (``span``), an LLM call (``generation``) or a tool's run (``tool``).
 
     Attributes:
         trace_id: 32-hex trace id.
         span_id: 16-hex span id.
         parent_id: The parent span's id, None for a trace's root.
         name: Display name (function name, ``prompt@version``, ``judge``, ...).
-        kind: ``span`` or ``generation``.
+        kind: ``span``, ``generation`` or ``tool``.
         start_time: Unix time the span started.
         end_time: Unix time the span ended.
         status: ``ok`` or ``error``.

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from llmops.tracing.model import (
     EMPTY_ATTRIBUTES,
@@ -218,7 +218,7 @@ def span(name: str, *, input: Any = None, metadata: Mapping[str, Any] | None = N
         input: What went in (snapshotted now).
         metadata: Span metadata.
         tracer: Where the span goes (default: the enclosing span's tracer, else the process-wide one).
-        kind: ``span`` (default) or ``generation``.
+        kind: ``span`` (default), ``generation`` or ``tool`` (a tool's run: arguments in, result out).
         new_trace: Start a new trace even inside another span (eval units are their own traces).
         trace_metadata: Small key/value pairs for every span of the trace.
         **attributes: Trace attributes (user_id, session_id, tags, environment, release, trace_name).
@@ -254,11 +254,13 @@ def observe(func: F, /) -> F: ...
 
 @overload
 def observe(*, name: str | None = None, capture_input: bool = True, capture_output: bool = True,
-            tracer: Tracer | None = None, **attributes: Any) -> Callable[[F], F]: ...
+            tracer: Tracer | None = None, kind: Literal["span", "tool"] = "span",
+            **attributes: Any) -> Callable[[F], F]: ...
 
 
 def observe(func: Callable[..., Any] | None = None, /, *, name: str | None = None, capture_input: bool = True,
-            capture_output: bool = True, tracer: Tracer | None = None, **attributes: Any) -> Any:
+            capture_output: bool = True, tracer: Tracer | None = None, kind: Literal["span", "tool"] = "span",
+            **attributes: Any) -> Any:
     """Decorator: trace each call of a sync or async function (or generator) as a span.
 
     A generator's span lasts until it is exhausted; its output is the joined text of the chunks
@@ -278,12 +280,17 @@ def observe(func: Callable[..., Any] | None = None, /, *, name: str | None = Non
         @llmops.observe(name="pipeline", user_id="u-1", tags=["batch"])
         def run(): ...
 
+        @llmops.observe(kind="tool")                 # a Langfuse tool observation: arguments in, result out
+        def lookup_order(order_id: str) -> dict: ...
+
     Args:
         func: The function (when used without parentheses).
         name: Span name (default: the function's qualified name).
         capture_input: Record the call's arguments as the span input.
         capture_output: Record the return value as the span output.
         tracer: Where the spans go (default: the process-wide tracer).
+        kind: ``span`` (default), or ``tool`` for a function the application runs when the model
+            calls a tool (exported as a Langfuse tool observation).
         **attributes: Trace attributes (user_id, session_id, tags, environment, release, trace_name).
     """
 
@@ -309,7 +316,7 @@ def observe(func: Callable[..., Any] | None = None, /, *, name: str | None = Non
             @functools.wraps(fn)
             async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
                 # The span lasts the whole iteration (not just the call that creates the generator).
-                scope = span(span_name, input=inputs(args, kwargs), tracer=tracer, **attributes)
+                scope = span(span_name, input=inputs(args, kwargs), tracer=tracer, kind=kind, **attributes)
                 active = scope.__enter__()
                 items: list[Any] = []
                 try:
@@ -331,7 +338,7 @@ def observe(func: Callable[..., Any] | None = None, /, *, name: str | None = Non
         if inspect.isgeneratorfunction(fn):
             @functools.wraps(fn)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-                scope = span(span_name, input=inputs(args, kwargs), tracer=tracer, **attributes)
+                scope = span(span_name, input=inputs(args, kwargs), tracer=tracer, kind=kind, **attributes)
                 active = scope.__enter__()
                 items: list[Any] = []
                 try:
@@ -353,7 +360,7 @@ def observe(func: Callable[..., Any] | None = None, /, *, name: str | None = Non
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with span(span_name, input=inputs(args, kwargs), tracer=tracer, **attributes) as active:
+                with span(span_name, input=inputs(args, kwargs), tracer=tracer, kind=kind, **attributes) as active:
                     result = await fn(*args, **kwargs)
                     if capture_output:
                         active.output = snapshot(result)
@@ -363,7 +370,7 @@ def observe(func: Callable[..., Any] | None = None, /, *, name: str | None = Non
 
         @functools.wraps(fn)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with span(span_name, input=inputs(args, kwargs), tracer=tracer, **attributes) as active:
+            with span(span_name, input=inputs(args, kwargs), tracer=tracer, kind=kind, **attributes) as active:
                 result = fn(*args, **kwargs)
                 if capture_output:
                     active.output = snapshot(result)

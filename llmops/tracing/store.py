@@ -80,7 +80,7 @@ class SpanRow(BaseModel):
     span_id: str
     parent_id: str | None = None
     name: str
-    kind: Literal["span", "generation"] = "span"
+    kind: Literal["span", "generation", "tool"] = "span"
     start_time: float
     end_time: float
     status: Literal["ok", "error"] = "ok"
