@@ -139,9 +139,20 @@ def _prompt_call(
     llm = client or default_client()
     pv = prompt if isinstance(prompt, PromptVersion) else load_prompt(prompt, llm.settings)
     messages = pv.render(inputs or {})
-    # The template inputs let a traced production call become a suite case (`traces export`).
-    meta = {**prompt_metadata(pv), "prompt_inputs": dict(inputs or {}), **(metadata or {})}
+    # The template inputs let a traced production call become a suite case (`traces export`). They
+    # are copied now: the tracer serialises them later, on its thread, and a conversation's history
+    # list is typically appended to right after the call.
+    meta = {**prompt_metadata(pv), "prompt_inputs": _copy_containers(inputs or {}), **(metadata or {})}
     return llm, messages, model or pv.meta.model, {**pv.call_params, **(params or {})}, meta
+
+
+def _copy_containers(value: Any) -> Any:
+    """A copy of nested dicts and lists (their leaves shared): what the caller may mutate after the call."""
+    if isinstance(value, dict):
+        return {k: _copy_containers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy_containers(v) for v in value]
+    return value
 
 
 def astream(
