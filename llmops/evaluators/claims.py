@@ -89,7 +89,7 @@ _AUX_STARTS = frozenset({
     "is", "are", "was", "were", "has", "have", "had", "can", "could", "will", "would", "may", "might",
     "must", "should", "does", "did", "do", "also",
 })
-_CLAUSE_BREAK = re.compile(r";\s+|,\s+(?:and|but|while|whereas|yet|so)\s+|\s+(?:and|but)\s+")
+_CLAUSE_BREAK = re.compile(r";\s+|,\s+(?:and|but|while|whereas|although|though|yet|so)\s+|\s+(?:and|but)\s+")
 _WORDS = re.compile(r"\S+")
 
 
@@ -209,6 +209,26 @@ _ORDINAL_WORDS = {
 _SCALES = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9,
            "b": 1e9, "trillion": 1e12, "tn": 1e12}
 _UNIT_WORDS = frozenset({"am", "pm", "a.m", "p.m", "%", "percent"})
+CURRENCY_SYMBOLS = frozenset("$€£¥")
+
+# Phrasings of one meaning, rewritten to one form before features are read, on both sides alike:
+# bounds ("at least 48 hours" = "48 hours or more"; "up to 8 kg" = "no more than 8 kg") would
+# otherwise read as the opposite words "least"/"more", and "twice" is the number 2.
+_REWRITES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re.IGNORECASE), r) for p, r in (
+    (r"\b(?:at least|no (?:less|fewer) than|not (?:less|fewer) than|or (?:more|longer|above|over))\b", "minimum"),
+    (r"\b(?:at most|up to|no (?:more|longer|greater) than|not (?:more|longer|greater) than"
+     r"|or (?:less|fewer|under|below|shorter))\b", "maximum"),
+    (r"\btwice\b", "2 times"),
+    (r"\bthrice\b", "3 times"),
+    (r"\bper cent\b", "percent"),
+))
+
+
+def normalize(text: str) -> str:
+    """One written form for phrasings that mean the same (bounds, "twice", "per cent")."""
+    for pattern, replacement in _REWRITES:
+        text = pattern.sub(replacement, text)
+    return text
 _TITLES = frozenset({"dr", "mr", "mrs", "ms", "prof", "sir", "st", "mt"})
 MONTHS = frozenset({"january", "february", "march", "april", "may", "june", "july", "august", "september",
                     "october", "november", "december"})
@@ -291,7 +311,9 @@ _ANTONYM_STEMS: list[tuple[frozenset[str], frozenset[str]]] = [
     (frozenset(stem(w) for w in a), frozenset(stem(w) for w in b)) for a, b in ANTONYMS]
 
 _TOKEN = re.compile(
-    r"(?P<cur>[$€£¥])?(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?:(?P<suf>st|nd|rd|th|s)(?!\w))?"
+    # A code that starts with a letter and holds digits ("E5", "A320", "COVID-19") is one word, not a number.
+    r"(?P<code>[^\W\d_]+\d[\w-]*)"
+    r"|(?P<cur>[$€£¥])?(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?:(?P<suf>st|nd|rd|th|s)(?!\w))?"
     r"|(?P<pct>%)|(?P<word>[^\W\d_]+(?:['’][^\W\d_]+)*)", re.UNICODE)
 
 
@@ -315,8 +337,9 @@ class Number:
         """Human-readable form for reasons."""
         text = self.key()[1:]
         unit = self.unit_text or self.unit
-        return f"{text} {unit}" if unit and self.unit not in ("$",) else (
-            f"${text}" if self.unit == "$" else text)
+        if self.unit in CURRENCY_SYMBOLS:
+            return f"{self.unit}{text}"
+        return f"{text} {unit}" if unit else text
 
 
 @dataclass(frozen=True)
@@ -366,7 +389,9 @@ def tokenize(text: str) -> list[Token]:
     """Words and numbers of ``text`` (folded), with offsets; "n't" becomes its own token."""
     out: list[Token] = []
     for m in _TOKEN.finditer(text):
-        if m.group("num"):
+        if m.group("code"):
+            out.append(Token(m.group(0), fold(m.group(0)), m.start(), m.end()))
+        elif m.group("num"):
             value = float(m.group("num").replace(",", ""))
             out.append(Token(m.group(0), m.group("num"), m.start(), m.end(), number=value,
                              currency=m.group("cur"), suffix=m.group("suf")))
@@ -403,7 +428,7 @@ def _numbers(tokens: list[Token]) -> list[tuple[int, int, Number]]:
             elif tok.suffix == "s" and 1000 <= value <= 2100 and value % 10 == 0:
                 kind = "decade"
             if tok.currency:
-                unit = "$"
+                unit = tok.currency  # "$4.2 billion"; "£22 million" is "22 million pounds" (see canon)
         elif "-" not in tok.folded and tok.folded in _NUMBER_WORDS:
             value = _NUMBER_WORDS[tok.folded]
         elif tok.folded in _ORDINAL_WORDS:
@@ -445,6 +470,7 @@ def analyze(text: str, proper_nouns: Iterable[str] = ()) -> Features:
         proper_nouns: Folded words known to be names (capitalised mid-sentence elsewhere);
             a capitalised word at the start of a sentence counts as an entity only if it is one.
     """
+    text = normalize(text)
     tokens = tokenize(text)
     known = set(proper_nouns)
     numbers = _numbers(tokens)
@@ -560,6 +586,16 @@ SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("dollar", "$", "usd"),
     ("euro", "€", "eur"),
     ("pound", "£", "gbp"),
+    ("yen", "¥", "jpy"),
+    ("gram", "g", "gramme"),
+    ("tonne", "ton", "t"),
+    ("litre", "liter", "l"),
+    ("second", "sec", "s"),
+    ("centimetre", "centimeter", "cm"),
+    ("millimetre", "millimeter", "mm"),
+    ("kilogram", "kilogramme", "kilo", "kg"),
+    ("milligram", "milligramme", "mg"),
+    ("millilitre", "milliliter", "ml"),
 )
 
 
@@ -572,6 +608,13 @@ def _canon_table() -> dict[str, str]:
                 key = stem(part)
                 if part not in STOPWORDS and key not in table:
                     table[key] = head
+    # Each side of an opposite pair is a group of near-synonyms too ("shut" and "closed").
+    for side in (s for pair in ANTONYMS for s in pair):
+        keys = [stem(w) for w in side if w not in STOPWORDS]
+        heads = [table[k] for k in keys if k in table]
+        head = heads[0] if heads else (keys[0] if keys else "")
+        for key in keys:
+            table.setdefault(key, head)
     return table
 
 
@@ -596,7 +639,9 @@ LIGHT_WORDS = frozenset(stem(w) for w in (
     "reach", "reaches", "keep", "keeps", "take", "takes", "took", "come", "came", "go", "goes", "went", "get",
     "gets", "become", "became", "remain", "remains", "stay", "stays", "stayed", "place", "part", "total",
     "currently", "whole", "entire", "overall", "certain", "various", "several", "around", "roughly", "some",
-    "way", "thing", "things", "kind", "lot", "amount", "number", "level", "side"))
+    "way", "thing", "things", "kind", "lot", "amount", "number", "level", "side",
+    # Generic nouns for who or what: "people under 25" restates "members under 25".
+    "people", "person", "someone", "anyone", "everyone", "thing", "something"))
 
 _NAME_PARTICLES = frozenset({"van", "von", "de", "da", "di", "del", "der", "den", "la", "le", "du", "bin", "al"})
 
@@ -624,6 +669,7 @@ class Slot:
 
 def slots(text: str, proper_nouns: Iterable[str] = ()) -> list[Slot]:
     """Content words, name parts and numbers of ``text`` in order (stopwords dropped)."""
+    text = normalize(text)
     feats = analyze(text, proper_nouns)
     tokens = tokenize(text)
     numbers = _numbers(tokens)

@@ -44,9 +44,11 @@ from pydantic import BaseModel, field_validator
 from llmops.errors import EvalsetError, LLMOpsError
 from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, register_evaluator
 from llmops.evaluators.claims import (
+    CURRENCY_SYMBOLS,
     IMPLICIT_NEGATIVES,
     LIGHT_WORDS,
     MONTHS,
+    STOPWORDS,
     Features,
     Number,
     Slot,
@@ -55,12 +57,14 @@ from llmops.evaluators.claims import (
     antonym_flips,
     canon,
     is_checkable,
+    normalize,
     proper_nouns,
     slots,
     split_claims,
     split_clauses,
     split_sentences,
     stem,
+    tokenize,
 )
 from llmops.evaluators.embeddings import Embedder, cosine, get_embedder, is_local
 from llmops.evaluators.judge import ask_judge, numbered
@@ -154,18 +158,39 @@ LEXICAL_THRESHOLDS = OfflineThresholds()
 SEMANTIC_THRESHOLDS = OfflineThresholds()
 
 _YEAR_LOW, _YEAR_HIGH = 1000, 2100
+_NOT_YEARS = CURRENCY_SYMBOLS | {"%"}
 
 
 # Units of measure: two numbers with different ones are different quantities. Any other word
 # after a number is only a guess at its unit ("in 2012, Chen ..."), so it never decides.
 _MEASURES = frozenset(canon(stem(u)) for u in (
-    "%", "percent", "$", "am", "pm", "km", "kilometre", "metre", "m", "cm", "mm", "kg", "g", "mg", "ml", "l",
-    "litre", "tonne", "ton", "c", "f", "degree", "second", "minute", "hour", "day", "week", "month", "year",
+    "%", "percent", "$", "€", "£", "¥", "am", "pm", "km", "kilometre", "metre", "m", "cm", "mm", "kg", "g", "mg",
+    "ml", "l", "litre", "tonne", "ton", "c", "f", "degree", "second", "minute", "hour", "day", "week", "month", "year",
     "euro", "pound", "dollar", "yen", "mph", "kph", "gb", "mb", "tb", "w", "kw", "mw", "v"))
 
 
+# Units of one dimension, as multiples of a base unit: "1.2 kilometres" is "1,200 metres".
+_CONVERSIONS: dict[str, tuple[str, float]] = {canon(stem(u)): (dim, f) for u, dim, f in (
+    ("kilometre", "length", 1000.0), ("metre", "length", 1.0), ("centimetre", "length", 0.01),
+    ("millimetre", "length", 0.001), ("mile", "length", 1609.344),
+    ("tonne", "mass", 1e6), ("kilogram", "mass", 1000.0), ("gram", "mass", 1.0), ("milligram", "mass", 0.001),
+    ("litre", "volume", 1.0), ("millilitre", "volume", 0.001),
+    ("second", "time", 1.0), ("minute", "time", 60.0), ("hour", "time", 3600.0), ("day", "time", 86400.0),
+    ("week", "time", 604800.0),
+)}
+
+
+def _base(n: Number) -> tuple[float, str | None]:
+    """The value in its dimension's base unit, and the dimension (None when the unit converts to nothing)."""
+    unit = _unit_word(n)
+    if unit is not None and unit in _CONVERSIONS:
+        dim, factor = _CONVERSIONS[unit]
+        return n.value * factor, dim
+    return n.value, None
+
+
 def _kind_of(n: Number) -> str:
-    if (n.kind == "cardinal" and not n.grouped and n.unit not in ("$", "%") and n.value == int(n.value)
+    if (n.kind == "cardinal" and not n.grouped and n.unit not in _NOT_YEARS and n.value == int(n.value)
             and _YEAR_LOW <= n.value <= _YEAR_HIGH and (n.unit is None or canon(n.unit) not in _MEASURES)):
         return "year"
     return n.kind
@@ -186,6 +211,8 @@ def _comparable(a: Number, b: Number) -> bool:
     if ka == "year":
         return True
     ua, ub = _unit_word(a), _unit_word(b)
+    if ua in _CONVERSIONS and ub in _CONVERSIONS:
+        return _CONVERSIONS[ua][0] == _CONVERSIONS[ub][0]
     return ua is None or ub is None or ua == ub
 
 
@@ -196,7 +223,10 @@ def _same_quantity(a: Number, b: Number) -> bool:
 
 
 def _same_value(a: Number, b: Number) -> bool:
-    return abs(a.value - b.value) <= 1e-9 * max(1.0, abs(a.value))
+    (va, da), (vb, db) = _base(a), _base(b)
+    if da is None or da != db:
+        va, vb = a.value, b.value
+    return abs(va - vb) <= 1e-9 * max(1.0, abs(va))
 
 
 def _near_words(items: Sequence[Slot], index: int, span: int = 2) -> tuple[set[str], set[str]]:
@@ -311,7 +341,8 @@ class OfflineVerifier:
 
         keys = list(dict.fromkeys(canon(s.key) for s in items if s.kind != "number"))
         known = [k for k in keys if _has(k, vocab)]
-        novel = [k for k in keys if k not in known and k not in LIGHT_WORDS]
+        light = {canon(s.key) for s in items if s.kind == "word" and s.key in LIGHT_WORDS}
+        novel = [k for k in keys if k not in known and k not in LIGHT_WORDS and k not in light]
         novel_names = [s for s in items if s.kind == "entity" and canon(s.key) in novel]
         claim_numbers = [s.number for s in items if s.number is not None]
         novel_numbers = [n for n in claim_numbers if not any(_same_quantity(n, m) for m in numbers)]
@@ -324,7 +355,7 @@ class OfflineVerifier:
             if pair is not None and pair_share > share:
                 best, share = pair, pair_share
         aligned = best is not None and share >= th.align
-        conflict = self._conflict(items, feats, best, units, idf) if aligned and best is not None else None
+        conflict = self._conflict(claim.text, items, feats, best, units, idf) if aligned and best is not None else None
         if not conflict and aligned and best is not None:
             # A number the aligned sentence does not give ("The company employs ..." aligned by its
             # name elsewhere): compare it in the best-aligned sentence that gives numbers of its kind.
@@ -380,14 +411,14 @@ class OfflineVerifier:
         return units[chosen], best[0]
 
     @staticmethod
-    def _conflict(items: Sequence[Slot], feats: Features, unit: _Unit, units: Sequence[_Unit],
+    def _conflict(text: str, items: Sequence[Slot], feats: Features, unit: _Unit, units: Sequence[_Unit],
                   idf: dict[str, float]) -> str | None:
         names = [frozenset(canon(p.key) for p in parts) for u in units if u.kind == "sentence"
                  for parts in _groups(u.slots).values() if len(parts) > 1]
         """Why the claim contradicts its aligned unit (None when no aligned slot differs)."""
         return (_number_conflict(items, unit) or _month_conflict(items, unit)
                 or _name_conflict(items, feats, unit, names) or _attribute_conflict(items, feats, unit)
-                or _role_conflict(items, feats, unit) or _polarity_conflict(feats, unit, units, idf))
+                or _role_conflict(items, feats, unit) or _polarity_conflict(text, feats, unit, units, idf))
 
 
 def _flipped(key: str, pool: frozenset[str]) -> bool:
@@ -560,7 +591,46 @@ def _role_conflict(items: Sequence[Slot], feats: Features, unit: _Unit) -> str |
     return None
 
 
-def _polarity_conflict(feats: Features, unit: _Unit, units: Sequence[_Unit], idf: dict[str, float]) -> str | None:
+# Verbs that carry a "not" of their own: "does not stop them" says they can.
+_CANCELS_NOT = frozenset(stem(w) for w in (
+    "stop", "stops", "stopped", "prevent", "prevents", "prevented", "fail", "fails", "failed", "refuse", "refused",
+    "deny", "denied", "avoid", "avoided", "cease", "ceased", "lack", "lacks", "lacked", "miss", "missed", "block",
+    "blocked", "hinder", "forbid", "forbids", "forbidden", "ban", "banned", "prohibit", "prohibited", "lose", "lost"))
+
+_RELATIONS = frozenset(stem(w) for w in (
+    "before", "after", "earlier", "later", "more", "less", "fewer", "higher", "lower", "larger", "smaller",
+    "bigger", "older", "younger", "longer", "shorter", "faster", "slower", "cheaper", "dearer", "busier",
+    "quieter", "above", "below"))
+
+
+def _sides(text: str, word: str) -> tuple[set[str], set[str]] | None:
+    """Content words before and after the first ``word`` (stemmed) in ``text``."""
+    seq = [stem(t.folded) for t in tokenize(normalize(text)) if t.number is None]
+    if word not in seq:
+        return None
+    at = seq.index(word)
+
+    def content(part: Sequence[str]) -> set[str]:
+        return {canon(w) for w in part if w not in STOPWORDS and len(w) > 1}
+
+    return content(seq[:at]), content(seq[at + 1:])
+
+
+def _converse(claim: str, mine: str, context: str, theirs: str) -> bool:
+    """Whether the two sides of the relation word are exchanged.
+
+    "quiet for 140 years before it erupted" against "erupted after 140 years of quiet".
+    """
+    a, b = _sides(claim, mine), _sides(context, theirs)
+    if a is None or b is None:
+        return False
+    same = len(a[0] & b[0]) + len(a[1] & b[1])
+    swapped = len(a[0] & b[1]) + len(a[1] & b[0])
+    return swapped > same
+
+
+def _polarity_conflict(text: str, feats: Features, unit: _Unit, units: Sequence[_Unit],
+                       idf: dict[str, float]) -> str | None:
     """Negation or an opposite word that differs between the claim and its closest clause."""
     # The clause of the aligned sentence that the claim is about ("closed on Sundays" rather
     # than the whole "open on weekdays and closed on Sundays").
@@ -572,7 +642,10 @@ def _polarity_conflict(feats: Features, unit: _Unit, units: Sequence[_Unit], idf
         return sum(idf.get(k, 1.0) for k in mine if _has(k, c.keys) or _flipped(k, c.keys))
 
     closest = max(candidates, key=closeness, default=unit)
-    flips = antonym_flips(feats.words, closest.feats.words)
+    # "A before B" says what "B after A" says: an opposite relation word with its two sides
+    # exchanged is the converse, not a contradiction.
+    flips = [f for f in antonym_flips(feats.words, closest.feats.words)
+             if not (f[0] in _RELATIONS and _converse(text, f[0], closest.text, f[1]))]
     differs = feats.negated != closest.feats.negated
     if flips:
         differs = differs != (len(flips) % 2 == 1)
@@ -580,9 +653,14 @@ def _polarity_conflict(feats: Features, unit: _Unit, units: Sequence[_Unit], idf
         return None
     if not flips:
         # A "not" on one side may restate a word that means "not" on the other ("no longer
-        # supported" / "support was dropped"; "did not change" / "unchanged").
-        plain = unit.feats if feats.negated else feats
+        # supported" / "support was dropped"; "did not change" / "unchanged"), or cancel one on
+        # its own side ("does not stop them" / "can still"); a negated comparison is a bound
+        # ("not cooler than 25 °C" / "above 25 °C"). None of these is the plain opposite.
+        plain, negated = (unit.feats, feats) if feats.negated else (feats, closest.feats)
         if any(w in IMPLICIT_NEGATIVES or (w.startswith("un") and len(w) > 5) for w in plain.words):
+            return None
+        other_side = {canon(w) for w in plain.words | (closest.feats.words if negated is feats else feats.words)}
+        if {canon(w) for w in negated.words & _CANCELS_NOT} - other_side or "than" in negated.words:
             return None
     if flips:
         return f"'{feats.show(flips[0][0])}' vs '{closest.feats.show(flips[0][1])}' in the context"
@@ -682,7 +760,7 @@ class Hallucination(Evaluator):
         max_claims: Claims checked per output at most (default 40; the rest are ignored and counted).
     """
 
-    version = "2"
+    version = "3"
     # Any contradicted or unsupported claim fails the output: an invented addition in a long
     # answer is a hallucination, however many true sentences surround it.
     default_threshold: ClassVar[float | None] = 1.0

@@ -75,17 +75,17 @@ def test_calibrate_the_offline_hallucination_verifier(tmp_path: Path) -> None:
     assert len(report.disagreements) == c.fp + c.fn + report.unmeasured
     print(f"\nhallucination (offline) vs labels: accuracy {report.accuracy:.3f}, TPR {report.tpr:.3f}, "
           f"FPR {report.fpr:.3f}, kappa {report.kappa:.3f}")
-    path = calibration_path(tmp_path, "hallucination", "2")
-    assert path.is_file() and path.name == "hallucination@v2.json"
-    stored = load_calibration(tmp_path, "hallucination", "2", params={"embeddings": "lexical"},
+    path = calibration_path(tmp_path, "hallucination", "3")
+    assert path.is_file() and path.name == "hallucination@v3.json"
+    stored = load_calibration(tmp_path, "hallucination", "3", params={"embeddings": "lexical"},
                               threshold=report.threshold, exact=True)
     assert stored is not None and stored.kappa == report.kappa and stored.labels_sha256 == report.labels_sha256
     # Another configuration gets its own entry; the latest is found when the exact one is not asked for.
     calibrate("hallucination", FIXTURES, params={"embeddings": "lexical", "unsupported_weight": 0.5},
               root=tmp_path)
     assert len(json.loads(path.read_text(encoding="utf-8"))["entries"]) == 2
-    assert load_calibration(tmp_path, "hallucination", "2", params={"x": 1}, exact=True) is None
-    assert load_calibration(tmp_path, "hallucination", "2") is not None
+    assert load_calibration(tmp_path, "hallucination", "3", params={"x": 1}, exact=True) is None
+    assert load_calibration(tmp_path, "hallucination", "3") is not None
     assert load_calibration(tmp_path, "hallucination", "9") is None
 
 
@@ -108,9 +108,9 @@ def test_cli_prints_and_stores(project: Path, capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert code == 0
     for word in ("accuracy", "balanced accuracy", "TPR", "FPR", "Cohen's kappa", "positive = fail",
-                 "hallucination@v2.json"):
+                 "hallucination@v3.json"):
         assert word in out
-    assert (project / ".llmops" / "calibration" / "hallucination@v2.json").is_file()
+    assert (project / ".llmops" / "calibration" / "hallucination@v3.json").is_file()
 
 
 def test_cli_json_and_kappa_gate(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
