@@ -46,6 +46,7 @@ class _SuiteRun:
     run_id: str | None = None
     results: dict[tuple[str, str, str], list[UnitResult]] = field(default_factory=dict)
     complete: bool = True
+    error: str | None = None  # why the run could not start (a damaged cache, a missing key, ...)
 
 
 @dataclass
@@ -166,7 +167,16 @@ class SuiteFile(pytest.File):
         key = str(self.path)
         suite_run = state.runs.get(key)
         if suite_run is None:
-            suite_run = state.runs[key] = self._start()
+            from llmops.errors import LLMOpsError
+
+            try:
+                suite_run = self._start()
+            except LLMOpsError as err:  # prepared once: every item reports the one readable cause
+                suite_run = _SuiteRun(path=key, name=self.loaded.name, error=str(err))
+                state.notes.append(f"{self.nodeid}: the suite could not start: {err}")
+            state.runs[key] = suite_run
+        if suite_run.error is not None:
+            raise SuiteError(f"the suite could not start: {suite_run.error}")
         wanted = (item.case_id, item.prompt, item.model)
         if wanted not in suite_run.results:
             if _worker(self.config):
@@ -249,6 +259,8 @@ class SuiteItem(pytest.Item):
         """The output, each evaluator's score, threshold and reason."""
         if isinstance(excinfo.value, ItemFailure):
             return excinfo.value.explain()
+        if isinstance(excinfo.value, SuiteError):
+            return str(excinfo.value)
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:

@@ -138,6 +138,43 @@ def test_bad_suite_file_is_a_readable_collection_error(proj: pytest.Pytester) ->
     assert result.ret == pytest.ExitCode.INTERRUPTED
 
 
+def _runs(proj: pytest.Pytester) -> int:
+    con = sqlite3.connect(proj.path / ".llmops" / "runs.sqlite")
+    try:
+        return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_a_damaged_committed_cache_stops_the_suite_before_it_starts(proj: pytest.Pytester) -> None:
+    """The plugin prepares its run as ``llmops run`` does, the cache's integrity check included."""
+    # Record the cache as a developer would, then replay it as CI does: the good cache passes.
+    assert proj.runpytest_subprocess("evalsets", "-p", "no:cacheprovider", "--llmops-cache", "read-write").ret == 0
+    replay = proj.runpytest_subprocess("evalsets", "-p", "no:cacheprovider", "--llmops-cache", "read-only")
+    replay.assert_outcomes(passed=2, failed=1)
+    assert replay.ret == 0
+    runs = _runs(proj)
+    # A crafted cache: its table lacks the columns a lookup reads.
+    con = sqlite3.connect(proj.path / ".llmops" / "cache.sqlite")
+    con.executescript("DROP TABLE responses; CREATE TABLE responses (key TEXT PRIMARY KEY);")
+    con.close()
+    result = proj.runpytest_subprocess("evalsets", "-p", "no:cacheprovider", "--llmops-cache", "read-only")
+    result.assert_outcomes(failed=3)
+    assert result.ret == 1
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*wrong-answer*",
+        "*the suite could not start:*cache.sqlite: the response cache's table 'responses' lacks column(s)*",
+        "*hint: delete it (it only holds cached responses)*",
+        "*llmops suite gates*",
+        "evalsets/qa.yaml: the suite could not start:*lacks column(s) completion, created, model*",
+    ])
+    assert "Traceback" not in out and "_sqlite.py" not in out, out
+    # Refused before anything ran: no run was started (a lookup per unit would have started one
+    # and stored an error per unit).
+    assert _runs(proj) == runs
+
+
 def test_inactive_for_unrelated_projects(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_plain="def test_ok():\n    assert 1 + 1 == 2\n")
     pytester.makefile(".yaml", config="a: 1\n")
