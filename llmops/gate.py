@@ -40,8 +40,10 @@ class GateOutcome:
         return self.verdict.exit_code
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of the run and the verdict."""
-        return {"run": self.run.model_dump(mode="json"), "verdict": self.verdict.model_dump(mode="json")}
+        """JSON-ready dict of the run, its per prompt × model summary and the verdict."""
+        return {"run": self.run.model_dump(mode="json"),
+                "summary": [s.model_dump(mode="json") for s in self.run.summary()],
+                "verdict": self.verdict.model_dump(mode="json")}
 
 
 def check_max_errors(max_errors: float | None) -> None:

@@ -58,6 +58,46 @@ def summary_table(summaries: list[VariantSummary], title: str = "") -> Renderabl
     return table
 
 
+#: Widest the tool-use and streaming table gets (a piped report is read in 80-column logs).
+AGENT_TABLE_WIDTH = 80
+
+
+def agent_summary_table(summaries: list[VariantSummary]) -> RenderableType | None:
+    """Tool use and streaming per prompt × model, or None when no unit ran tools or streamed.
+
+    A table of its own under the run summary, with only the columns some variant has data for
+    (tool calls and steps per task for agent loops; TTFT p50/p95 for streamed units): the main
+    table is already wide, and this one stays within 80 columns (long names wrap in their cell).
+    """
+    from rich.table import Table
+
+    tools = any(s.agent_units for s in summaries)
+    ttft = any(s.ttft_p50_s is not None for s in summaries)
+    if not tools and not ttft:
+        return None
+    table = Table(title="tools and streaming", show_lines=False)
+    table.add_column("prompt × model", overflow="fold", ratio=1)
+    columns = (["tool calls", "steps/task"] if tools else []) + (["TTFT p50 ms", "TTFT p95 ms"] if ttft else [])
+    for column in columns:
+        table.add_column(column, justify="right", overflow="fold", no_wrap=True)
+    for s in summaries:
+        cells = {"tool calls": "—" if s.tool_calls is None else str(s.tool_calls),
+                 "steps/task": _num(s.steps_per_task, 1),
+                 "TTFT p50 ms": _ms(s.ttft_p50_s), "TTFT p95 ms": _ms(s.ttft_p95_s)}
+        table.add_row(_plain(f"{s.prompt} × {s.model}"), *[cells[c] for c in columns])
+    return table
+
+
+def _fit(console: Console, table: RenderableType, width: int) -> RenderableType:
+    """``table`` at most ``width`` columns wide (its natural width when that is less)."""
+    from rich.measure import Measurement
+
+    natural = Measurement.get(console, console.options, table).maximum
+    if natural > width and hasattr(table, "width"):
+        table.width = width
+    return table
+
+
 def printable(text: str, *, keep: str = "\n\t") -> str:
     """Untrusted text made safe for a terminal: control and format characters shown escaped.
 
@@ -115,7 +155,11 @@ def failure_lines(results: Iterable[UnitResult], limit: int = 20) -> list[str]:
 def print_run(console: Console, run: RunResult, *, verdict: Any = None) -> None:
     """Print the summary table, failures and the verdict of a run."""
     m = run.manifest
-    console.print(summary_table(run.summary(), title=f"{m.suite} — run {m.run_id}"))
+    summaries = run.summary()
+    console.print(summary_table(summaries, title=f"{m.suite} — run {m.run_id}"))
+    agents = agent_summary_table(summaries)
+    if agents is not None:
+        console.print(_fit(console, agents, min(console.width, AGENT_TABLE_WIDTH)))
     for line in failure_lines(with_status(run.results, *_NOT_PASSED)):
         console.print(line, markup=False, highlight=False)
     hit = "—" if m.cache_hit_rate is None else f"{m.cache_hit_rate * 100:.0f}%"

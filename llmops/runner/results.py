@@ -200,6 +200,12 @@ class VariantSummary(BaseModel):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     judge_cost_usd: float = 0.0
+    agent_units: int = Field(default=0, description="units that ran as an agent loop (a case with scripted tools)")
+    tool_calls: int | None = Field(default=None, description="tool calls the model made in the agent units "
+                                                             "(None: no agent unit)")
+    steps_per_task: float | None = Field(default=None, description="mean model calls per agent unit")
+    ttft_p50_s: float | None = Field(default=None, description="median time to first token of the streamed units")
+    ttft_p95_s: float | None = None
 
 
 #: The counter each unit status adds to, in summaries and verdict records.
@@ -309,16 +315,34 @@ class _VariantAcc(Tally):
     def __init__(self, prompt: str, model: str) -> None:
         super().__init__(latencies=True)
         self.prompt, self.model = prompt, model
+        self.agent_units = self.agent_steps = self.tool_calls = 0
+        self.ttfts: list[float] = []
+
+    def add(self, u: UnitResult) -> None:
+        """Count one unit result, with its agent steps and time to first token."""
+        super().add(u)
+        if u.trajectory:
+            self.agent_units += 1
+            for step in u.trajectory:
+                if step.kind == "model":
+                    self.agent_steps += 1
+                    self.tool_calls += len(step.tool_calls)
+        if u.ttft_s is not None:
+            self.ttfts.append(u.ttft_s)
 
     def finish(self) -> VariantSummary:
         latencies = list(self.latencies or ())
+        agents = self.agent_units
         return VariantSummary(
             prompt=self.prompt, model=self.model, **self.counts, prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens, cost_usd=self.cost_usd,
             judge_cost_usd=self.judge_cost_usd, pass_rate=self.pass_rate,
             # statistics.fmean is fsum / n: the exact sum gives the same mean.
             means=self.means(), unmeasured_by_evaluator=self.not_measured(),
-            latency_p50_s=percentile(latencies, 0.5), latency_p95_s=percentile(latencies, 0.95))
+            latency_p50_s=percentile(latencies, 0.5), latency_p95_s=percentile(latencies, 0.95),
+            agent_units=agents, tool_calls=self.tool_calls if agents else None,
+            steps_per_task=self.agent_steps / agents if agents else None,
+            ttft_p50_s=percentile(self.ttfts, 0.5), ttft_p95_s=percentile(self.ttfts, 0.95))
 
 
 def summarize(results: Iterable[UnitResult]) -> list[VariantSummary]:
