@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmops.errors import ConfigError, LLMOpsError, PromptError
 from llmops.tracing.langfuse_exporter import SYNC_FILE, forget_client, read_version_map, run_bounded
+from llmops.tracing.model import TraceAttributes
 from llmops.tracing.store import ScoreRow, SpanRow, TraceDetail
 
 if TYPE_CHECKING:
@@ -156,8 +157,10 @@ def observation_to_row(obs: Any, versions: dict[str, dict[str, int]] | None = No
         cost_usd=float(total_cost) if total_cost is not None else (float(cost["total"]) if "total" in cost else None),
         cached=bool(metadata.get("cached", False)), prompt_name=prompt_name,
         prompt_version=int(version) if version is not None else None, prompt_hash=metadata.get("prompt_hash"),
-        user_id=pick("user_id", "userId"), session_id=pick("session_id", "sessionId"), tags=list(get("tags") or []),
-        environment=get("environment"), release=get("release"), trace_name=pick("trace_name", "traceName"))
+        attributes=TraceAttributes(
+            user_id=pick("user_id", "userId"), session_id=pick("session_id", "sessionId"),
+            tags=tuple(get("tags") or ()), environment=get("environment"), release=get("release"),
+            trace_name=pick("trace_name", "traceName")))
 
 
 def fetch_calls(settings: Settings, *, since: float | None = None, until: float | None = None,

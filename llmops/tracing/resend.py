@@ -72,7 +72,7 @@ def push_undelivered(settings: Settings, *, timeout_s: float = 10.0, limit: int 
         if not rows:
             return PushResult(pending=pending, sent=0, delivered=0, remaining=pending)
         exporter.start()
-        exporter.export([r.to_record() for r in rows])
+        exporter.export(rows)  # a stored row is the span record the exporter takes
         exporter.flush(timeout_s)
         exporter.shutdown(min(2.0, timeout_s))
         take = getattr(exporter, "take_delivered", None)

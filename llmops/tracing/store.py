@@ -8,15 +8,18 @@ it. WAL mode lets the application's tracer write while a CLI in another process 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_serializer, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic_core import ArgsKwargs
 
 from llmops._sqlite import close_sqlite, open_sqlite
 from llmops.errors import StoreError, UserError
@@ -71,47 +74,87 @@ CREATE TABLE IF NOT EXISTS outbox (
 STORE_FORMAT = "1"
 
 
-class SpanRow(BaseModel):
-    """A stored span (see :class:`llmops.tracing.model.SpanRecord` for the fields' meaning)."""
+# The stored (and JSON) form of a span is flat: the trace attributes sit beside the span's own
+# fields, the trace's metadata as ``trace_metadata``. Derived from the records' fields, so a field
+# added to :class:`SpanRecord` or :class:`TraceAttributes` is stored, read and shown with no other edit.
+_ATTRIBUTE_KEYS: dict[str, str] = {f.name: "trace_metadata" if f.name == "metadata" else f.name
+                                   for f in dataclasses.fields(TraceAttributes)}
+SPAN_KEYS: tuple[str, ...] = (*(f.name for f in dataclasses.fields(SpanRecord) if f.name != "attributes"),
+                              *_ATTRIBUTE_KEYS.values())
 
-    model_config = ConfigDict(extra="ignore")
 
-    trace_id: str
-    span_id: str
-    parent_id: str | None = None
-    name: str
-    kind: Literal["span", "generation", "tool"] = "span"
-    start_time: float
-    end_time: float
-    status: Literal["ok", "error"] = "ok"
-    error: str | None = None
-    error_type: str | None = None
-    status_code: int | None = None
-    input: Any = None
-    output: Any = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    model: str | None = None
-    resolved_model: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cost_usd: float | None = None
-    cached: bool = False
-    prompt_name: str | None = None
-    prompt_version: int | None = None
-    prompt_hash: str | None = None
-    user_id: str | None = None
-    session_id: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    environment: str | None = None
-    release: str | None = None
-    trace_name: str | None = None
-    trace_metadata: dict[str, Any] = Field(default_factory=dict)
+def flat_span(span: SpanRecord) -> dict[str, Any]:
+    """A span's stored form: its fields, then its trace attributes beside them (:data:`SPAN_KEYS`)."""
+    data = dict(span.__dict__)  # a frozen dataclass without slots: exactly its fields, in order
+    a = data.pop("attributes")
+    for name, key in _ATTRIBUTE_KEYS.items():
+        data[key] = getattr(a, name)
+    return data
+
+
+def _nested(data: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`flat_span` (a dict that already has ``attributes`` is left as it is)."""
+    if "attributes" in data:
+        return data
+    data = dict(data)
+    data["attributes"] = {name: data.pop(key) for name, key in _ATTRIBUTE_KEYS.items() if key in data}
+    return data
+
+
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="ignore"))
+class SpanRow(SpanRecord):
+    """A stored span: a validated :class:`~llmops.tracing.model.SpanRecord` (the fields' meaning).
+
+    Its stored and JSON form is flat (:func:`flat_span`): ``user_id``, ``session_id``, ``tags``,
+    ``environment``, ``release``, ``trace_name`` and ``trace_metadata`` beside the span's fields,
+    readable here as properties of the row. Validate stored JSON with :data:`SPAN_ROW`.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_flat(cls, data: Any) -> Any:
+        if isinstance(data, ArgsKwargs) and data.kwargs:
+            return ArgsKwargs(data.args, _nested(data.kwargs))
+        return _nested(data) if isinstance(data, dict) else data
+
+    @model_serializer(mode="plain")
+    def _to_flat(self) -> dict[str, Any]:
+        return flat_span(self)
 
     @property
-    def duration_s(self) -> float:
-        """Wall time in seconds."""
-        return max(0.0, self.end_time - self.start_time)
+    def user_id(self) -> str | None:
+        """The end user the trace belongs to."""
+        return self.attributes.user_id
+
+    @property
+    def session_id(self) -> str | None:
+        """The session (conversation) the trace belongs to."""
+        return self.attributes.session_id
+
+    @property
+    def tags(self) -> list[str]:
+        """The trace's tags (a list, as the stored form has them)."""
+        return list(self.attributes.tags)
+
+    @property
+    def environment(self) -> str | None:
+        """``production``, ``staging``, ..."""
+        return self.attributes.environment
+
+    @property
+    def release(self) -> str | None:
+        """The application release."""
+        return self.attributes.release
+
+    @property
+    def trace_name(self) -> str | None:
+        """The trace's name, when it was given one."""
+        return self.attributes.trace_name
+
+    @property
+    def trace_metadata(self) -> Mapping[str, Any]:
+        """Key/value pairs shared by every span of the trace."""
+        return self.attributes.metadata
 
     @property
     def prompt_ref(self) -> str | None:
@@ -127,35 +170,18 @@ class SpanRow(BaseModel):
         ``json_safe``: the span came out of :class:`~llmops.tracing.redaction.Redactor` (its
         values are JSON-ready already): skip the copy and the validation (the tracer's worker).
         """
-        a = span.attributes
-        safe: Callable[[Any], Any] = _as_is if json_safe else jsonable
-        fields: dict[str, Any] = dict(
-            trace_id=span.trace_id, span_id=span.span_id, parent_id=span.parent_id, name=span.name,
-            kind=span.kind, start_time=span.start_time, end_time=span.end_time, status=span.status,
-            error=span.error, error_type=span.error_type, status_code=span.status_code,
-            input=safe(span.input), output=safe(span.output), metadata=safe(dict(span.metadata)),
-            model=span.model, resolved_model=span.resolved_model, params=safe(dict(span.params)),
-            prompt_tokens=span.prompt_tokens, completion_tokens=span.completion_tokens,
-            cost_usd=span.cost_usd, cached=span.cached, prompt_name=span.prompt_name,
-            prompt_version=span.prompt_version, prompt_hash=span.prompt_hash, user_id=a.user_id,
-            session_id=a.session_id, tags=list(a.tags), environment=a.environment, release=a.release,
-            trace_name=a.trace_name, trace_metadata=safe(dict(a.metadata)))
-        return cls.model_construct(**fields) if json_safe else cls(**fields)
+        if json_safe:
+            row = object.__new__(cls)  # as model.evolve: the fields are those of a validated record
+            row.__dict__.update(span.__dict__)
+            return row
+        data = flat_span(span)
+        for key in ("input", "output", "metadata", "params", "trace_metadata"):
+            data[key] = jsonable(data[key])
+        return cls(**data)
 
 
-    def to_record(self) -> SpanRecord:
-        """The span as the tracer's exporters take it (``llmops traces push`` re-sends stored spans)."""
-        return SpanRecord(
-            trace_id=self.trace_id, span_id=self.span_id, parent_id=self.parent_id, name=self.name, kind=self.kind,
-            start_time=self.start_time, end_time=self.end_time, status=self.status, error=self.error,
-            error_type=self.error_type, status_code=self.status_code, input=self.input, output=self.output,
-            metadata=self.metadata, model=self.model, resolved_model=self.resolved_model, params=self.params,
-            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens, cost_usd=self.cost_usd,
-            cached=self.cached, prompt_name=self.prompt_name, prompt_version=self.prompt_version,
-            prompt_hash=self.prompt_hash, attributes=TraceAttributes(
-                user_id=self.user_id, session_id=self.session_id, tags=tuple(self.tags),
-                environment=self.environment, release=self.release, trace_name=self.trace_name,
-                metadata=self.trace_metadata))
+SPAN_ROW: TypeAdapter[SpanRow] = TypeAdapter(SpanRow)
+"""Validates a stored span (``SPAN_ROW.validate_json(data)``) and writes its flat JSON (``dump_json``)."""
 
 
 class ScoreRow(BaseModel):
@@ -245,26 +271,15 @@ _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",",
 
 
 def span_json(span: SpanRecord) -> str | None:
-    """The stored JSON of a span (the fields of :class:`SpanRow`), or None if it is not plain JSON.
+    """The stored JSON of a span (:func:`flat_span`), or None if it is not plain JSON.
 
     One C-level ``json`` call instead of a pydantic row and its serializer: the tracer's worker
     writes every span through here. Objects with ``to_dict()`` are stored as its result; other
     values that plain JSON cannot hold (objects, non-dict mappings, NaN) give None, and the caller
     takes the validating path.
     """
-    a = span.attributes
     try:
-        return _encode({
-            "trace_id": span.trace_id, "span_id": span.span_id, "parent_id": span.parent_id, "name": span.name,
-            "kind": span.kind, "start_time": span.start_time, "end_time": span.end_time, "status": span.status,
-            "error": span.error, "error_type": span.error_type, "status_code": span.status_code,
-            "input": span.input, "output": span.output, "metadata": span.metadata, "model": span.model,
-            "resolved_model": span.resolved_model, "params": span.params, "prompt_tokens": span.prompt_tokens,
-            "completion_tokens": span.completion_tokens, "cost_usd": span.cost_usd, "cached": span.cached,
-            "prompt_name": span.prompt_name, "prompt_version": span.prompt_version,
-            "prompt_hash": span.prompt_hash, "user_id": a.user_id, "session_id": a.session_id, "tags": a.tags,
-            "environment": a.environment, "release": a.release, "trace_name": a.trace_name,
-            "trace_metadata": a.metadata})
+        return _encode(flat_span(span))
     except (TypeError, ValueError, RecursionError):
         return None
 
@@ -290,10 +305,6 @@ def span_columns(span: SpanRecord, data: str) -> tuple[Any, ...]:
 def score_columns(score: ScoreRecord, data: str) -> tuple[Any, ...]:
     """The ``scores`` table row of a score whose stored JSON is ``data``."""
     return (score.score_id, score.trace_id, score.span_id, score.name, score.value, score.created_at, data)
-
-
-def _as_is(value: Any) -> Any:
-    return value
 
 
 def jsonable(value: Any, _depth: int = 0) -> Any:
@@ -385,9 +396,7 @@ class TraceStore:
     # ---- writes ------------------------------------------------------------------------------
     def add(self, spans: Iterable[SpanRow] = (), scores: Iterable[ScoreRow] = ()) -> None:
         """Write spans and scores in one transaction (a re-sent span or score replaces itself)."""
-        span_rows = [(s.span_id, s.trace_id, s.parent_id, s.name, s.kind, s.start_time, s.end_time, s.status,
-                      s.prompt_name, s.prompt_version, s.model, s.cost_usd, s.environment,
-                      s.model_dump_json()) for s in spans]
+        span_rows = [span_columns(s, SPAN_ROW.dump_json(s).decode()) for s in spans]
         score_rows = [(s.score_id, s.trace_id, s.span_id, s.name, s.value, s.created_at, s.model_dump_json())
                       for s in scores]
         self.add_rows(span_rows, score_rows)
@@ -422,7 +431,7 @@ class TraceStore:
     # ---- reads -------------------------------------------------------------------------------
     def _span(self, blob: str) -> SpanRow:
         try:
-            return SpanRow.model_validate_json(blob)
+            return SPAN_ROW.validate_json(blob)
         except ValidationError as exc:
             raise StoreError(f"{self.path}: corrupted span row ({exc.errors()[0]['msg']})") from None
 

@@ -31,6 +31,7 @@ from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, evolv
 from llmops.tracing.observe import ActiveSpan, current_attributes, current_span, span
 from llmops.tracing.redaction import RedactHook, Redactor
 from llmops.tracing.store import (
+    SPAN_ROW,
     Delivery,
     ScoreRow,
     SpanRow,
@@ -628,7 +629,7 @@ def _stored_form(record: _R, to_json: Callable[[_R], str | None], redact: Callab
 
 
 def _span_row_json(span: SpanRecord) -> str:
-    return SpanRow.from_record(span, json_safe=True).model_dump_json()
+    return SPAN_ROW.dump_json(SpanRow.from_record(span, json_safe=True)).decode()
 
 
 def _score_row_json(score: ScoreRecord) -> str:

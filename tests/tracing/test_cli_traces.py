@@ -154,7 +154,7 @@ def _synthetic(store: TraceStore, now: float, *, ref: tuple[str, int], window: i
         start = now - (2 - window) * 3600 + 60 + i * 10
         tid = f"{seed:04x}{window:04x}{i:024x}"
         sid = f"{seed:04x}{window:04x}{i:08x}"
-        spans.append(SpanRow(trace_id=tid, span_id=sid, name="gen", kind="generation", start_time=start,
+        spans.append(SpanRow(trace_id=tid, span_id=sid, parent_id=None, name="gen", kind="generation", start_time=start,
                              end_time=start + latency * rng.uniform(0.9, 1.1),
                              status="error" if i < errors else "ok", prompt_name=ref[0], prompt_version=ref[1],
                              cost_usd=0.001))
