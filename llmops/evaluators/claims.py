@@ -89,7 +89,7 @@ _AUX_STARTS = frozenset({
     "is", "are", "was", "were", "has", "have", "had", "can", "could", "will", "would", "may", "might",
     "must", "should", "does", "did", "do", "also",
 })
-_CLAUSE_BREAK = re.compile(r";\s+|,\s+(?:and|but|while|whereas|although|though|yet|so)\s+|\s+(?:and|but)\s+")
+_CLAUSE_BREAK = re.compile(r";\s+|,\s+(?:and|but|or|while|whereas|although|though|yet|so)\s+|\s+(?:and|but)\s+")
 _WORDS = re.compile(r"\S+")
 
 

@@ -35,7 +35,7 @@ import asyncio
 import itertools
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
@@ -44,6 +44,7 @@ from pydantic import BaseModel, field_validator
 from llmops.errors import EvalsetError, LLMOpsError
 from llmops.evaluators.base import EvalContext, Evaluator, Sample, Score, register_evaluator
 from llmops.evaluators.claims import (
+    ANTONYMS,
     CURRENCY_SYMBOLS,
     IMPLICIT_NEGATIVES,
     LIGHT_WORDS,
@@ -158,6 +159,7 @@ LEXICAL_THRESHOLDS = OfflineThresholds()
 SEMANTIC_THRESHOLDS = OfflineThresholds()
 
 _YEAR_LOW, _YEAR_HIGH = 1000, 2100
+DOUBT = "doubt: "  # a conflict reason with this prefix is not sure enough to contradict: abstain
 _NOT_YEARS = CURRENCY_SYMBOLS | {"%"}
 
 
@@ -229,10 +231,12 @@ def _same_value(a: Number, b: Number) -> bool:
     return abs(va - vb) <= 1e-9 * max(1.0, abs(va))
 
 
-def _near_words(items: Sequence[Slot], index: int, span: int = 2) -> tuple[set[str], set[str]]:
-    """Canonical content words just before and just after position ``index``."""
-    before = {canon(s.key) for s in items[max(0, index - span):index] if s.kind == "word"}
-    after = {canon(s.key) for s in items[index + 1:index + 1 + span] if s.kind == "word"}
+def _near_words(items: Sequence[Slot], index: int, span: int = 2, *, names: bool = False
+                ) -> tuple[set[str], set[str]]:
+    """Canonical content words (and name parts, with ``names``) just before and just after ``index``."""
+    kinds = ("word", "entity") if names else ("word",)
+    before = {canon(s.key) for s in items[max(0, index - span):index] if s.kind in kinds}
+    after = {canon(s.key) for s in items[index + 1:index + 1 + span] if s.kind in kinds}
     return before, after
 
 
@@ -277,7 +281,9 @@ class OfflineVerifier:
     @staticmethod
     def _unit(text: str, kind: str, parent: int, nouns: frozenset[str]) -> _Unit:
         items = tuple(slots(text, nouns))
-        keys = frozenset(canon(s.key) for s in items if s.kind != "number")
+        # Numbers are keys too: a claim's number that a sentence gives as well ties the two (a wrong
+        # number matches no sentence, so it cannot pull the claim anywhere).
+        keys = frozenset(canon(s.key) for s in items)
         return _Unit(text, kind, parent, items, analyze(text, nouns), keys)
 
     def _units(self, contexts: Sequence[str], nouns: frozenset[str]) -> list[_Unit]:
@@ -340,11 +346,12 @@ class OfflineVerifier:
                                 unit.text if unit is not None else None)
 
         keys = list(dict.fromkeys(canon(s.key) for s in items if s.kind != "number"))
+        claim_numbers = [s.number for s in items if s.number is not None]
         known = [k for k in keys if _has(k, vocab)]
         light = {canon(s.key) for s in items if s.kind == "word" and s.key in LIGHT_WORDS}
         novel = [k for k in keys if k not in known and k not in LIGHT_WORDS and k not in light]
         novel_names = [s for s in items if s.kind == "entity" and canon(s.key) in novel]
-        claim_numbers = [s.number for s in items if s.number is not None]
+        known += list(dict.fromkeys(n.key() for n in claim_numbers if n.key() in vocab))
         novel_numbers = [n for n in claim_numbers if not any(_same_quantity(n, m) for m in numbers)]
         if not units:
             return make("unsupported", "no context text to compare with")
@@ -355,22 +362,34 @@ class OfflineVerifier:
             if pair is not None and pair_share > share:
                 best, share = pair, pair_share
         aligned = best is not None and share >= th.align
-        conflict = self._conflict(claim.text, items, feats, best, units, idf) if aligned and best is not None else None
+        # A claim may join two sentences ("800,000 people visit Brackwater Zoo" from "Brackwater
+        # Zoo is ..." and "... welcomes 800,000 visitors a year"): a number that another sentence
+        # about the claim gives with the same value is supported there, not contradicted here.
+        elsewhere = [n for n in claim_numbers if best is not None and any(
+            u.kind == "sentence" and u.text not in best.text
+            and any(t.number is not None and _same_quantity(n, t.number) and _comparable(n, t.number)
+                    for t in u.slots)
+            and self._align(known, [u], idf, None, ("sentence",))[1] >= th.align for u in units)]
+        conflict = (self._conflict(claim.text, items, feats, best, units, idf, elsewhere, vocab)
+                    if aligned and best is not None else None)
         if not conflict and aligned and best is not None:
             # A number the aligned sentence does not give ("The company employs ..." aligned by its
             # name elsewhere): compare it in the best-aligned sentence that gives numbers of its kind.
             for n in claim_numbers:
-                if any(t.number is not None and _comparable(n, t.number) for t in best.slots):
+                # Given there, with the same value under another unit word ("800,000 people" for
+                # "800,000 visitors") or a comparable one: nothing to look for elsewhere.
+                if any(t.number is not None and (_comparable(n, t.number) or _same_quantity(n, t.number))
+                       for t in best.slots):
                     continue
                 holders = [u for u in units if u.kind == "sentence"
                            and any(t.number is not None and _comparable(n, t.number) for t in u.slots)]
                 holder, holder_share = self._align(known, holders, idf, None, ("sentence",))
                 if holder is not None and holder_share >= th.number_align:
-                    conflict = _number_conflict(items, holder)
+                    conflict = _number_conflict(items, holder, elsewhere, claim.text)
                     if conflict:
                         best = holder
                         break
-        if conflict:
+        if conflict and not conflict.startswith(DOUBT):
             return make("contradicted", conflict, best)
         novel_share = len(novel) / len(keys) if keys else 0.0
         if novel_names or novel_numbers or (len(novel) >= th.novel_min and novel_share >= th.novel_share) \
@@ -379,6 +398,9 @@ class OfflineVerifier:
                     + [n.label() for n in novel_numbers]
                     + [f"'{feats.show(k)}'" for k in novel if k not in {canon(s.key) for s in novel_names}][:4])
             return make("unsupported", f"mentions {', '.join(what)}, which no context passage has", best)
+        if conflict:
+            return make("abstained", f"a difference that may be a paraphrase, not decided: {conflict[len(DOUBT):]}",
+                        best)
         if not aligned or best is None:
             where = f" (best: \"{best.text[:80]}\", alignment {share:.2f})" if best is not None else ""
             return make("abstained", f"no context sentence aligns well enough to check it{where}", best)
@@ -412,25 +434,64 @@ class OfflineVerifier:
 
     @staticmethod
     def _conflict(text: str, items: Sequence[Slot], feats: Features, unit: _Unit, units: Sequence[_Unit],
-                  idf: dict[str, float]) -> str | None:
+                  idf: dict[str, float], elsewhere: Sequence[Number] = (),
+                  vocab: frozenset[str] = frozenset()) -> str | None:
+        """Why the claim contradicts its aligned unit (None when no aligned slot differs).
+
+        A reason starting with ``DOUBT`` is a conflict that may as well be a paraphrase: returned
+        only when no check finds a sure one, and the claim is then abstained on.
+        """
         names = [frozenset(canon(p.key) for p in parts) for u in units if u.kind == "sentence"
                  for parts in _groups(u.slots).values() if len(parts) > 1]
-        """Why the claim contradicts its aligned unit (None when no aligned slot differs)."""
-        return (_number_conflict(items, unit) or _month_conflict(items, unit)
-                or _name_conflict(items, feats, unit, names) or _attribute_conflict(items, feats, unit)
-                or _role_conflict(items, feats, unit) or _polarity_conflict(text, feats, unit, units, idf))
+        doubt: str | None = None
+        checks: tuple[Callable[[], str | None], ...] = (
+            lambda: _number_conflict(items, unit, elsewhere, text), lambda: _month_conflict(items, unit),
+            lambda: _name_conflict(items, feats, unit, names), lambda: _attribute_conflict(items, feats, unit, vocab),
+            lambda: _role_conflict(items, feats, unit), lambda: _polarity_conflict(text, feats, unit, units, idf))
+        for check in checks:
+            found = check()
+            if found and not found.startswith(DOUBT):
+                return found
+            doubt = doubt or found
+        return doubt  # only doubtful conflicts (or none)
 
 
-def _flipped(key: str, pool: frozenset[str]) -> bool:
-    return bool(antonym_flips(frozenset({key}), pool))
+# Opposite pairs in synonym-group keys (the alignment compares those): "open" is in the group of
+# "begin", "closed" in that of "finish", and the pair must still read as opposite there.
+_CANON_OPPOSITES: dict[str, frozenset[str]] = {}
+for _a, _b in ANTONYMS:
+    for _mine, _theirs in ((_a, _b), (_b, _a)):
+        for _w in _mine:
+            if _w not in STOPWORDS:
+                _CANON_OPPOSITES[canon(stem(_w))] = _CANON_OPPOSITES.get(canon(stem(_w)), frozenset()) | {
+                    canon(stem(t)) for t in _theirs if t not in STOPWORDS}
 
 
-def _number_conflict(items: Sequence[Slot], unit: _Unit) -> str | None:
+def _flipped(key: str, pool: frozenset[str] | set[str]) -> bool:
+    opposite = _CANON_OPPOSITES.get(key, frozenset()) - {key}
+    return bool(antonym_flips(frozenset({key}), frozenset(pool))) or bool(opposite & pool)
+
+
+def _lead_word(text: str, n: Number) -> str | None:
+    """The word just before the (first) number of ``n``'s value in ``text`` ("from", "to", "by")."""
+    tokens = tokenize(normalize(text))
+    for i, tok in enumerate(tokens):
+        if tok.number is not None and abs(tok.number - n.value) < 1e-9 * max(1.0, n.value) and i > 0:
+            return tokens[i - 1].folded
+    for i, tok in enumerate(tokens):  # "130 million": the token holds 130, the number 130,000,000
+        if tok.number is not None and i > 0 and any(
+                abs(tok.number * f - n.value) < 1e-9 * max(1.0, n.value) for f in (1e3, 1e6, 1e9, 1e12)):
+            return tokens[i - 1].folded
+    return None
+
+
+def _number_conflict(items: Sequence[Slot], unit: _Unit, elsewhere: Sequence[Number] = (),
+                     text: str = "") -> str | None:
     claim_values = [s.number for s in items if s.number is not None]
     theirs = [(i, s) for i, s in enumerate(unit.slots) if s.number is not None]
     for ci, s in enumerate(items):
         n = s.number
-        if n is None:
+        if n is None or any(n is e for e in elsewhere):
             continue
         comparable = [(i, t) for i, t in theirs if t.number is not None and _comparable(n, t.number)]
         if not comparable:
@@ -440,6 +501,11 @@ def _number_conflict(items: Sequence[Slot], unit: _Unit) -> str | None:
         def anchor(pos: int, before: set[str] = before, after: set[str] = after) -> int:
             b, a = _near_words(unit.slots, pos)
             return 2 * len(before & b) + len(after & a)
+
+        near = set().union(*_near_words(items, ci, names=True))
+
+        def loose(pos: int, near: set[str] = near) -> int:
+            return len(near & set().union(*_near_words(unit.slots, pos, names=True)))
 
         scored = sorted(comparable, key=lambda it: anchor(it[0]), reverse=True)
         top = anchor(scored[0][0])
@@ -451,7 +517,14 @@ def _number_conflict(items: Sequence[Slot], unit: _Unit) -> str | None:
             assert other is not None
             if any(_same_value(other, v) for v in claim_values):
                 continue  # the other number is stated too ("from 4.1% to 3.8%")
-            return f"number {n.label()} vs {other.label()} in the context"
+            reason = f"number {n.label()} vs {other.label()} in the context"
+            # A paraphrase moves the words around a number ("at the airport it costs 50 euros" /
+            # "35 euros when booked online and 50 euros at the airport"): when the claim's own value
+            # is bound as tightly in any word order, which number it restates is a guess.
+            top_loose = max(loose(i) for i, t in scored if anchor(i) == top)
+            if any(t.number is not None and _same_value(n, t.number) and loose(i) >= top_loose for i, t in scored):
+                return DOUBT + reason
+            return reason
         if any(t.number is not None and _same_value(n, t.number) for _, t in comparable):
             continue
         unused = [t.number for _, t in comparable
@@ -467,7 +540,20 @@ def _number_conflict(items: Sequence[Slot], unit: _Unit) -> str | None:
         if len(p1) == 1 and len(p2) == 1 and p1[0] > p2[0] and not _same_value(n1, n2):
             between = {canon(s.key) for s in items[i1 + 1:i2] if s.kind == "word"}
             theirs_between = {canon(s.key) for s in unit.slots[p2[0] + 1:p1[0]] if s.kind == "word"}
-            if between & theirs_between:
+            t1, t2 = unit.slots[p1[0]].number, unit.slots[p2[0]].number
+            assert t1 is not None and t2 is not None
+            # The numbers' own unit words ("130 million dollars to 112 million" / "112 million
+            # dollars from 130 million") say nothing about order; a word between them does, and
+            # so do unit words that changed places ("31 players from 212 countries").
+            units = {u for u in (_unit_word(n1), _unit_word(n2)) if u is not None}
+            swapped = (_unit_word(n1) != _unit_word(t1) and _unit_word(n1) == _unit_word(t2)
+                       and _unit_word(n2) == _unit_word(t1))
+            # The little word before each number says its role: "from 130 million dollars to 112
+            # million" is "to 112 million dollars from 130 million" read backwards.
+            if text and all(_lead_word(text, n) is not None and _lead_word(text, n) == _lead_word(unit.text, n)
+                            for n in (n1, n2)):
+                continue
+            if (between & theirs_between) - units or swapped:
                 return f"{n1.label()} and {n2.label()} are the other way round in the context"
     return None
 
@@ -525,7 +611,7 @@ _COMMON_VERBS = frozenset(stem(v) for v in (
     "provide", "serve", "use", "need", "show", "get", "put", "run", "become", "remain", "seem", "feature"))
 
 
-def _attribute_conflict(items: Sequence[Slot], feats: Features, unit: _Unit) -> str | None:
+def _attribute_conflict(items: Sequence[Slot], feats: Features, unit: _Unit, vocab: frozenset[str]) -> str | None:
     """Other words in the same place, between the same words on both sides.
 
     "maker of garden sensors in Europe" where the context says "maker of industrial scanners in
@@ -536,10 +622,12 @@ def _attribute_conflict(items: Sequence[Slot], feats: Features, unit: _Unit) -> 
     def key_at(seq: Sequence[Slot], i: int) -> str | None:
         return canon(seq[i].key) if 0 <= i < len(seq) and seq[i].kind != "number" else None
 
+    if unit.kind == "window":
+        return None  # two sentences glued: the words between two anchors may span the boundary
     for a, b in _runs(items, unit.keys):
         first = feats.show(items[a].key).lower()
         # Verbs are paraphrased freely ("located" for "lies"): only nouns and adjectives count.
-        if b - a > 2 or first.endswith(("ed", "ing")) or stem(first) in _COMMON_VERBS:
+        if b - a > 2 or first.endswith(("ed", "ing")) or stem(first) in _COMMON_VERBS or items[a].key in LIGHT_WORDS:
             continue
         left, right = key_at(items, a - 1), key_at(items, b)
         for c, d in _runs(unit.slots, mine_keys):
@@ -551,7 +639,12 @@ def _attribute_conflict(items: Sequence[Slot], feats: Features, unit: _Unit) -> 
             if same_left and same_right:
                 mine = " ".join(feats.show(s.key) for s in items[a:b])
                 theirs = " ".join(unit.feats.show(s.key) for s in unit.slots[c:d])
-                return f"'{mine}' where the context has '{theirs}'"
+                reason = f"'{mine}' where the context has '{theirs}'"
+                # Words no context uses anywhere may be a paraphrase ("spans" for "crosses") as
+                # well as another attribute: only a word the contexts use elsewhere is surely other.
+                if not any(_has(canon(s.key), vocab) for s in items[a:b]):
+                    return DOUBT + reason
+                return reason
     return None
 
 
@@ -639,7 +732,10 @@ def _polarity_conflict(text: str, feats: Features, unit: _Unit, units: Sequence[
     mine = {canon(w) for w in feats.tokens if not w.startswith("#")}
 
     def closeness(c: _Unit) -> float:
-        return sum(idf.get(k, 1.0) for k in mine if _has(k, c.keys) or _flipped(k, c.keys))
+        # The word itself binds closer than its opposite: "closed 3" is about "closed 3 during the
+        # quarter", not "opened 14 stores".
+        return sum(idf.get(k, 1.0) * (1.0 if _has(k, c.keys) else 0.5 if _flipped(k, c.keys) else 0.0)
+                   for k in mine)
 
     closest = max(candidates, key=closeness, default=unit)
     # "A before B" says what "B after A" says: an opposite relation word with its two sides
@@ -651,6 +747,11 @@ def _polarity_conflict(text: str, feats: Features, unit: _Unit, units: Sequence[
         differs = differs != (len(flips) % 2 == 1)
     if not differs:
         return None
+    polar = {canon(w) for w in feats.words if w in {f[0] for f in flips} or _flipped(canon(w), closest.keys)}
+
+    def support(c: _Unit) -> float:
+        return sum(idf.get(k, 1.0) for k in mine - polar if _has(k, c.keys))
+
     if not flips:
         # A "not" on one side may restate a word that means "not" on the other ("no longer
         # supported" / "support was dropped"; "did not change" / "unchanged"), or cancel one on
@@ -663,7 +764,17 @@ def _polarity_conflict(text: str, feats: Features, unit: _Unit, units: Sequence[
         if {canon(w) for w in negated.words & _CANCELS_NOT} - other_side or "than" in negated.words:
             return None
     if flips:
-        return f"'{feats.show(flips[0][0])}' vs '{closest.feats.show(flips[0][1])}' in the context"
+        reason = f"'{feats.show(flips[0][0])}' vs '{closest.feats.show(flips[0][1])}' in the context"
+        # The aligned sentence also says the claim's own word ("open Tuesday to Sunday and closed on
+        # Mondays"): the opposite counts only when the claim's other words tie it to the opposite
+        # clause ("open on Mondays") more than to any clause with its own word ("closes at 5 pm"
+        # against "open from 8 am to 5 pm ... closed on Sundays" is a guess: no verdict).
+        own = {w for w, _ in flips}
+        if own & unit.feats.words:
+            rivals = [c for c in candidates if c is not closest and own & c.feats.words]
+            if not rivals or support(closest) <= max(support(c) for c in rivals):
+                return DOUBT + reason
+        return reason
     return "negation differs from the context" + (" (the context says it is not so)" if closest.feats.negated
                                                    else " (the context states it)")
 
@@ -894,7 +1005,8 @@ class Hallucination(Evaluator):
             # Nothing wrong was found, but some claims could not be checked: no verdict, not a pass.
             shown = "; ".join(f'"{v.text}" [{v.start}:{v.end}]: {v.reason}' for v in abstained[:3])
             more = f" (+{len(abstained) - 3} more)" if len(abstained) > 3 else ""
-            return self.unmeasured(f"claims not aligned with any context sentence, {len(abstained)} of "
+            return self.unmeasured(f"claims not checked (not aligned with any context sentence, or a difference "
+                                   f"that may be a paraphrase), {len(abstained)} of "
                                    f"{len(verdicts)}: {shown}{more}",
                                    details={**details, "n_claims": len(verdicts)}, cost_usd=cost)
         n = len(decided)
