@@ -4,7 +4,8 @@ It is scripted as the fake model ``fake/support-agent`` (``evaluator_modules`` i
 before a run) and reads the conversation the way a real model would be expected to: look the
 order up first, refund only delivered orders, escalate when asked for a person. Point the suite's
 ``models:`` at a real model (``--model openai/gpt-4o-mini``) to test one; the scripted tool results
-stay the same.
+stay the same. ``--model local/smollm2`` runs the suite on the embedded model (grammar-constrained
+tool calls, well formed, but mostly the wrong ones: the unit tests keep this stand-in).
 
 ``lookup`` is also used as a python-scripted tool by one case.
 """

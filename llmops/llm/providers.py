@@ -96,7 +96,7 @@ def register_providers(litellm: Any) -> None:
                 _keep_own_error(err)
                 raise
             return fill(kw["model_response"], result.text, result.finish_reason, result.prompt_tokens,
-                        result.completion_tokens, f"local/{kw['model']}")
+                        result.completion_tokens, f"local/{kw['model']}", result.tool_calls)
 
         async def acompletion(self, *args: Any, **kw: Any) -> Any:
             return await asyncio.to_thread(self.completion, *args, **kw)
