@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmops.errors import ConfigError, LLMOpsError, PromptError
 from llmops.tracing.langfuse_exporter import SYNC_FILE, forget_client, read_version_map, run_bounded
-from llmops.tracing.model import TraceAttributes
+from llmops.tracing.model import SpanKind, TraceAttributes
 from llmops.tracing.store import ScoreRow, SpanRow, TraceDetail
 
 if TYPE_CHECKING:
@@ -121,6 +121,10 @@ def _ts(value: Any) -> float:
     return 0.0
 
 
+# Langfuse observation types we keep apart; the others (agent, chain, retriever, ...) are spans here.
+_KINDS: dict[str, SpanKind] = {"GENERATION": "generation", "TOOL": "tool"}
+
+
 def observation_to_row(obs: Any, versions: dict[str, dict[str, int]] | None = None) -> SpanRow:
     """Convert a v2 API observation (SDK model or dict) into a local span row."""
     get = obs.get if isinstance(obs, dict) else (lambda k, d=None: getattr(obs, k, d))
@@ -146,7 +150,7 @@ def observation_to_row(obs: Any, versions: dict[str, dict[str, int]] | None = No
     return SpanRow(
         trace_id=str(pick("trace_id", "traceId") or ""), span_id=str(get("id")),
         parent_id=pick("parent_observation_id", "parentObservationId"), name=str(get("name") or "observation"),
-        kind="generation" if obs_type == "GENERATION" else "span", start_time=start,
+        kind=_KINDS.get(obs_type, "span"), start_time=start,
         end_time=_ts(end_raw) if end_raw is not None else start,
         status="error" if level == "ERROR" else "ok", error=pick("status_message", "statusMessage"),
         input=_parse(get("input")), output=_parse(get("output")), metadata=metadata,

@@ -13,6 +13,7 @@ from llmops.llm.types import Message
 from llmops.runner.engine import run_suite
 from llmops.testing.langfuse_receiver import LangfuseReceiver, ReceivedSpan
 from llmops.tracing import Tracer, TraceStore, observe
+from llmops.tracing.langfuse_api import fetch_traces
 
 SUITE = """\
 name: agent
@@ -95,6 +96,11 @@ def test_agent_loop_tools_are_tool_observations(lf_settings: Settings, receiver:
     local = TraceStore(lf_settings.path(lf_settings.trace_path)).trace(roots["refund"].trace_id)
     tools = [s for s in local.spans if s.kind == "tool"]
     assert sorted(s.span_id for s in tools) == sorted([lookup.span_id, pay.span_id])
+    # Read back from Langfuse's API (`--source langfuse`), they are tool spans again.
+    (remote,) = fetch_traces(lf_settings, [roots["refund"].trace_id])
+    back = {s.span_id: s for s in remote.spans if s.kind == "tool"}
+    assert set(back) == {lookup.span_id, pay.span_id}
+    assert back[lookup.span_id].input == {"order_id": "B2"} and back[pay.span_id].output == "approved"
 
 
 def test_observed_tool_functions_in_a_traced_conversation(lf_settings: Settings, receiver: LangfuseReceiver,
