@@ -148,9 +148,11 @@ def _tools_preamble(tools: list[dict[str, Any]]) -> str:
 def _tool_chat(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, str]]:
     """The conversation as plain role/content turns the model's chat template can render.
 
-    The tools go into the system prompt; an assistant's tool calls are written in the answer
-    format (``functions.<name>:`` and the arguments); a tool result becomes a user turn naming the
-    function (most small models' templates know only system, user and assistant).
+    The tools (if any are offered) go into the system prompt, and earlier answers are written in
+    the answer format the grammar enforces (``message:``); an assistant's tool calls are written as
+    ``functions.<name>:`` and the arguments; a tool result becomes a user turn naming the function
+    (most small models' templates know only system, user and assistant). Without tools and tool
+    turns, the messages are unchanged.
     """
     chat: list[dict[str, str]] = []
     for m in messages:
@@ -158,11 +160,13 @@ def _tool_chat(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> l
         if role == "assistant" and m.get("tool_calls"):
             calls = [c.get("function") or {} for c in m["tool_calls"]]
             content = "\n".join(f"functions.{c.get('name')}:\n{c.get('arguments') or '{}'}" for c in calls)
-        elif role == "assistant" and content:
+        elif role == "assistant" and content and tools:
             content = f"message:\n{content}"
         elif role == "tool":
             role, content = "user", f"functions.{m.get('name') or 'tool'} returned: {content}"
         chat.append({"role": role, "content": content})
+    if not tools:
+        return chat
     preamble = _tools_preamble(tools)
     if chat and chat[0]["role"] == "system":
         chat[0] = {"role": "system", "content": f"{chat[0]['content']}\n\n{preamble}"}
@@ -245,8 +249,8 @@ class LocalRuntime:
         if tools and params.get("tool_choice") != "none":
             with lock:
                 return _tool_turn(llama, name, messages, tools, params.get("tool_choice"), kwargs)
-        chat = [{"role": str(m.get("role", "user")), "content": str(m.get("content") or "")}
-                for m in (_tool_chat(messages, tools) if tools else messages)]
+        # tool_choice none: no tools on offer, but earlier tool calls and results stay readable.
+        chat = _tool_chat(messages, [])
         with lock:
             try:
                 out = llama.create_chat_completion(messages=chat, **kwargs)

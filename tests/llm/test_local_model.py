@@ -163,6 +163,8 @@ def test_tool_calls_on_the_embedded_model_are_well_formed(settings: Settings) ->
     for c in auto.tool_calls:  # auto: a call or a message, whichever the model chose
         _well_formed(c, schemas)
     assert auto.tool_calls or auto.text
+    none = client.complete(ask, "local/smollm2", {**params, "tool_choice": "none", "max_tokens": 12})
+    assert none.tool_calls == () and none.text  # tools declared but not on offer: a text answer
     # Same request, same answer: the call id is stable, so the next step of a loop caches.
     again = client.complete(ask, "local/smollm2", {**params, "tool_choice": "required"})
     assert again.tool_calls == required.tool_calls

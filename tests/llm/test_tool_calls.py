@@ -149,3 +149,30 @@ def test_message_from_dict_with_parts_and_tool_calls() -> None:
         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]}
     with pytest.raises(ValueError, match="content must be text"):
         Message.from_dict({"role": "user", "content": 3})
+
+
+def test_embedded_model_prompt_keeps_tool_calls_and_results_readable() -> None:
+    """What the embedded model is shown: tools in the system prompt, calls and results as turns."""
+    from llmops.llm.local import _tool_chat
+
+    tools = [{"type": "function", "function": {"name": "lookup_order", "description": "Find an order",
+                                               "parameters": {"type": "object"}}}]
+    convo = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Where is A1?"},
+             {"role": "assistant", "content": None, "tool_calls": [
+                 {"id": "c1", "type": "function", "function": {"name": "lookup_order",
+                                                               "arguments": '{"order_id": "A1"}'}}]},
+             {"role": "tool", "tool_call_id": "c1", "name": "lookup_order", "content": '{"status": "shipped"}'},
+             {"role": "assistant", "content": "Shipped."}]
+    offered = _tool_chat(convo, tools)
+    assert offered[0]["role"] == "system" and offered[0]["content"].startswith("Be brief.\n\nYou can call")
+    assert 'functions.lookup_order (Find an order), arguments: {"type":"object"}' in offered[0]["content"]
+    assert offered[2:] == [
+        {"role": "assistant", "content": 'functions.lookup_order:\n{"order_id": "A1"}'},
+        {"role": "user", "content": 'functions.lookup_order returned: {"status": "shipped"}'},
+        {"role": "assistant", "content": "message:\nShipped."}]
+    # No tools on offer (tool_choice: none): no preamble, plain answers, the tool turns still readable.
+    plain = _tool_chat(convo, [])
+    assert plain[0] == {"role": "system", "content": "Be brief."} and plain[-1]["content"] == "Shipped."
+    assert plain[3]["content"] == 'functions.lookup_order returned: {"status": "shipped"}'
+    simple = [{"role": "user", "content": "hi"}]
+    assert _tool_chat(simple, []) == simple  # a conversation without tools is sent as it was
