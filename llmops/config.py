@@ -77,6 +77,9 @@ class Settings(BaseModel):
     # Where `name@label` resolves at run time: the local labels.yaml, or Langfuse prompt
     # management (its `production` label) with the local files as the fallback.
     prompt_source: Literal["local", "langfuse"] = "local"
+    # Where a `cases_from:` suite's cases come from: `auto` fetches the Langfuse dataset when
+    # Langfuse is configured and reachable (else the committed snapshot), `snapshot` never asks.
+    dataset_source: Literal["auto", "snapshot"] = "auto"
     environment: str = "development"
     release: str | None = None
     langfuse: LangfuseSettings | None = None

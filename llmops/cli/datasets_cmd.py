@@ -1,4 +1,4 @@
-"""``llmops datasets push | pull``: suites to Langfuse datasets and back."""
+"""``llmops datasets push | pull | snapshot``: suites to Langfuse datasets and back."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pull.add_argument("--to", required=True, metavar="FILE.jsonl", help="cases file to write (for cases_file:)")
     pull.add_argument("--version", metavar="WHEN", help="the dataset as it was then (ISO time, UTC)")
     pull.set_defaults(handler=_pull)
+    snap = ds.add_parser("snapshot", help="fetch a cases_from: suite's Langfuse dataset into its snapshot file")
+    snap.add_argument("suite", metavar="SUITE", help="suite file with cases_from:")
+    snap.set_defaults(handler=_snapshot)
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -27,6 +30,16 @@ def _push(args: argparse.Namespace) -> int:
     result = push_dataset(settings_from(args), args.suite, name=args.name)
     verb = "created" if result.created else "updated"
     console().print(f"{verb} Langfuse dataset {result.dataset}: {len(result.items)} item(s) upserted", markup=False)
+    return EXIT_OK
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    from llmops.tracing.datasets import snapshot_suite
+
+    path, pin = snapshot_suite(settings_from(args), args.suite)
+    console().print(f"{path}: {len(pin.items)} item(s) of Langfuse dataset {pin.name} (version {pin.version}, "
+                    f"content {pin.content_hash[:12]}); commit it so runs without Langfuse use the same cases",
+                    markup=False)
     return EXIT_OK
 
 

@@ -19,6 +19,7 @@ from llmops.cli._common import (
 
 if TYPE_CHECKING:
     from llmops.config import Settings
+    from llmops.evalsets.models import DatasetPin
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -106,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
 
         out = console()
         print_run(out, outcome.run, verdict=outcome.verdict)
+        _print_dataset(outcome.run.manifest.dataset)
         if outcome.baseline_written:
             out.print(f"baseline written: {outcome.baseline_written}", markup=False)
     if args.shard and not args.update_baseline:
@@ -115,6 +117,17 @@ def _run(args: argparse.Namespace) -> int:
                                    "`llmops report latest --gate`", markup=False)
         return EXIT_OK
     return outcome.exit_code
+
+
+def _print_dataset(pin: DatasetPin | None) -> None:
+    """Which Langfuse dataset items the run used (and why the snapshot, when Langfuse was not asked)."""
+    if pin is None:
+        return
+    source = "fetched from Langfuse" if pin.source == "langfuse" else "from the snapshot"
+    console().print(f"cases: Langfuse dataset {pin.name} (version {pin.version}, {len(pin.items)} items, "
+                    f"content {pin.content_hash[:12]}) {source}, fetched {pin.fetched_at}", markup=False)
+    if pin.note:
+        console(stderr=True).print(f"note: {pin.note}", markup=False)
 
 
 def _interrupted(settings: Settings, run_id: str) -> int:

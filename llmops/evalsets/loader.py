@@ -10,7 +10,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,12 @@ from pydantic import BaseModel, ValidationError
 from llmops._jsonl import json_objects
 from llmops._yaml import YAMLProblem, line_at, load_yaml
 from llmops.errors import EvalsetError, did_you_mean
-from llmops.evalsets.models import Case, EvaluatorSpec, Gate, Suite
+from llmops.evalsets.models import Case, CasesFrom, DatasetPin, EvaluatorSpec, Gate, Suite
+
+#: Called before a ``cases_from:`` suite reads its snapshot: may refresh it from Langfuse. Gets the
+#: spec and the snapshot path; returns where the cases came from (``langfuse`` or ``snapshot``)
+#: and a note to show (why the snapshot was used although Langfuse is configured), or None.
+RefreshHook = Callable[[CasesFrom, Path], tuple[str, str | None]]
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
@@ -36,6 +41,7 @@ class LoadedSuite:
         name: ``suite.name`` or the file stem.
         dataset_hash: sha256 over the canonical JSON of the cases (for manifests).
         case_lines: Line of each case id in its file (for pytest locations and errors).
+        dataset: For a ``cases_from:`` suite, the Langfuse dataset items its cases are.
     """
 
     suite: Suite
@@ -43,6 +49,7 @@ class LoadedSuite:
     name: str
     dataset_hash: str
     case_lines: dict[str, tuple[str, int]] = field(default_factory=dict)
+    dataset: DatasetPin | None = None
 
     @property
     def cases(self) -> list[Case]:
@@ -186,11 +193,17 @@ def dataset_hash(cases: list[Case]) -> str:
     return digest.hexdigest()
 
 
-def load_suite(path: Path | str) -> LoadedSuite:
+def load_suite(path: Path | str, *, refresh: RefreshHook | None = None) -> LoadedSuite:
     """Read, validate and expand a suite file.
 
+    Args:
+        path: The suite file.
+        refresh: For a ``cases_from:`` suite, called before its snapshot is read (a run passes
+            one that fetches the dataset from Langfuse); None reads the snapshot as it is.
+
     Raises:
-        EvalsetError: naming the file, line and key of the first problem.
+        EvalsetError: naming the file, line and key of the first problem (a ``cases_from:`` suite
+            without a snapshot names the snapshot and how to make it).
     """
     path = Path(path)
     text = _read_text(path)
@@ -227,6 +240,9 @@ def load_suite(path: Path | str) -> LoadedSuite:
                                    file=bulk, line=line, key="id")
             case_lines[case.id] = (bulk_name, line)
             cases.append(case)
+    pin: DatasetPin | None = None
+    if suite.cases_from is not None:
+        pin = _dataset_cases(suite.cases_from, path, root, refresh, cases, case_lines)
     if not suite.prompts:
         raise EvalsetError("suite names no prompt", file=path, line=1, key="prompt",
                            hint="add 'prompt: name@version' (or 'prompts: [...]')")
@@ -235,8 +251,45 @@ def load_suite(path: Path | str) -> LoadedSuite:
                            hint="add cases: [...] or cases_file: cases.jsonl")
     _check_gate_names(suite, cases, path, root)
     suite = suite.model_copy(update={"cases": cases})
+    digest = dataset_hash(cases)
+    if pin is not None:
+        pin = pin.model_copy(update={"content_hash": digest})
     return LoadedSuite(suite=suite, path=path, name=suite.name or path.stem,
-                       dataset_hash=dataset_hash(cases), case_lines=case_lines)
+                       dataset_hash=digest, case_lines=case_lines, dataset=pin)
+
+
+def _dataset_cases(spec: CasesFrom, path: Path, root: Any, refresh: RefreshHook | None, cases: list[Case],
+                   case_lines: dict[str, tuple[str, int]]) -> DatasetPin:
+    """Add a ``cases_from:`` suite's cases from its snapshot (refreshed first when asked)."""
+    from llmops.evalsets.snapshot import case_hash, read_snapshot, snapshot_cases, snapshot_path
+
+    snap = snapshot_path(path, spec)
+    line = line_at(root, ("cases_from",)) or 1
+    source, note = refresh(spec, snap) if refresh is not None else ("snapshot", None)
+    snapshot = read_snapshot(snap)
+    if snapshot is None:
+        raise EvalsetError(f"cases_from: no snapshot of Langfuse dataset '{spec.langfuse_dataset}' at {snap}",
+                           file=path, line=line, key="cases_from",
+                           hint="set LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_HOST and run once "
+                                "(`llmops datasets snapshot SUITE` or `llmops run`) to fetch it, then commit it")
+    if snapshot.dataset != spec.langfuse_dataset or snapshot.version != spec.version:
+        raise EvalsetError(f"cases_from: the snapshot {snap.name} holds dataset '{snapshot.dataset}' "
+                           f"(version {snapshot.version}), the suite asks for '{spec.langfuse_dataset}' "
+                           f"(version {spec.version})", file=path, line=line, key="cases_from",
+                           hint="run with Langfuse reachable (`llmops datasets snapshot SUITE`) to fetch it again")
+    items: dict[str, str] = {}
+    hashes: dict[str, str] = {}
+    for case, item in snapshot_cases(snapshot, snap):
+        if case.id in case_lines:
+            where = case_lines[case.id]
+            raise EvalsetError(f"duplicate case id '{case.id}' (item {item}; also at {where[0]}:{where[1]})",
+                               file=snap, key="id")
+        case_lines[case.id] = (str(snap), 1)
+        cases.append(case)
+        items[case.id] = item
+        hashes[case.id] = case_hash(case)
+    return DatasetPin(name=snapshot.dataset, dataset_id=snapshot.dataset_id, version=snapshot.version,
+                      fetched_at=snapshot.fetched_at, items=items, case_hashes=hashes, source=source, note=note)
 
 
 def _check_gate_names(suite: Suite, cases: list[Case], path: Path, root: Any) -> None:

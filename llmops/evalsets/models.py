@@ -118,6 +118,72 @@ class Gate(BaseModel):
                                                "evaluators (every case pooled) tolerated when significant")
 
 
+class CasesFrom(BaseModel):
+    """Where a suite's cases come from when they live outside the suite: a Langfuse dataset.
+
+    The items are fetched through the Langfuse SDK when Langfuse is configured and reachable, and
+    kept in a snapshot file next to the suite (commit it): a run without Langfuse, e.g. a CI replay,
+    reads the same cases from there.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    langfuse_dataset: str = Field(min_length=1, max_length=200, description="Name of the Langfuse dataset")
+    version: str = Field(default="latest",
+                         description="'latest', or an ISO time (UTC): the dataset as it was then")
+    snapshot: str | None = Field(default=None, description="Snapshot file of the fetched items, relative to the "
+                                 "suite (default: <suite file stem>.dataset.json); commit it")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        # YAML reads an unquoted timestamp as a datetime: the suite means that time.
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _iso(cls, value: str) -> str:
+        if value != "latest":
+            from datetime import datetime
+
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"version must be 'latest' or an ISO time such as 2026-12-01T00:00:00Z, "
+                                 f"got '{value}'") from None
+        return value
+
+
+class DatasetPin(BaseModel):
+    """Exactly which Langfuse dataset items a run used (in the run manifest and the snapshot).
+
+    Attributes:
+        name: Dataset name.
+        dataset_id: Langfuse's id of the dataset (experiment runs are linked to it).
+        version: ``latest`` or the ISO time the suite asked for.
+        fetched_at: When the items were fetched from Langfuse (ISO, UTC).
+        items: Case id -> Langfuse item id.
+        case_hashes: Case id -> sha256 (16 hex) of the case's content: an edited item changes it.
+        content_hash: sha256 over all the cases (the suite's ``dataset_hash``).
+        source: ``langfuse`` when this run fetched them, ``snapshot`` when it read the snapshot.
+        note: Why the snapshot was read although Langfuse is configured (unreachable), if so.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    dataset_id: str | None = None
+    version: str = "latest"
+    fetched_at: str = ""
+    items: dict[str, str] = Field(default_factory=dict)
+    case_hashes: dict[str, str] = Field(default_factory=dict)
+    content_hash: str = ""
+    source: str = "snapshot"
+    note: str | None = None
+
+
 class Suite(BaseModel):
     """A regression suite file."""
 
@@ -137,6 +203,8 @@ class Suite(BaseModel):
     gate: Gate = Field(default_factory=Gate)
     cases: list[Case] = Field(default_factory=list)
     cases_file: str | list[str] | None = Field(default=None, description="JSONL or CSV file(s) of cases")
+    cases_from: CasesFrom | None = Field(default=None, description="Cases from a Langfuse dataset "
+                                         "({langfuse_dataset: NAME, version: latest}), pinned in a snapshot file")
 
     @model_validator(mode="after")
     def _prompts(self) -> Suite:

@@ -138,6 +138,9 @@ class BaselineSource(BaseModel):
         dataset_hash: Hash of the suite's cases.
         shard: ``I/N`` if the run covered one shard only.
         status: Run status (``completed`` unless interrupted or stopped by the budget).
+        dataset: For a ``cases_from:`` suite, the Langfuse dataset its cases came from.
+        case_hashes: For a ``cases_from:`` suite, case id -> content hash (16 hex): a case whose
+            item was edited since is not compared with its old result.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -155,6 +158,8 @@ class BaselineSource(BaseModel):
     dataset_hash: str = ""
     shard: str | None = None
     status: str = "completed"
+    dataset: str | None = None
+    case_hashes: dict[str, str] = Field(default_factory=dict)
 
 
 class Baseline(BaseModel):
@@ -266,7 +271,8 @@ def baseline_from_run(run: RunResult) -> Baseline:
         prompts=dict(m.prompts), models=dict(m.models), params=public_params(m.params), seed=m.seed,
         repeat=m.repeat,
         evaluators=[{k: e.get(k) for k in ("name", "kind", "version", "threshold")} for e in m.evaluators],
-        dataset_hash=m.dataset_hash, shard=m.shard, status=m.status)
+        dataset_hash=m.dataset_hash, shard=m.shard, status=m.status,
+        dataset=m.dataset.name if m.dataset else None, case_hashes=dict(m.dataset.case_hashes) if m.dataset else {})
     return Baseline(source=source, summary=aggregate_variants(run.results),
                     cases=aggregate_cases(run.results))
 
@@ -290,6 +296,9 @@ def baseline_path(settings: Settings, suite_name: str) -> Path:
 def dumps_baseline(baseline: Baseline) -> str:
     """Serialise a baseline: sorted keys, indent 2, trailing newline (diff-friendly and stable)."""
     data = baseline.model_dump(mode="json")
+    for key in ("dataset", "case_hashes"):  # only dataset suites have them: other baselines stay as they were
+        if not data["source"].get(key):
+            data["source"].pop(key, None)
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 

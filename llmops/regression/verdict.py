@@ -429,6 +429,23 @@ def _pairing(run_variants: list[tuple[str, str]], baseline: Baseline,
     return pairs
 
 
+def _edited_cases(run: RunResult, baseline: Baseline, notes: list[str]) -> set[str]:
+    """Cases of a Langfuse dataset whose item was edited since the baseline: not compared.
+
+    An edited item keeps its id, so pairing it by id would compare the new content's result with
+    the old content's and could report a regression that is only an edit of the data.
+    """
+    pin = run.manifest.dataset
+    before = baseline.source.case_hashes
+    if pin is None or not before:
+        return set()
+    edited = sorted(cid for cid, digest in pin.case_hashes.items() if cid in before and before[cid] != digest)
+    if edited:
+        notes.append(f"{len(edited)} case(s) of Langfuse dataset {pin.name} were edited since the baseline "
+                     f"(content changed; not compared with their old results): {_listed(edited)}")
+    return set(edited)
+
+
 def _provenance_notes(run: RunResult, baseline: Baseline, notes: list[str]) -> None:
     source, m = baseline.source, run.manifest
     if source.dataset_hash and m.dataset_hash and source.dataset_hash != m.dataset_hash:
@@ -792,10 +809,12 @@ def judge_run(run: RunResult, gate: Gate, baseline: Baseline | None = None, *, n
                      "the verdict covers the units that ran")
     # One pass over the results in case order (read from the run store in that order when the
     # run is stored): each case's repeats are aggregated together, then dropped.
+    edited = _edited_cases(run, baseline, notes) if baseline is not None else set()
     accs: dict[tuple[str, str], _VariantPass] = {}
     for p, m in variant_keys:
         match = pairing.get((p, m))
-        accs[(p, m)] = _VariantPass(baseline.cases_of(*match) if baseline and match else {},
+        base = baseline.cases_of(*match) if baseline and match else {}
+        accs[(p, m)] = _VariantPass({cid: r for cid, r in base.items() if cid not in edited},
                                     gate.quarantine_flaky, run.manifest.repeat)
     total = errors = ran = 0
     bias_pool = BiasPool()

@@ -300,7 +300,7 @@ class Runner:
             prompt_source=self.settings.prompt_source,
             models={m: self.client.resolve(m)[0] for m in self.models},
             params=public_params(self.suite.suite.params), seed=self.seed, repeat=self.repeat,
-            evaluators=evaluators, dataset_hash=self.suite.dataset_hash,
+            evaluators=evaluators, dataset_hash=self.suite.dataset_hash, dataset=self.suite.dataset,
             cases=sum(1 for c in self.suite.cases if in_shard(c.id, self.shard)),
             units=sum(1 for _ in self.units()), shard=self.shard_text, cache_mode=self.client.cache_mode,
             started_at=time.time(),

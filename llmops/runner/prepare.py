@@ -184,8 +184,20 @@ def resources(options: RunOptions, *, cache: str | None = None,
 
 
 def load(suite: str | Path | LoadedSuite, settings: Settings) -> LoadedSuite:
-    """A suite given as a path, a name in ``evalsets/`` or already loaded."""
-    return suite if isinstance(suite, LoadedSuite) else load_suite(suite_path(suite, settings))
+    """A suite given as a path, a name in ``evalsets/`` or already loaded.
+
+    A ``cases_from:`` suite's dataset is fetched from Langfuse first when it can be (its snapshot
+    is rewritten if the items changed); otherwise its committed snapshot is read.
+    """
+    if isinstance(suite, LoadedSuite):
+        return suite
+
+    def refresh(spec: Any, path: Path) -> tuple[str, str | None]:
+        from llmops.tracing.datasets import refresh_snapshot
+
+        return refresh_snapshot(settings, spec, path)
+
+    return load_suite(suite_path(suite, settings), refresh=refresh)
 
 
 def prepare_run(suite: str | Path | LoadedSuite, options: RunOptions | None = None,

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_serializer, field_validator
 from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
+from llmops.evalsets.models import DatasetPin
 from llmops.evaluators.base import Score
 from llmops.llm.agent import Step
 
@@ -386,6 +387,8 @@ class Manifest(BaseModel):
     repeat: int = 1
     evaluators: list[dict[str, Any]] = Field(default_factory=list)
     dataset_hash: str = ""
+    dataset: DatasetPin | None = Field(default=None, description="for a cases_from: suite: the Langfuse dataset "
+                                       "items it ran (name, version, item ids, content hashes)")
     cases: int = 0
     units: int = 0
     shard: str | None = None

@@ -22,6 +22,8 @@ from llmops.errors import UserError
 
 if TYPE_CHECKING:
     from llmops.config import Settings
+    from llmops.evalsets.models import CasesFrom, DatasetPin
+    from llmops.evalsets.snapshot import DatasetSnapshot
     from llmops.tracing.store import TraceDetail
 
 # Metadata keys llmops adds to an item (kept out of the case's own metadata on pull).
@@ -198,3 +200,112 @@ def case_row(item: Any) -> dict[str, Any]:
     if isinstance(raw_meta.get("llmops_tags"), list):
         row["tags"] = [str(t) for t in raw_meta["llmops_tags"]]
     return row
+
+
+# ---- suites whose cases are a Langfuse dataset (``cases_from:``) ---------------------------------
+def _parse_version(version: str) -> datetime | None:
+    if version == "latest":
+        return None
+    from datetime import UTC
+
+    when = datetime.fromisoformat(version.replace("Z", "+00:00"))
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def fetch_snapshot(settings: Settings, spec: CasesFrom) -> DatasetSnapshot:
+    """Fetch a dataset's active items (as of ``spec.version``) as a snapshot, through the SDK.
+
+    Raises:
+        ConfigError: Langfuse is not configured.
+        LangfuseUnavailableError: Langfuse could not be reached or does not know the dataset (exit 4).
+    """
+    from datetime import UTC
+
+    from llmops.evalsets.snapshot import DatasetSnapshot, SnapshotItem
+    from llmops.tracing.langfuse_api import _call, client
+
+    dataset = _call("dataset fetch", client(settings).get_dataset, spec.langfuse_dataset,
+                    version=_parse_version(spec.version))
+    items = [SnapshotItem(id=str(item.id), case=case_row(item)) for item in dataset.items
+             if str(getattr(item, "status", "ACTIVE")).rsplit(".", 1)[-1] != "ARCHIVED"]
+    items.sort(key=lambda i: str(i.case["id"]))
+    return DatasetSnapshot(dataset=spec.langfuse_dataset, dataset_id=getattr(dataset, "id", None),
+                           version=spec.version, fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                           items=items)
+
+
+def refresh_snapshot(settings: Settings, spec: CasesFrom, path: Path) -> tuple[str, str | None]:
+    """Bring a ``cases_from:`` suite's snapshot up to date from Langfuse, when it can be reached.
+
+    The file is rewritten only when the items changed (their ids or content), so a run against an
+    unchanged dataset leaves the committed snapshot as it is. With ``dataset_source = "snapshot"``
+    Langfuse is not asked; without Langfuse configured, or when it cannot be reached, the snapshot
+    is read as it is (it must exist).
+
+    Returns:
+        (``langfuse`` or ``snapshot``, a note saying why the snapshot was read although Langfuse is
+        configured, or None).
+
+    Raises:
+        ConfigError: Langfuse is not configured and there is no snapshot (exit 2).
+        LangfuseUnavailableError: Langfuse could not be reached and there is no snapshot (exit 4).
+    """
+    from llmops.errors import ConfigError
+    from llmops.evalsets.snapshot import read_snapshot
+    from llmops.tracing.langfuse_api import LangfuseUnavailableError
+
+    if settings.dataset_source == "snapshot":
+        return "snapshot", None
+    current = read_snapshot(path)
+    if settings.langfuse is None:
+        if current is None:
+            raise ConfigError(f"cases_from: Langfuse dataset '{spec.langfuse_dataset}' needs Langfuse, which is "
+                              f"not configured, or its snapshot {path}, which does not exist",
+                              key="LANGFUSE_PUBLIC_KEY",
+                              hint="set LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_HOST to fetch it "
+                                   "(then commit the snapshot), or restore the committed snapshot")
+        return "snapshot", None
+    try:
+        fetched = fetch_snapshot(settings, spec)
+    except LangfuseUnavailableError as exc:
+        if current is None:
+            raise LangfuseUnavailableError(f"{exc.message}; and there is no snapshot {path} to run from",
+                                           hint=exc.hint) from None
+        return "snapshot", f"Langfuse dataset {spec.langfuse_dataset} not fetched ({exc.message}); ran the " \
+                           f"cases of the snapshot {path.name} (fetched {current.fetched_at})"
+    _store(path, current, fetched)
+    return "langfuse", None
+
+
+def snapshot_suite(settings: Settings, suite_path: Path | str) -> tuple[Path, DatasetPin]:
+    """``llmops datasets snapshot SUITE``: fetch a ``cases_from:`` suite's dataset into its snapshot.
+
+    Raises:
+        UserError: the suite has no ``cases_from:``.
+        ConfigError, LangfuseUnavailableError: as :func:`refresh_snapshot` (Langfuse is required here).
+    """
+    from llmops.evalsets.loader import load_suite
+    from llmops.evalsets.snapshot import snapshot_path
+
+    def fetch(spec: CasesFrom, path: Path) -> tuple[str, str | None]:
+        from llmops.evalsets.snapshot import read_snapshot
+
+        _store(path, read_snapshot(path), fetch_snapshot(settings, spec))
+        return "langfuse", None
+
+    loaded = load_suite(suite_path, refresh=fetch)
+    if loaded.dataset is None or loaded.suite.cases_from is None:
+        raise UserError(f"{suite_path}: the suite has no cases_from: (its cases are not a Langfuse dataset)",
+                        key="cases_from")
+    return snapshot_path(loaded.path, loaded.suite.cases_from), loaded.dataset
+
+
+def _store(path: Path, current: DatasetSnapshot | None, fetched: DatasetSnapshot) -> None:
+    """Write the fetched snapshot unless the file already holds the same items (no churn in git)."""
+    from llmops.evalsets.snapshot import write_snapshot
+
+    same = (current is not None and (current.dataset, current.dataset_id, current.version)
+            == (fetched.dataset, fetched.dataset_id, fetched.version)
+            and [i.model_dump() for i in current.items] == [i.model_dump() for i in fetched.items])
+    if not same:
+        write_snapshot(path, fetched)
