@@ -80,6 +80,9 @@ class Settings(BaseModel):
     # Where a `cases_from:` suite's cases come from: `auto` fetches the Langfuse dataset when
     # Langfuse is configured and reachable (else the committed snapshot), `snapshot` never asks.
     dataset_source: Literal["auto", "snapshot"] = "auto"
+    # Record eval runs as Langfuse experiment runs: `auto` for `cases_from:` suites when traces go
+    # to Langfuse, `on` for every suite, `off` never.
+    langfuse_experiments: Literal["auto", "on", "off"] = "auto"
     environment: str = "development"
     release: str | None = None
     langfuse: LangfuseSettings | None = None

@@ -6,9 +6,10 @@ and the pytest plugin both call it, so they reach the same verdict on the same r
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops.config import Settings
 from llmops.errors import UserError
@@ -19,6 +20,9 @@ from llmops.regression.verdict import NO_BASELINE_NOTE
 from llmops.runner.prepare import PreparedRun, RunOptions, prepare_resume, prepare_run
 from llmops.runner.results import RunResult
 
+if TYPE_CHECKING:
+    from llmops.tracing.experiments import ExperimentReport
+
 
 @dataclass(frozen=True)
 class GateOutcome:
@@ -28,11 +32,13 @@ class GateOutcome:
         run: The run.
         verdict: Gate and baseline verdict.
         baseline_written: Path of the baseline written by ``update_baseline``, if any.
+        experiments: The Langfuse experiment runs the run was recorded as, if any.
     """
 
     run: RunResult
     verdict: Verdict
     baseline_written: Path | None = None
+    experiments: ExperimentReport | None = None
 
     @property
     def exit_code(self) -> int:
@@ -40,10 +46,13 @@ class GateOutcome:
         return self.verdict.exit_code
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of the run, its per prompt × model summary and the verdict."""
-        return {"run": self.run.model_dump(mode="json"),
-                "summary": [s.model_dump(mode="json") for s in self.run.summary()],
-                "verdict": self.verdict.model_dump(mode="json")}
+        """JSON-ready dict of the run, its per prompt × model summary, the verdict and the experiment runs."""
+        out: dict[str, Any] = {"run": self.run.model_dump(mode="json"),
+                               "summary": [s.model_dump(mode="json") for s in self.run.summary()],
+                               "verdict": self.verdict.model_dump(mode="json")}
+        if self.experiments is not None:
+            out["langfuse_experiments"] = dataclasses.asdict(self.experiments)
+        return out
 
 
 def check_max_errors(max_errors: float | None) -> None:
@@ -118,8 +127,19 @@ async def arun_and_gate(suite: str | Path | LoadedSuite | None, options: RunOpti
     check_max_errors(max_errors)
     prepared = _prepared(suite, resume, RunOptions.of(options, overrides))
     run = await prepared.aexecute()
-    return judge(run, prepared.suite, settings=prepared.settings, max_errors=max_errors, baseline=baseline,
-                 update_baseline=update_baseline)
+    return _with_experiments(prepared, judge(run, prepared.suite, settings=prepared.settings, max_errors=max_errors,
+                                             baseline=baseline, update_baseline=update_baseline))
+
+
+def _with_experiments(prepared: PreparedRun, outcome: GateOutcome) -> GateOutcome:
+    """Attach the run-level scores (pass rate, errors, gate verdict) to the run's Langfuse experiment runs."""
+    plan = prepared.runner.experiment_plan(outcome.run.manifest)
+    if plan is None:
+        return outcome
+    from llmops.tracing.experiments import record_run_scores
+
+    report = record_run_scores(prepared.settings, plan, outcome.run, outcome.verdict)
+    return dataclasses.replace(outcome, experiments=report)
 
 
 def run_and_gate(suite: str | Path | LoadedSuite | None, options: RunOptions | None = None, *,
@@ -144,5 +164,5 @@ def run_and_gate(suite: str | Path | LoadedSuite | None, options: RunOptions | N
     check_max_errors(max_errors)
     prepared = _prepared(suite, resume, RunOptions.of(options, overrides))
     run = prepared.execute(workers)
-    return judge(run, prepared.suite, settings=prepared.settings, max_errors=max_errors, baseline=baseline,
-                 update_baseline=update_baseline)
+    return _with_experiments(prepared, judge(run, prepared.suite, settings=prepared.settings, max_errors=max_errors,
+                                             baseline=baseline, update_baseline=update_baseline))

@@ -61,6 +61,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "cache": getattr(args, "cache", None),
         "concurrency": getattr(args, "concurrency", None),
         "timeout_s": getattr(args, "timeout_s", None),
+        "langfuse_experiments": getattr(args, "langfuse_experiments", None),
     }
     return load_settings(getattr(args, "root", None), overrides=overrides)
 

@@ -20,6 +20,7 @@ from llmops.cli._common import (
 if TYPE_CHECKING:
     from llmops.config import Settings
     from llmops.evalsets.models import DatasetPin
+    from llmops.tracing.experiments import ExperimentReport
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,6 +49,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="baseline file (default: evalsets/baselines/<suite>.json)")
     p.add_argument("--update-baseline", action="store_true", help="write this run as the new baseline")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    exp = p.add_mutually_exclusive_group()
+    exp.add_argument("--experiment", dest="langfuse_experiments", action="store_const", const="on", default=None,
+                     help="record the run as Langfuse experiment runs (default: for cases_from: suites)")
+    exp.add_argument("--no-experiment", dest="langfuse_experiments", action="store_const", const="off",
+                     help="do not record the run as Langfuse experiment runs")
     p.add_argument("--json", action="store_true", help="print the run and verdict as JSON")
     p.add_argument("--markdown", default=None, metavar="FILE",
                    help="also write a Markdown summary (for a PR comment or $GITHUB_STEP_SUMMARY)")
@@ -108,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         out = console()
         print_run(out, outcome.run, verdict=outcome.verdict)
         _print_dataset(outcome.run.manifest.dataset)
+        _print_experiments(outcome.experiments)
         if outcome.baseline_written:
             out.print(f"baseline written: {outcome.baseline_written}", markup=False)
     if args.shard and not args.update_baseline:
@@ -128,6 +135,18 @@ def _print_dataset(pin: DatasetPin | None) -> None:
                     f"content {pin.content_hash[:12]}) {source}, fetched {pin.fetched_at}", markup=False)
     if pin.note:
         console(stderr=True).print(f"note: {pin.note}", markup=False)
+
+
+def _print_experiments(report: ExperimentReport | None) -> None:
+    """The Langfuse experiment runs the run was recorded as (and what could not be sent)."""
+    if report is None:
+        return
+    for r in report.runs:
+        console().print(f"Langfuse experiment run '{r.name}' (id {r.id}): {r.items} item(s) linked to their traces, "
+                        f"{r.failed} failed" + (" (not delivered)" if report.error else ""), markup=False)
+    if report.error:
+        console(stderr=True).print(f"warning: {report.error}; the results are in the run store and the unit traces "
+                                   "in the local trace store (`llmops traces push` re-sends them)", markup=False)
 
 
 def _interrupted(settings: Settings, run_id: str) -> int:

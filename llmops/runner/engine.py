@@ -45,6 +45,7 @@ from llmops.runner.results import CaseRecord, Manifest, RunResult, UnitResult, s
 from llmops.runner.store import RunPlan, RunStore, StoredResults
 
 if TYPE_CHECKING:
+    from llmops.tracing.experiments import ExperimentPlan
     from llmops.tracing.tracer import Tracer
 
 ResultCallback = Callable[[UnitResult], None]
@@ -383,13 +384,29 @@ class Runner:
             attempts=sum(c.attempts for c in calls), ended_at=time.time(), trajectory=agent.steps,
             ttft_s=calls[0].ttft_s)
 
-    async def _traced_unit(self, unit: Unit, run_id: str, manifest: dict[str, Any]) -> UnitResult:
+    def experiment_plan(self, manifest: Manifest) -> ExperimentPlan | None:
+        """The Langfuse experiment runs this run records its units in, or None.
+
+        See :func:`llmops.tracing.experiments.experiments_wanted`.
+        """
+        if self.tracer is None or not self.tracer.enabled:
+            return None
+        from llmops.tracing.experiments import experiment_plan, experiments_wanted
+
+        if not experiments_wanted(self.settings, self.suite):
+            return None
+        return experiment_plan(self.suite, manifest, [(p, m) for p in self.prompt_refs for m in self.models])
+
+    async def _traced_unit(self, unit: Unit, run_id: str, manifest: dict[str, Any],
+                           experiment: ExperimentPlan | None = None) -> UnitResult:
         """Run a unit inside its own trace when a tracer is set (calls made inside nest under it)."""
         if self.tracer is None or not self.tracer.enabled:
             return await self._unit(unit, run_id)
         with self.tracer.eval_unit(run_id=run_id, suite=self.suite.name, case_id=unit.case.id,
                                    prompt=unit.prompt, model=unit.model, repeat=unit.repeat,
-                                   inputs=unit.case.inputs, manifest=manifest) as trace:
+                                   inputs=unit.case.inputs, manifest=manifest,
+                                   experiment=experiment.for_unit(unit.case, unit.prompt, unit.model)
+                                   if experiment is not None else None) as trace:
             result = await self._unit(unit, run_id)
             trace.set_result(result)
         return result
@@ -429,6 +446,7 @@ class Runner:
         # store under the same run id): computed once, not per unit.
         manifest_meta = (manifest.model_dump(include=set(TRACE_MANIFEST_FIELDS))
                          if self.tracer is not None and self.tracer.enabled else {})
+        experiment = self.experiment_plan(manifest)
         progress, task = (_progress(self.progress, progress_total, len(done), self.suite.name)
                           if progress_total is not None else (None, None))
 
@@ -442,7 +460,7 @@ class Runner:
                         skipped.append(unit)
                         continue
                 with spending(budget), watching_refusals() as refused, tally_provider_calls() as calls:
-                    result = await self._traced_unit(unit, run_id, manifest_meta)
+                    result = await self._traced_unit(unit, run_id, manifest_meta, experiment)
                 if refused:  # cut short by the budget: not a result; a resume runs it again
                     skipped.append(unit)
                     continue

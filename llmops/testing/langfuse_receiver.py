@@ -12,6 +12,10 @@ real SDK at this receiver instead. It implements:
 - datasets: ``POST /api/public/v2/datasets``, ``GET /api/public/v2/datasets/{name}``,
   ``POST /api/public/dataset-items`` (an upsert by id) and ``GET /api/public/dataset-items``
   (by ``datasetName``, paged, and ``version``: the items as they were at that time);
+- experiments: ``GET /api/public/experiments`` and ``GET /api/public/experiment-items``, made up
+  from the received spans that carry the SDK's experiment attributes (``langfuse.experiment.*``),
+  the way Langfuse groups experiment traces; :meth:`LangfuseReceiver.experiments` and
+  :meth:`LangfuseReceiver.experiment_items` give the same to tests, with their scores;
 - ``GET /api/public/health``.
 
 Basic auth is checked on every request. ``mode`` simulates an outage: ``"503"`` answers every
@@ -283,6 +287,16 @@ class LangfuseReceiver:
             return self._prompts(method, path[len("/api/public/v2/prompts"):], query, body)
         if path.startswith("/api/public/v2/datasets") or path.startswith("/api/public/dataset-items"):
             return self._datasets(method, path, query, body)
+        if path == "/api/public/experiments" and method == "GET":
+            ids = query.get("id", [None])[0]
+            rows = [{k: v for k, v in e.items() if k != "scores"} for e in self.experiments()
+                    if ids is None or e["id"] in ids.split(",")]
+            return self._json(200, {"data": rows, "meta": {}})
+        if path == "/api/public/experiment-items" and method == "GET":
+            wanted = query.get("experimentId", [None])[0]
+            rows = [{k: v for k, v in i.items() if k != "scores"} for i in self.experiment_items()
+                    if wanted in (None, i["experimentId"])]
+            return self._json(200, {"data": rows, "meta": {}})
         return self._json(404, {"message": f"no route {method} {path}"})
 
     @staticmethod
@@ -398,6 +412,49 @@ class LangfuseReceiver:
                                         "meta": {"page": page, "limit": limit, "totalItems": len(rows),
                                                  "totalPages": pages}})
         return self._json(404, {"message": f"no route {method} {path}"})
+
+    # ---- experiments -------------------------------------------------------------------------
+    def experiment_items(self) -> list[dict[str, Any]]:
+        """One item per experiment item root span received (the API's shape, plus its trace scores)."""
+        with self._lock:
+            spans = list(self.spans)
+            scores = list(self.scores)
+        out = []
+        for s in spans:
+            a = s.attributes
+            root = a.get("langfuse.experiment.item.root_observation_id")
+            if not a.get("langfuse.experiment.id") or root != s.span_id:
+                continue
+            out.append({
+                "id": s.span_id, "traceId": s.trace_id, "startTime": _iso(s.start_ns), "endTime": _iso(s.end_ns),
+                "level": a.get("langfuse.observation.level", "DEFAULT"),
+                "environment": a.get("langfuse.environment", "default"),
+                "experimentId": a["langfuse.experiment.id"], "experimentName": a.get("langfuse.experiment.name"),
+                "experimentItemId": a.get("langfuse.experiment.item.id"),
+                "experimentDatasetId": a.get("langfuse.experiment.dataset.id"),
+                "experimentItemVersion": a.get("langfuse.experiment.item.version"),
+                "input": s.json_attr("langfuse.observation.input"),
+                "output": s.json_attr("langfuse.observation.output"),
+                "expectedOutput": s.json_attr("langfuse.experiment.item.expected_output"),
+                "experimentItemMetadata": s.json_attr("langfuse.experiment.item.metadata"),
+                "experimentMetadata": s.json_attr("langfuse.experiment.metadata"),
+                "experimentDescription": a.get("langfuse.experiment.description"),
+                "scores": [sc for sc in scores if sc.get("traceId") == s.trace_id]})
+        return out
+
+    def experiments(self) -> list[dict[str, Any]]:
+        """Experiment runs grouped from the received item spans, with their run-level scores."""
+        with self._lock:
+            scores = list(self.scores)
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for item in self.experiment_items():
+            groups.setdefault(item["experimentId"], []).append(item)
+        return [{"id": eid, "name": items[0]["experimentName"], "description": items[0]["experimentDescription"],
+                 "startTime": min(i["startTime"] for i in items), "endTime": max(i["endTime"] for i in items),
+                 "itemCount": len(items), "datasetId": items[0]["experimentDatasetId"],
+                 "metadata": meta if isinstance(meta := items[0]["experimentMetadata"], dict) else None,
+                 "scores": [sc for sc in scores if sc.get("datasetRunId") == eid]}
+                for eid, items in groups.items()]
 
     # ---- reads -------------------------------------------------------------------------------
     def observation(self, s: ReceivedSpan) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmops.tracing.experiments import EXPERIMENT_KEY
 from llmops.tracing.exporter import ExportStats
 from llmops.tracing.model import ScoreRecord, SpanRecord
 
@@ -76,6 +77,20 @@ def run_bounded(fn: Callable[[], Any], timeout_s: float) -> bool:
 
     threading.Thread(target=run, name="llmops-langfuse-flush", daemon=True).start()
     return done.wait(max(0.0, timeout_s))
+
+
+def host_reachable(host: str, timeout_s: float = 1.0) -> bool:
+    """Whether a Langfuse host accepts a TCP connection (refused or unreachable: False)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        url = urlsplit(host)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        with socket.create_connection((url.hostname or "", port), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def forget_client(public_key: str) -> None:
@@ -159,6 +174,8 @@ class LangfuseExporter:
         self._pending: dict[str, list[SpanRecord]] = {}
         self._pending_since: dict[str, float] = {}
         self._replayed: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # trace id -> (root span id, experiment attributes) of eval units recorded as experiment items
+        self._experiments: collections.OrderedDict[str, tuple[str, dict[str, Any]]] = collections.OrderedDict()
         self._versions: dict[str, dict[str, int]] = {}
         self._scores_sent = 0
         self._breaker = _Breaker(self._reachable)
@@ -309,6 +326,12 @@ class LangfuseExporter:
             self._counter.add_failed(len(spans), f"the Langfuse SDK could not start: {exc}")
             raise
         ids = {s.span_id for s in spans}
+        for s in spans:
+            exp = s.metadata.get(EXPERIMENT_KEY) if s.parent_id is None else None
+            if isinstance(exp, dict):
+                self._experiments[s.trace_id] = (s.span_id, exp)
+                while len(self._experiments) > 10_000:
+                    self._experiments.popitem(last=False)
         children: dict[str | None, list[SpanRecord]] = {}
         for s in sorted(spans, key=lambda x: x.start_time):
             parent = s.parent_id if s.parent_id in ids else None
@@ -364,10 +387,18 @@ class LangfuseExporter:
             "otel_span": otel_span, "langfuse_client": self.client, "input": _wire(s.input), "output": s.output,
             "environment": a.environment, "release": a.release, "level": level, "status_message": s.error,
         }
+        experiment = self._experiments.get(s.trace_id)
         if s.kind == "tool":  # a tool's run: Langfuse's tool observation type (SDK v5, ingestion v4)
-            return LangfuseTool(metadata=dict(s.metadata) or None, **common)
+            tool = LangfuseTool(metadata=dict(s.metadata) or None, **common)
+            if experiment is not None:
+                _set_experiment(otel_span, s.span_id, *experiment)
+            return tool
         if s.kind != "generation":
-            return LangfuseSpan(metadata=dict(s.metadata) or None, **common)
+            observation = LangfuseSpan(metadata={k: v for k, v in s.metadata.items() if k != EXPERIMENT_KEY} or None,
+                                       **common)
+            if experiment is not None:
+                _set_experiment(otel_span, s.span_id, *experiment)
+            return observation
         metadata = dict(s.metadata)
         metadata.update({k: v for k, v in {
             "prompt_hash": s.prompt_hash, "requested_model": s.model, "cached": s.cached,
@@ -389,20 +420,13 @@ class LangfuseExporter:
             otel_span.set_attribute(LangfuseOtelSpanAttributes.OBSERVATION_PROMPT_NAME, s.prompt_name)
             if version is not None:
                 otel_span.set_attribute(LangfuseOtelSpanAttributes.OBSERVATION_PROMPT_VERSION, int(version))
+        if experiment is not None:
+            _set_experiment(otel_span, s.span_id, *experiment)
         return generation
 
     def _reachable(self) -> bool:
         """Whether the host accepts a TCP connection (refused or unreachable: False)."""
-        import socket
-        from urllib.parse import urlsplit
-
-        url = urlsplit(self.credentials.host)
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            with socket.create_connection((url.hostname or "", port), timeout=min(1.0, self.export_timeout_s)):
-                return True
-        except (OSError, ValueError):
-            return False
+        return host_reachable(self.credentials.host, min(1.0, self.export_timeout_s))
 
     # ---- scores ------------------------------------------------------------------------------
     def score(self, scores: Sequence[ScoreRecord]) -> None:
@@ -456,6 +480,33 @@ class LangfuseExporter:
     def take_delivered(self) -> list[str]:
         """Ids of the spans the server acknowledged since the last call (the tracer's outbox)."""
         return self._counter.take_acked()
+
+
+def _set_experiment(otel_span: Any, span_id: str, root_id: str, exp: dict[str, Any]) -> None:
+    """Mark a span of an eval unit's trace as part of its Langfuse experiment run and item.
+
+    The attributes and their placement are the SDK's own ``run_experiment``: the experiment and
+    item identity on every span of the item's trace, the item's expected output, version and
+    description and the experiment environment on its root.
+    """
+    from langfuse import LangfuseOtelSpanAttributes as A
+
+    try:
+        from langfuse._client.constants import LANGFUSE_SDK_EXPERIMENT_ENVIRONMENT
+    except ImportError:  # pragma: no cover - private module moved
+        LANGFUSE_SDK_EXPERIMENT_ENVIRONMENT = "sdk-experiment"
+    attrs: dict[str, Any] = {
+        A.EXPERIMENT_ID: exp.get("id"), A.EXPERIMENT_NAME: exp.get("name"), A.EXPERIMENT_METADATA: exp.get("metadata"),
+        A.EXPERIMENT_DATASET_ID: exp.get("dataset_id"), A.EXPERIMENT_ITEM_ID: exp.get("item_id"),
+        A.EXPERIMENT_ITEM_METADATA: exp.get("item_metadata"), A.EXPERIMENT_ITEM_ROOT_OBSERVATION_ID: root_id}
+    if span_id == root_id:
+        attrs.update({A.EXPERIMENT_DESCRIPTION: exp.get("description"),
+                      A.EXPERIMENT_ITEM_EXPECTED_OUTPUT: exp.get("expected_output"),
+                      A.EXPERIMENT_ITEM_VERSION: exp.get("item_version"),
+                      A.ENVIRONMENT: LANGFUSE_SDK_EXPERIMENT_ENVIRONMENT})
+    for key, value in attrs.items():
+        if isinstance(value, str) and value:
+            otel_span.set_attribute(key, value)
 
 
 class _Counts:

@@ -471,8 +471,8 @@ class Tracer:
     # ---- eval runs ---------------------------------------------------------------------------
     @contextmanager
     def eval_unit(self, *, run_id: str, suite: str, case_id: str, prompt: str, model: str, repeat: int = 0,
-                  inputs: Mapping[str, Any] | None = None,
-                  manifest: Mapping[str, Any] | None = None) -> Iterator[EvalUnitTrace]:
+                  inputs: Mapping[str, Any] | None = None, manifest: Mapping[str, Any] | None = None,
+                  experiment: Mapping[str, Any] | None = None) -> Iterator[EvalUnitTrace]:
         """One trace for one unit of an eval run; generations and judge calls inside nest under it.
 
         Args:
@@ -484,11 +484,17 @@ class Tracer:
             repeat: Repeat index.
             inputs: The case's template inputs (the trace input).
             manifest: The run manifest (stored as the root span's metadata).
+            experiment: The Langfuse experiment run and item of this unit
+                (:meth:`llmops.tracing.experiments.ExperimentPlan.for_unit`), or None.
         """
         meta: dict[str, Any] = {"run_id": run_id, "suite": suite, "case_id": case_id, "prompt": prompt,
                                 "model": model, "repeat": repeat}
         if manifest is not None:
             meta["manifest"] = dict(manifest)
+        if experiment is not None:
+            from llmops.tracing.experiments import EXPERIMENT_KEY
+
+            meta[EXPERIMENT_KEY] = dict(experiment)
         with span(f"eval {suite}/{case_id}", input=dict(inputs or {}), metadata=meta, tracer=self,
                   new_trace=True, tags=[f"suite:{suite}", f"run:{run_id}"],
                   trace_name=f"eval {suite}/{case_id}",
