@@ -114,10 +114,17 @@ def test_dataset_suite_without_langfuse_or_snapshot(project: Path) -> None:
     out = llmops({}, "run", "evalsets/qa.yaml")
     assert out.returncode == 2, out.stdout + out.stderr
     assert "LANGFUSE_PUBLIC_KEY" in out.stderr and "qa.dataset.json" in out.stderr
+    out = llmops({}, "datasets", "snapshot", "evalsets/qa.yaml")
+    assert out.returncode == 2 and "LANGFUSE_PUBLIC_KEY" in out.stderr, out.stderr
     down = {"LANGFUSE_PUBLIC_KEY": "pk-lf-x", "LANGFUSE_SECRET_KEY": "sk-lf-x",
             "LANGFUSE_HOST": f"http://127.0.0.1:{closed_port()}"}
     out = llmops(down, "run", "evalsets/qa.yaml")
     assert out.returncode == 4 and "no snapshot" in out.stderr, out.stdout + out.stderr
+    out = llmops(down, "datasets", "snapshot", "evalsets/qa.yaml")
+    assert out.returncode == 4, out.stdout + out.stderr
+    (project / "evalsets" / "plain.yaml").write_text("prompt: rag_answer@2\ncases: [{id: a}]\n", encoding="utf-8")
+    out = llmops(down, "datasets", "snapshot", "evalsets/plain.yaml")
+    assert out.returncode == 2 and "has no cases_from" in out.stderr, out.stderr
     out = llmops({"LLMOPS_DATASET_SOURCE": "snapshot"}, "run", "evalsets/qa.yaml")
     assert out.returncode == 2 and "no snapshot of Langfuse dataset 'golden'" in out.stderr, out.stderr
     # A snapshot for another dataset (or version) is refused, not run silently.
