@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from llmops._files import atomic_write_text, os_error_text
 from llmops.credentials import public_params
 from llmops.errors import StoreError
-from llmops.runner.results import Tally
+from llmops.runner.results import StatusCounts, Tally
 from llmops.stats import Flakiness, flakiness_from_counts
 
 if TYPE_CHECKING:
@@ -53,37 +53,23 @@ class ScoreStats(BaseModel):
     errors: int = Field(default=0, ge=0)
 
 
-class _Counts(BaseModel):
-    """Unit status counts shared by case and variant records."""
+class _Counts(StatusCounts):
+    """Unit status counts shared by case and variant records (checked: a baseline is a committed file)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    units: int = Field(default=0, ge=0)
-    passed: int = Field(default=0, ge=0)
-    failed: int = Field(default=0, ge=0)
-    unmeasured: int = Field(default=0, ge=0)
-    errors: int = Field(default=0, ge=0)
-    skipped: int = Field(default=0, ge=0)
-    pass_rate: float | None = Field(default=None, ge=0, le=1,
-                                    description="passed / (passed + failed); None when nothing was decided")
 
     @model_validator(mode="after")
     def _consistent(self) -> _Counts:
         # A hand edit or a bad merge that breaks the arithmetic is corruption, not data.
         if self.passed + self.failed + self.unmeasured + self.errors + self.skipped != self.units:
             raise ValueError(f"status counts do not add up to units ({self.units})")
-        decided = self.passed + self.failed
+        decided = self.decided
         expected = self.passed / decided if decided else None
         if (expected is None) != (self.pass_rate is None) or (
                 expected is not None and self.pass_rate is not None
                 and not math.isclose(expected, self.pass_rate, abs_tol=1e-9)):
             raise ValueError(f"pass_rate {self.pass_rate} does not match {self.passed}/{decided}")
         return self
-
-    @property
-    def decided(self) -> int:
-        """Units with a pass or fail status."""
-        return self.passed + self.failed
 
 
 class CaseRecord(_Counts):

@@ -29,6 +29,7 @@ Lower ``gate.alpha`` for suites with many evaluators or variants.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from llmops.regression.baseline import (
     aggregate_cases,
     tally_fields,
 )
-from llmops.runner.results import ExactSum, Tally, by_group, group_key
+from llmops.runner.results import ExactSum, StatusCounts, Tally, VariantKey, by_group, group_key
 from llmops.stats import (
     bootstrap_mean_ci,
     flakiness_from_counts,
@@ -126,21 +127,17 @@ class CaseChange(BaseModel):
     flaky: bool = False
 
 
-class VariantVerdict(BaseModel):
+class VariantVerdict(StatusCounts, VariantKey):
     """Gates and baseline comparison of one prompt × model.
+
+    The counts and pass rate (:class:`~llmops.runner.results.StatusCounts`) cover all its units:
+    every case, every repeat.
 
     Attributes:
         prompt: Prompt reference.
         model: Model.
         baseline_prompt: The baseline prompt it was compared with (None without a baseline).
         baseline_model: The baseline model it was compared with.
-        units: Units run (all cases, all repeats).
-        passed: Units that passed.
-        failed: Units that failed.
-        unmeasured: Units no evaluator could decide.
-        errors: Units whose call or evaluators crashed.
-        skipped: Units not run (budget).
-        pass_rate: passed / (passed + failed) over all units.
         gated_pass_rate: The pass rate the gate used (without quarantined cases).
         pass_rate_low: Lower Wilson 95% bound of the gated pass rate.
         pass_rate_high: Upper Wilson 95% bound.
@@ -170,17 +167,8 @@ class VariantVerdict(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    prompt: str
-    model: str
     baseline_prompt: str | None = None
     baseline_model: str | None = None
-    units: int = 0
-    passed: int = 0
-    failed: int = 0
-    unmeasured: int = 0
-    errors: int = 0
-    skipped: int = 0
-    pass_rate: float | None = None
     gated_pass_rate: float | None = None
     pass_rate_low: float | None = None
     pass_rate_high: float | None = None
@@ -209,6 +197,11 @@ class VariantVerdict(BaseModel):
     def name(self) -> str:
         """``prompt × model``."""
         return f"{self.prompt} × {self.model}"
+
+    @property
+    def repeats(self) -> RepeatStats:
+        """Its cases' behaviour over their repeats (the flat figures above, as one value)."""
+        return RepeatStats(**{name: getattr(self, key) for name, key in _REPEAT_KEYS.items()})
 
     @property
     def regressed(self) -> bool:
@@ -286,10 +279,7 @@ class Verdict(BaseModel):
 
     def repeat_lines(self) -> list[str]:
         """Per variant: stable/flaky case counts and pass^k (plain text)."""
-        return [f"{v.name}: " + RepeatStats(cases=v.cases, stable_pass=v.stable_pass, stable_fail=v.stable_fail,
-                                           flaky=v.flaky, unmeasured=v.unmeasured_cases, k=v.k,
-                                           pass_hat_k=v.pass_hat_k, pass_hat_k_cases=v.pass_hat_k_cases).line()
-                for v in self.variants]
+        return [f"{v.name}: {v.repeats.line()}" for v in self.variants]
 
     @property
     def regressed(self) -> bool:
@@ -513,6 +503,12 @@ class RepeatStats:
         return text
 
 
+# A verdict carries RepeatStats' figures flat (its JSON is flat and documented), `unmeasured`
+# renamed because the verdict's own `unmeasured` counts units: the one mapping both ways.
+_REPEAT_KEYS: dict[str, str] = {f.name: "unmeasured_cases" if f.name == "unmeasured" else f.name
+                                for f in dataclasses.fields(RepeatStats)}
+
+
 class RepeatTally:
     """Streaming :class:`RepeatStats`: one case (its repeats) at a time."""
 
@@ -724,9 +720,7 @@ def _variant(prompt: str, model: str, acc: _VariantPass, baseline: Baseline | No
         gated_pass_rate=gated_rate, pass_rate_low=low if decided else None,
         pass_rate_high=high if decided else None, means=means, unmeasured_by_evaluator=unmeasured_by,
         flaky_cases=flaky, quarantined_cases=quarantined, gated_decided=decided,
-        cases=repeats.cases, stable_pass=repeats.stable_pass, stable_fail=repeats.stable_fail,
-        flaky=repeats.flaky, unmeasured_cases=repeats.unmeasured, k=repeats.k, pass_hat_k=repeats.pass_hat_k,
-        pass_hat_k_cases=repeats.pass_hat_k_cases, comparisons=comparisons,
+        **{key: getattr(repeats, name) for name, key in _REPEAT_KEYS.items()}, comparisons=comparisons,
         regressed_cases=regressed_cases, improved_cases=improved_cases, new_cases=new_cases,
         missing_cases=missing, failures=failures, undecided=undecided)
 

@@ -180,18 +180,53 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-class VariantSummary(BaseModel):
-    """Aggregates over the units of one prompt × model."""
+class StatusCounts(BaseModel):
+    """Units by status and their pass rate, as :class:`Tally` counts them (errors apart from unmeasured).
+
+    One declaration for the run summary, the verdict and the baseline's records, so they count alike.
+
+    Attributes:
+        units: Units counted (every status).
+        passed: Units that passed.
+        failed: Units that failed.
+        unmeasured: Units no evaluator could decide.
+        errors: Units whose call or evaluators crashed.
+        skipped: Units not run (budget).
+        pass_rate: passed / (passed + failed); None when nothing was decided.
+    """
+
+    units: int = Field(default=0, ge=0)
+    passed: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+    unmeasured: int = Field(default=0, ge=0)
+    errors: int = Field(default=0, ge=0)
+    skipped: int = Field(default=0, ge=0)
+    pass_rate: float | None = Field(default=None, ge=0, le=1,
+                                    description="passed / (passed + failed); None when nothing was decided")
+
+    @property
+    def decided(self) -> int:
+        """Units with a pass or fail status."""
+        return self.passed + self.failed
+
+
+class VariantKey(BaseModel):
+    """Which prompt × model a summary or verdict is about (its first keys in JSON).
+
+    Attributes:
+        prompt: The prompt reference.
+        model: The model as named in the suite.
+    """
 
     prompt: str
     model: str
-    units: int = 0
-    passed: int = 0
-    failed: int = 0
-    unmeasured: int = 0
-    errors: int = 0
-    skipped: int = 0
-    pass_rate: float | None = None
+
+
+# Bases in this order put the variant's name first, then the counts (pydantic takes the fields
+# of the last base first): the JSON keeps the order users read.
+class VariantSummary(StatusCounts, VariantKey):
+    """Aggregates over the units of one prompt × model (the counts: :class:`StatusCounts`)."""
+
     means: dict[str, float | None] = Field(default_factory=dict)
     unmeasured_by_evaluator: dict[str, int] = Field(
         default_factory=dict, description="scores without a measured value (unmeasured or errored) per evaluator")

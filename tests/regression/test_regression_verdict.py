@@ -6,7 +6,8 @@ import pytest
 from regression_factories import MODEL, PROMPT, binary_run, cases, make_run, score, unit
 
 from llmops.evalsets.models import Gate
-from llmops.regression import Verdict, baseline_from_run, judge_run, mcnemar_exact
+from llmops.regression import Verdict, baseline_from_run, judge_run, mcnemar_exact, repeat_stats
+from llmops.runner.results import summarize
 
 
 def _flip(n_cases: int, worse: int, better: int = 0, prefix: str = "c") -> tuple[dict, dict]:  # type: ignore[type-arg]
@@ -276,6 +277,34 @@ def test_new_and_missing_cases_and_provenance_notes() -> None:
 
 
 # ---- the Verdict model -----------------------------------------------------------------------
+
+# The JSON keys users read (`llmops run --json`, reports); the classes share their declarations
+# (StatusCounts, VariantKey, RepeatStats' figures) but the keys and their order stay these.
+VARIANT_VERDICT_KEYS = [
+    "prompt", "model", "units", "passed", "failed", "unmeasured", "errors", "skipped", "pass_rate",
+    "baseline_prompt", "baseline_model", "gated_pass_rate", "pass_rate_low", "pass_rate_high", "means",
+    "unmeasured_by_evaluator", "flaky_cases", "quarantined_cases", "gated_decided", "cases", "stable_pass",
+    "stable_fail", "flaky", "unmeasured_cases", "k", "pass_hat_k", "pass_hat_k_cases", "comparisons",
+    "regressed_cases", "improved_cases", "new_cases", "missing_cases", "failures", "undecided"]
+VARIANT_SUMMARY_KEYS = [
+    "prompt", "model", "units", "passed", "failed", "unmeasured", "errors", "skipped", "pass_rate", "means",
+    "unmeasured_by_evaluator", "latency_p50_s", "latency_p95_s", "prompt_tokens", "completion_tokens", "cost_usd",
+    "judge_cost_usd", "agent_units", "tool_calls", "steps_per_task", "ttft_p50_s", "ttft_p95_s"]
+
+
+def test_the_json_keys_of_verdicts_and_summaries_stay_the_same() -> None:
+    base, cur = _flip(30, worse=10)
+    run = binary_run(cur)
+    verdict = judge_run(run, Gate(), baseline_from_run(binary_run(base)))
+    (v,) = verdict.model_dump(mode="json")["variants"]
+    assert list(v) == VARIANT_VERDICT_KEYS
+    (summary,) = [s.model_dump(mode="json") for s in summarize(run.results)]
+    assert list(summary) == VARIANT_SUMMARY_KEYS
+    # The repeat figures read back as the RepeatStats they were built from.
+    variant = verdict.variants[0]
+    assert variant.repeats == repeat_stats(run)[(variant.prompt, variant.model)]
+    assert (v["cases"], v["unmeasured_cases"]) == (variant.repeats.cases, variant.repeats.unmeasured)
+
 
 def test_verdict_serialises_and_is_consistent() -> None:
     base, cur = _flip(30, worse=10)
