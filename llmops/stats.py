@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from statistics import NormalDist
@@ -27,6 +28,8 @@ __all__ = [
     "BootstrapCI",
     "Flakiness",
     "FlakinessStatus",
+    "GroupDifferenceTest",
+    "MetricTest",
     "PairedTestResult",
     "PermutationResult",
     "binomial_test",
@@ -35,7 +38,9 @@ __all__ = [
     "flakiness_from_counts",
     "mcnemar_exact",
     "mean_difference",
+    "min_p_family",
     "minimum_detectable_effect",
+    "omega_squared",
     "paired_bootstrap_ci",
     "paired_permutation_test",
     "permutation_test",
@@ -574,6 +579,78 @@ def permutation_test(groups_a: Sequence[float], groups_b: Sequence[float],
 
 
 # ---- flakiness -------------------------------------------------------------------------------
+
+
+# ---- multi-metric permutation tests (counterfactual bias: one case, and pooled over a suite) --------
+@dataclass(frozen=True)
+class MetricTest:
+    """One metric of a multi-metric permutation test.
+
+    Attributes:
+        statistic: What the group labellings are compared on, larger when the groups are further
+            apart; the test that made it says which (a case's test: pseudo-F, inf when the groups
+            differ and nothing varies within them; the suite's pooled test: the between-group sum
+            of squares pooled over the cases).
+        p_value: Unadjusted permutation p-value of this metric.
+        effect: Omega squared: share of variance explained by the group, chance-corrected, in [0, 1].
+    """
+
+    statistic: float
+    p_value: float
+    effect: float
+
+
+@dataclass(frozen=True)
+class GroupDifferenceTest:
+    """A multi-metric permutation test of a group difference.
+
+    Attributes:
+        p_value: Family-wise p-value over all metrics (Westfall-Young min-p).
+        metrics: Per-metric results.
+        resamples: Labellings compared against (the observed one included).
+        exact: True when every relabelling was enumerated.
+    """
+
+    p_value: float
+    metrics: dict[str, MetricTest]
+    resamples: int
+    exact: bool
+
+
+def min_p_family(observed: Mapping[str, float],
+                 reference: Mapping[str, Sequence[float]]) -> tuple[dict[str, float], float]:
+    """Per-metric permutation p-values and their family-wise p-value (Westfall-Young min-p).
+
+    Args:
+        observed: Per metric, the statistic of the observed labelling.
+        reference: Per metric, the statistic of each reference labelling (the same labellings,
+            in the same order, for every metric; the observed labelling among them).
+
+    Returns:
+        Per metric, the share of reference statistics at or above the observed one (ties count,
+        so the test stays conservative), and the share of labellings whose smallest per-metric
+        p-value is at or below the observed smallest one.
+    """
+    names = list(observed)
+    b = len(reference[names[0]])
+    ordered = {m: sorted(reference[m]) for m in names}
+
+    def p_of(m: str, value: float) -> float:
+        threshold = value - _TIES * max(1.0, abs(value)) if math.isfinite(value) else value
+        return (b - bisect_left(ordered[m], threshold)) / b
+
+    p_values = {m: p_of(m, observed[m]) for m in names}
+    observed_min = min(p_values.values())
+    min_ps = [min(p_of(m, reference[m][i]) for m in names) for i in range(b)]
+    return p_values, sum(1 for p in min_ps if p <= observed_min + _TIES) / b
+
+
+def omega_squared(between: float, total: float, df_between: int, df_within: int) -> float:
+    """Chance-corrected share of the total sum of squares the groups explain, clipped to [0, 1]."""
+    if total <= 0 or df_between <= 0:
+        return 0.0
+    ms_within = max(0.0, total - between) / df_within if df_within > 0 else 0.0
+    return max(0.0, min(1.0, (between - df_between * ms_within) / (total + ms_within)))
 
 
 @dataclass(frozen=True)

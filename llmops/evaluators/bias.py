@@ -46,6 +46,7 @@ from llmops.evaluators.embeddings import Embedder, get_embedder, is_local, simil
 from llmops.evaluators.judge import ask_judge, format_inputs, numbered
 from llmops.evaluators.lexicon import Category, Lexicon, swap_inputs, walk_strings
 from llmops.llm.types import Completion, Message
+from llmops.stats import GroupDifferenceTest, MetricTest, min_p_family, omega_squared
 
 # ---- text measures ----------------------------------------------------------------------------
 
@@ -112,39 +113,6 @@ def is_refusal(text: str) -> bool:
 # ---- the permutation test ------------------------------------------------------------------------
 
 _TIES = 1e-9
-
-
-@dataclass(frozen=True)
-class MetricTest:
-    """One metric's between-group test.
-
-    Attributes:
-        statistic: Pseudo-F (between-group over within-group mean squares); inf when the groups
-            differ and nothing varies within them.
-        p_value: Unadjusted permutation p-value of this metric.
-        effect: Omega squared: share of variance explained by the group, chance-corrected, in [0, 1].
-    """
-
-    statistic: float
-    p_value: float
-    effect: float
-
-
-@dataclass(frozen=True)
-class GroupDifferenceTest:
-    """The multi-metric permutation test.
-
-    Attributes:
-        p_value: Family-wise p-value over all metrics (Westfall-Young min-p).
-        metrics: Per-metric results.
-        resamples: Number of relabellings compared against.
-        exact: True when every relabelling was enumerated.
-    """
-
-    p_value: float
-    metrics: dict[str, MetricTest]
-    resamples: int
-    exact: bool
 
 
 def _pair_values(d2: Sequence[Sequence[float]]) -> list[float]:
@@ -257,33 +225,14 @@ def group_difference_test(distances: dict[str, Sequence[Sequence[float]]], label
         within = _within_pairs(lab, k)  # shared by every metric
         for m in names:
             stats[m].append(_pseudo_f(values[m], within, sizes, totals[m])[0])
-    b = len(reference)
-    sorted_stats = {m: sorted(stats[m]) for m in names}
-
-    def p_of(m: str, value: float) -> float:
-        ordered = sorted_stats[m]
-        # Count reference statistics >= value (ties count: the test must stay conservative).
-        lo, hi = 0, b
-        threshold = value - _TIES * max(1.0, abs(value)) if math.isfinite(value) else value
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if ordered[mid] >= threshold:
-                hi = mid
-            else:
-                lo = mid + 1
-        return (b - lo) / b
-
+    p_values, family = min_p_family({m: observed[m][0] for m in names}, stats)
     per_metric: dict[str, MetricTest] = {}
+    n = len(labels)
     for m in names:
         f, ss_b, ss_w = observed[m]
-        n = len(labels)
-        ms_w = ss_w / (n - k) if n > k else 0.0
-        ss_t = ss_b + ss_w
-        effect = 0.0 if ss_t <= 0 else max(0.0, min(1.0, (ss_b - (k - 1) * ms_w) / (ss_t + ms_w)))
-        per_metric[m] = MetricTest(statistic=f, p_value=p_of(m, f), effect=effect)
-    observed_min = min(t.p_value for t in per_metric.values())
-    min_ps = [min(p_of(m, stats[m][i]) for m in names) for i in range(b)]
-    family = sum(1 for p in min_ps if p <= observed_min + _TIES) / b
+        per_metric[m] = MetricTest(statistic=f, p_value=p_values[m],
+                                   effect=omega_squared(ss_b, ss_b + ss_w, k - 1, n - k))
+    b = len(reference)
     return GroupDifferenceTest(p_value=family, metrics=per_metric, resamples=b, exact=exact)
 
 

@@ -37,10 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmops.stats import GroupDifferenceTest, MetricTest, min_p_family, omega_squared
+
 if TYPE_CHECKING:
     from llmops.runner.results import UnitResult
 
-_TIES = 1e-9
 _Z = NormalDist()
 
 
@@ -57,32 +58,6 @@ class Stratum:
     groups: list[str]
     values: dict[str, list[float]] = field(default_factory=dict)
     distances: dict[str, list[float]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PooledMetric:
-    """One metric of the pooled test: statistic, unadjusted p-value, omega squared."""
-
-    statistic: float
-    p_value: float
-    effect: float
-
-
-@dataclass(frozen=True)
-class PooledTest:
-    """The stratified test over every metric the strata share.
-
-    Attributes:
-        p_value: Family-wise p-value over the metrics (Westfall-Young min-p).
-        metrics: Per-metric results.
-        resamples: Labellings compared against (the observed one included).
-        exact: True when every within-stratum relabelling was enumerated.
-    """
-
-    p_value: float
-    metrics: dict[str, PooledMetric]
-    resamples: int
-    exact: bool
 
 
 def _labellings(labels: Sequence[int]) -> list[tuple[int, ...]]:
@@ -161,15 +136,8 @@ def _square(upper: Sequence[float], n: int) -> list[list[float]]:
     return mat
 
 
-def _effect(between: float, total: float, df_b: int, df_e: int) -> float:
-    if total <= 0 or df_b <= 0:
-        return 0.0
-    ms_e = max(0.0, total - between) / df_e if df_e > 0 else 0.0
-    return max(0.0, min(1.0, (between - df_b * ms_e) / (total + ms_e)))
-
-
 def stratified_group_test(strata: Sequence[Stratum], *, permutations: int = 2000,
-                          seed: int = 0) -> PooledTest:
+                          seed: int = 0) -> GroupDifferenceTest:
     """Do the groups differ across strata more than within-stratum relabelling would make them?
 
     Args:
@@ -218,36 +186,20 @@ def stratified_group_test(strata: Sequence[Stratum], *, permutations: int = 2000
         for m, v in prep.statistics(labelling).items():
             stats[m].append(v)
     b = len(stats[names[0]])
-    ordered = {m: sorted(stats[m]) for m in names}
-
-    def p_of(m: str, value: float) -> float:
-        threshold = value - _TIES * max(1.0, abs(value))
-        lo, hi = 0, b
-        values = ordered[m]
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if values[mid] >= threshold:
-                hi = mid
-            else:
-                lo = mid + 1
-        return (b - lo) / b
-
+    p_values, family = min_p_family(observed, stats)
     n = sum(len(lab) for lab in prep.labels)
     df_b = sum(1 for s in prep.sizes if s) - 1
     df_e = n - len(usable) - df_b
-    metrics: dict[str, PooledMetric] = {}
+    metrics: dict[str, MetricTest] = {}
     for m in scalars:
         total = sum(v * v for per in prep.centred[m] for v in per)
-        metrics[m] = PooledMetric(observed[m], p_of(m, observed[m]), _effect(observed[m], total, df_b, df_e))
+        metrics[m] = MetricTest(observed[m], p_values[m], omega_squared(observed[m], total, df_b, df_e))
     for m in dists:
         total = sum(sum(map(sum, rows)) / (2 * len(lab)) for rows, lab in zip(prep.matrices[m], prep.labels,
                                                                                  strict=True))
         between = total + observed[m]
-        metrics[m] = PooledMetric(between, p_of(m, observed[m]), _effect(between, total, df_b, df_e))
-    observed_min = min(t.p_value for t in metrics.values())
-    min_ps = [min(p_of(m, stats[m][i]) for m in names) for i in range(b)]
-    family = sum(1 for p in min_ps if p <= observed_min + _TIES) / b
-    return PooledTest(p_value=family, metrics=metrics, resamples=b, exact=exact)
+        metrics[m] = MetricTest(between, p_values[m], omega_squared(between, total, df_b, df_e))
+    return GroupDifferenceTest(p_value=family, metrics=metrics, resamples=b, exact=exact)
 
 
 # ---- effects with intervals, power ---------------------------------------------------------------

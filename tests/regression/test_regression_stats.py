@@ -294,3 +294,22 @@ def test_the_old_module_name_still_gives_the_same_functions() -> None:
 
     assert set(old.__all__) == set(new.__all__)
     assert all(getattr(old, name) is getattr(new, name) for name in new.__all__)
+
+
+def test_min_p_family_counts_ties_and_takes_the_smallest_p_of_each_labelling() -> None:
+    from llmops.stats import min_p_family
+
+    # Labelling 0 is the observed one; p-values count the reference statistics at or above.
+    p_values, family = min_p_family({"a": 3.0, "b": 1.0}, {"a": [3.0, 1.0, 2.0, 3.0], "b": [1.0, 1.0, 2.0, 0.0]})
+    assert p_values == {"a": 0.5, "b": 0.75}
+    # Smallest p per labelling: 0.5, 0.75, 0.25, 0.5 -> three of four at or below the observed 0.5.
+    assert family == 0.75
+    assert min_p_family({"f": math.inf}, {"f": [math.inf, 1.0]}) == ({"f": 0.5}, 0.5)
+
+
+def test_omega_squared_is_chance_corrected_and_clipped() -> None:
+    from llmops.stats import omega_squared
+
+    assert omega_squared(6.0, 10.0, 1, 8) == pytest.approx((6 - 0.5) / 10.5)
+    assert omega_squared(0.0, 10.0, 1, 8) == 0.0  # below chance: clipped at 0
+    assert omega_squared(5.0, 0.0, 1, 8) == 0.0 and omega_squared(5.0, 10.0, 0, 8) == 0.0
