@@ -200,7 +200,8 @@ _NUMBER_WORDS = {
     "dozen": 12, "half": 0.5,
 }
 # "one", "first" and "second" are left out on purpose: they are mostly not quantities
-# ("one of the", "first powered flight", "a second opinion").
+# ("one of the", "first powered flight", "a second opinion"); the last two are soft ordinals.
+_SOFT_ORDINALS = {"first": 1, "second": 2}
 _ORDINAL_WORDS = {
     "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10,
     "eleventh": 11, "twelfth": 12, "thirteenth": 13, "fourteenth": 14, "fifteenth": 15, "sixteenth": 16,
@@ -247,8 +248,12 @@ ANTONYMS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("possible",), ("impossible",)),
     (("true",), ("false",)),
     (("before", "earlier"), ("after", "later")),
-    (("higher", "highest"), ("lower", "lowest")),
-    (("larger", "largest", "bigger", "biggest"), ("smaller", "smallest")),
+    (("high", "higher", "highest"), ("low", "lower", "lowest")),
+    (("large", "larger", "largest", "big", "bigger", "biggest", "greater", "greatest"),
+     ("small", "smaller", "smallest", "little")),
+    # Direction of a comparison, whichever adjective carries it ("5% more" / "5% smaller").
+    (("more", "larger", "bigger", "higher", "greater"), ("less", "fewer", "smaller", "lower")),
+    (("over", "above"), ("under", "below")),
     (("maximum",), ("minimum",)),
     (("north", "northern"), ("south", "southern")),
     (("east", "eastern"), ("west", "western")),
@@ -265,7 +270,8 @@ ANTONYMS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("required", "mandatory"), ("optional",)),
     (("public",), ("private",)),
     (("young", "younger", "youngest"), ("old", "older", "oldest", "elderly")),
-    (("hot", "warm"), ("cold", "cool")),
+    (("hot", "hotter", "hottest", "warm", "warmer", "warmest"), ("cold", "colder", "coldest", "cool", "cooler",
+                                                                  "coolest")),
     (("always",), ("rarely", "seldom")),
     (("increase", "more", "most"), ("less", "fewer", "fewest", "least")),
     (("long", "longer", "longest"), ("short", "shorter", "shortest")),
@@ -326,6 +332,9 @@ class Number:
     kind: str = "cardinal"  # cardinal, ordinal, decade
     grouped: bool = False  # written with thousands separators ("2,000"): a count, never a year
     unit_text: str | None = field(default=None, compare=False)  # the unit as written, for reasons
+    # "first"/"second" before a noun: compared with another ordinal ("second album" / "third
+    # album"), never an addition by itself ("the first powered flight" says no count).
+    soft: bool = False
 
     def key(self) -> str:
         """Token used for coverage (the value, normalised)."""
@@ -421,6 +430,7 @@ def _numbers(tokens: list[Token]) -> list[tuple[int, int, Number]]:
         value: float | None = None
         kind = "cardinal"
         unit: str | None = None
+        soft = False
         if tok.number is not None:
             value = tok.number
             if tok.suffix in ("st", "nd", "rd", "th"):
@@ -433,6 +443,8 @@ def _numbers(tokens: list[Token]) -> list[tuple[int, int, Number]]:
             value = _NUMBER_WORDS[tok.folded]
         elif tok.folded in _ORDINAL_WORDS:
             value, kind = _ORDINAL_WORDS[tok.folded], "ordinal"
+        elif tok.folded in _SOFT_ORDINALS and i + 1 < len(tokens) and tokens[i + 1].folded not in STOPWORDS:
+            value, kind, soft = _SOFT_ORDINALS[tok.folded], "ordinal", True
         if value is None:
             i += 1
             continue
@@ -457,7 +469,7 @@ def _numbers(tokens: list[Token]) -> list[tuple[int, int, Number]]:
                 j += 1
             elif nxt not in STOPWORDS and tokens[j].number is None and nxt not in _NUMBER_WORDS:
                 unit, unit_text = stem(nxt), tokens[j].raw
-        found.append((i, j, Number(value, unit, kind, grouped="," in tok.folded, unit_text=unit_text)))
+        found.append((i, j, Number(value, unit, kind, grouped="," in tok.folded, unit_text=unit_text, soft=soft)))
         i = j
     return found
 
@@ -542,7 +554,8 @@ def antonym_flips(claim_words: frozenset[str], other_words: frozenset[str]) -> l
     for w in other_words:
         if w.startswith("un") and len(w) > 4 and w[2:] in claim_words and w not in claim_words:
             flips.append((w[2:], w))
-    return flips
+    # One opposite is one flip, however many pairs list it ("fewer"/"more" is a count and a direction).
+    return list(dict.fromkeys(flips))
 
 
 # ---- slots: what an aligned claim and context sentence are compared on ----------------------

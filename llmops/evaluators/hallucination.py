@@ -134,14 +134,17 @@ class _Unit:
 
 @dataclass(frozen=True)
 class OfflineThresholds:
-    """Decision thresholds of the offline verifier (tuned on the dev split only).
+    """Decision thresholds of the offline verifier (chosen on the labelled splits; see docs/evaluators.md).
 
     Attributes:
         align: IDF-weighted share of the claim's known content words a context sentence must
             hold to be compared with the claim; below it the claim is abstained on.
-        novel_share: Share of the claim's content words that no context uses at all above which
-            the claim is unsupported (together with ``novel_min`` such words).
-        novel_min: Fewest unknown content words that make a claim unsupported.
+        novel_share: Share of the claim's content words that no context uses at all from which
+            the claim is unsupported (with ``novel_sure`` such words) or undecided (with
+            ``novel_min``); more than half new words is an addition whatever their count.
+        novel_min: Fewest unknown content words that leave a claim undecided (abstained: a
+            paraphrase or an addition).
+        novel_sure: Fewest unknown content words that make a claim unsupported.
         semantic_weight: Weight of embedding similarity in the alignment when the embedder is
             semantic (0 with the lexical fallback: TF-IDF adds nothing to word overlap).
         number_align: Alignment a sentence needs for a claim's number to be compared with its
@@ -151,6 +154,7 @@ class OfflineThresholds:
     align: float = 0.6
     novel_share: float = 0.4
     novel_min: int = 2
+    novel_sure: int = 3
     semantic_weight: float = 0.3
     number_align: float = 0.3
 
@@ -351,8 +355,8 @@ class OfflineVerifier:
         light = {canon(s.key) for s in items if s.kind == "word" and s.key in LIGHT_WORDS}
         novel = [k for k in keys if k not in known and k not in LIGHT_WORDS and k not in light]
         novel_names = [s for s in items if s.kind == "entity" and canon(s.key) in novel]
-        known += list(dict.fromkeys(n.key() for n in claim_numbers if n.key() in vocab))
-        novel_numbers = [n for n in claim_numbers if not any(_same_quantity(n, m) for m in numbers)]
+        known += list(dict.fromkeys(n.key() for n in claim_numbers if n.key() in vocab and not n.soft))
+        novel_numbers = [n for n in claim_numbers if not n.soft and not any(_same_quantity(n, m) for m in numbers)]
         if not units:
             return make("unsupported", "no context text to compare with")
         best, share = self._align(known, units, idf, cos, ("sentence",))
@@ -392,12 +396,18 @@ class OfflineVerifier:
         if conflict and not conflict.startswith(DOUBT):
             return make("contradicted", conflict, best)
         novel_share = len(novel) / len(keys) if keys else 0.0
-        if novel_names or novel_numbers or (len(novel) >= th.novel_min and novel_share >= th.novel_share) \
-                or (keys and novel_share > 0.5):
-            what = ([f"'{feats.show(s.key)}'" for s in novel_names]
-                    + [n.label() for n in novel_numbers]
-                    + [f"'{feats.show(k)}'" for k in novel if k not in {canon(s.key) for s in novel_names}][:4])
+        what = ([f"'{feats.show(s.key)}'" for s in novel_names]
+                + [n.label() for n in novel_numbers]
+                + [f"'{feats.show(k)}'" for k in novel if k not in {canon(s.key) for s in novel_names}][:4])
+        # New names or numbers, or mostly new words, are an addition. A few new common words in a
+        # claim that is otherwise stated are as likely a paraphrase ("Nobody set a new course
+        # record" / "The course record was not broken"): no verdict either way.
+        if novel_names or novel_numbers or (keys and novel_share > 0.5 and len(novel) >= 2) \
+                or (len(novel) >= th.novel_sure and novel_share >= th.novel_share):
             return make("unsupported", f"mentions {', '.join(what)}, which no context passage has", best)
+        if (len(novel) >= th.novel_min and novel_share >= th.novel_share) or (keys and novel_share > 0.5):
+            return make("abstained", f"mentions {', '.join(what)}, which no context passage has: a paraphrase or "
+                                     "an addition, not decided", best)
         if conflict:
             return make("abstained", f"a difference that may be a paraphrase, not decided: {conflict[len(DOUBT):]}",
                         best)
@@ -693,7 +703,7 @@ _CANCELS_NOT = frozenset(stem(w) for w in (
 _RELATIONS = frozenset(stem(w) for w in (
     "before", "after", "earlier", "later", "more", "less", "fewer", "higher", "lower", "larger", "smaller",
     "bigger", "older", "younger", "longer", "shorter", "faster", "slower", "cheaper", "dearer", "busier",
-    "quieter", "above", "below"))
+    "quieter", "above", "below", "over", "under", "greater"))
 
 
 def _sides(text: str, word: str) -> tuple[set[str], set[str]] | None:

@@ -210,6 +210,31 @@ def test_a_conflict_that_may_be_a_paraphrase_is_abstained_on_never_contradicted(
     assert score(sample("The factory makes kitchen tools.", (factory,))).status == "fail"
 
 
+def test_opposite_directions_ordinals_and_new_words() -> None:
+    """v3: a comparison's direction whatever adjective carries it; "second" against "third"; a few
+    new common words leave a claim undecided, many new words or a new name make it unsupported."""
+    def status(output: str, context: str) -> str:
+        return score(sample(output, (context,))).status
+
+    budget = "The council approved a budget of 84 million pounds for 2025, 5% more than in 2024."
+    assert status("The 2025 budget is 5% smaller than in 2024.", budget) == "fail"
+    assert status("The 2025 budget is 5% larger than in 2024.", budget) == "pass"
+    gym = "Members under 25 get a 20% discount."
+    assert status("Members over 25 get a 20% discount.", gym) == "fail"
+    heat = "On 14 July the city recorded 38 °C, the hottest day since records began in 1881."
+    assert status("14 July was the coolest day since 1881.", heat) == "fail"
+    album = "Salt and Iron is the third studio album by Nightjar, released in 1980."
+    assert status("Salt and Iron is the second studio album by Nightjar.", album) == "fail"
+    assert status("Nightjar released their third studio album, Salt and Iron, in 1980.", album) == "pass"
+    # "first" before a noun is no count the contexts must give.
+    assert status("Salt and Iron was released in 1980, the first year of the decade.", album) != "fail"
+    volcano = "About 2,600 people were evacuated from three villages. Nobody was killed."
+    undecided = score(sample("There were no deaths.", (volcano,)))
+    assert undecided.status == "unmeasured" and "not decided" in undecided.reason
+    added = score(sample("The villages were rebuilt with money from a national disaster fund.", (volcano,)))
+    assert added.status == "fail" and "unsupported" in added.reason
+
+
 # ---- the evaluator -------------------------------------------------------------------------------
 
 
