@@ -104,7 +104,7 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
-def _ago(ts: float) -> str:
+def _local_time(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
@@ -146,7 +146,7 @@ def _list(args: argparse.Namespace) -> int:
         scores = ", ".join(f"{k}={v:.2f}" if v is not None else f"{k}=–" for k, v in t.scores.items())
         err = f" [red]✗{t.errors}[/]" if t.errors else ""
         # Names, prompts and score names are user data: escaped so brackets are never read as markup.
-        table.add_row(t.trace_id[:12], _ago(t.start_time), escape(t.name) + err, _ms(t.duration_s),
+        table.add_row(t.trace_id[:12], _local_time(t.start_time), escape(t.name) + err, _ms(t.duration_s),
                       str(t.generations), f"{t.prompt_tokens}+{t.completion_tokens}", f"${t.cost_usd:.6f}",
                       escape(", ".join(t.prompts)), escape(scores))
     out.print(table)
@@ -210,7 +210,7 @@ def _show(args: argparse.Namespace) -> int:
                                      ("env", root.environment), ("release", root.release)) if v]
     if root.tags:
         attrs.append("tags=" + ",".join(root.tags))
-    header = f"trace {detail.trace_id}  {_ago(root.start_time)}  " + "  ".join(attrs)
+    header = f"trace {detail.trace_id}  {_local_time(root.start_time)}  " + "  ".join(attrs)
     tree = Tree(escape(header))
 
     def add(node: Tree, span: Any) -> None:
@@ -403,7 +403,7 @@ def _status(args: argparse.Namespace) -> int:
     deliveries = store.deliveries()
     if deliveries:
         last = deliveries[0]
-        out.print(f"last export to {last.exporter} ({_ago(last.ended)}): {last.delivered} of {last.spans} "
+        out.print(f"last export to {last.exporter} ({_local_time(last.ended)}): {last.delivered} of {last.spans} "
                   "span(s) delivered", markup=False)
         missed = [d for d in deliveries if d.undelivered]
         if missed:
@@ -412,7 +412,7 @@ def _status(args: argparse.Namespace) -> int:
             # The cause each process recorded, newest first: interpreter shutdown, a refused
             # connection and a rejected export need different fixes.
             for d in missed:
-                out.print(f"  {_ago(d.ended)}: {d.undelivered} of {d.spans}: {d.cause or 'cause not recorded'}",
+                out.print(f"  {_local_time(d.ended)}: {d.undelivered} of {d.spans}: {d.cause or 'cause not recorded'}",
                           markup=False)
     waiting = store.undelivered_count()
     if waiting:

@@ -49,8 +49,8 @@ def load_litellm() -> Any:
 
 
 # litellm's per-call work we already do ourselves.
-# On every call litellm prices the response with its full cost calculator (~20% of its per-call
-# CPU here) and builds a standard logging payload for its success callbacks (~9%). We price with
+# On every call litellm prices the response with its full cost calculator and builds a standard
+# logging payload for its success callbacks (their share of a call's CPU: bench/README.md). We price with
 # our cached lookup (cost_of) and trace through our own observers, so while none of litellm's
 # own callbacks or budgets are configured, our calls skip both. Registering any litellm callback
 # (or litellm.max_budget) brings the full path back, call by call.
@@ -93,8 +93,8 @@ def _litellm_needs_full_path(litellm: Any) -> bool:
 
 # litellm.acompletion hands its synchronous request setup (``completion(..., acompletion=True)``,
 # which for these providers only builds the request and returns a coroutine) to the loop's default
-# thread pool. The hop costs a thread switch, a self-pipe write and GIL hand-offs per call (~10% of
-# a call's CPU here); for providers whose setup does no blocking I/O (static keys, no credential
+# thread pool. The hop costs a thread switch, a self-pipe write and GIL hand-offs per call (measured
+# in bench/README.md); for providers whose setup does no blocking I/O (static keys, no credential
 # refresh), our calls run it inline instead. Anything else keeps the thread pool.
 _INLINE_SETUP_PROVIDERS = frozenset({
     "openai", "anthropic", "groq", "mistral", "deepseek", "together_ai", "openrouter", "fireworks_ai",

@@ -14,7 +14,7 @@ from llmops.llm.types import Usage
 def _prices(model: str) -> tuple[float, float] | None:
     """(input, output) USD per token from LiteLLM's local price map, looked up once per model.
 
-    Cheaper than ``litellm.completion_cost`` on every call (~20% of litellm's per-call CPU).
+    Cheaper than ``litellm.completion_cost`` on every call (what it costs per call: bench/README.md).
     """
     if model.split("/", 1)[0] in OUR_PROVIDERS:
         return (0.0, 0.0)

@@ -12,7 +12,8 @@ signal of its real limit that every provider sends, so the client paces itself f
   the accepted rate (at most halving) when the guess was far off.
 - Until the first cut the rate grows fast (slow start: +1 call/s per answered call, about
   doubling every second); each 429 for a call scheduled after the last cut cuts it by 15%;
-  between cuts it grows by 5% per second: the AIMD sawtooth, which keeps ~95% of a limit busy.
+  between cuts it grows by 5% per second: the AIMD sawtooth, which keeps a limit nearly busy
+  (measured: bench/README.md).
 
 A call's start slot is reserved before it waits; a 429 for a call reserved before the last cut
 is not a new signal (the calls already on their way say nothing about the new rate).

@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 SpanKind = Literal["span", "generation", "tool"]
 SpanStatus = Literal["ok", "error"]
 
-# random.getrandbits is ~10x cheaper than secrets/os.urandom and ids need uniqueness, not secrecy.
+# random.getrandbits is much cheaper than secrets/os.urandom and ids need uniqueness, not secrecy.
 _rng = random.Random()
 
 
@@ -44,7 +44,7 @@ def evolve(record: _T, **changes: Any) -> _T:
     """``dataclasses.replace`` for these frozen records without running ``__init__`` again.
 
     The records have no ``__post_init__`` and every change comes from an instance of the same
-    type (already validated): a dict copy is ~10x cheaper, and the tracer's worker makes several
+    type (already validated): a dict copy is much cheaper, and the tracer's worker makes several
     per span.
     """
     new = object.__new__(type(record))
