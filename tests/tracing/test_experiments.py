@@ -168,3 +168,22 @@ def test_local_suite_as_an_experiment_counts_failed_units(lf_settings, receiver:
     assert receiver.wait_for(lambda: len(receiver.experiments()[0]["scores"]) == 3, timeout=10)
     scores = {s["name"]: s["value"] for s in receiver.experiments()[0]["scores"]}
     assert scores["errors"] == 1.0 and scores["pass_rate"] == 1.0 and scores["gate_passed"] == 0.0
+
+
+def test_compare_of_two_versions_is_two_experiment_runs(receiver: LangfuseReceiver, project: Path,  # type: ignore[no-untyped-def]
+                                                         monkeypatch, capsys) -> None:
+    from llmops.cli import main
+    from llmops.tracing import get_tracer
+
+    for key, value in {**receiver.env(), "LLMOPS_LANGFUSE_EXPERIMENTS": "on"}.items():
+        monkeypatch.setenv(key, value)
+    (project / "evalsets" / "golden.yaml").write_text(GOLDEN, encoding="utf-8")
+    code = main(["compare", "evalsets/golden.yaml", "--prompts", "rag_answer@1,rag_answer@2", "--no-progress"])
+    assert code in (0, 1)  # the comparison's verdict; what matters here is what Langfuse received
+    assert get_tracer(load_settings(project)).flush(10)
+    assert receiver.wait_for(lambda: len(receiver.experiment_items()) == 6, timeout=15)
+    experiments = receiver.experiments()
+    assert sorted(e["name"].split(" ", 1)[1] for e in experiments) == ["rag_answer@1 fake/echo",
+                                                                       "rag_answer@2 fake/echo"]
+    assert all(e["itemCount"] == 3 and e["datasetId"] is None for e in experiments)
+    capsys.readouterr()
