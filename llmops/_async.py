@@ -42,6 +42,12 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        running = False
+    else:
+        running = True
+    if not running:
+        # Outside the except block: an exception re-raised inside the loop would otherwise get this
+        # RuntimeError as its __context__, losing the chain that tells what really failed.
         result: T = asyncio.run(_boxed(coro)).value
         return result
     # Copy the context so tracing spans and settings stay visible in the worker thread.

@@ -94,7 +94,10 @@ class ProviderError(LLMOpsError):
         status_code: The HTTP status code, when the provider sent one.
         retryable: Whether the retry policy may try the call again.
         retry_after: Seconds the provider asked us to wait, if it said.
+        attempts: How many attempts were made before the call was given up (1 = not retried).
     """
+
+    attempts: int = 1
 
     def __init__(
         self,
@@ -112,6 +115,13 @@ class ProviderError(LLMOpsError):
         self.retry_after = retry_after
         code = f" (HTTP {status_code})" if status_code else ""
         super().__init__(f"{model}{code}: {message}", hint=hint)
+
+    def gave_up(self, attempts: int) -> None:
+        """Record that the retry policy gave up after ``attempts`` attempts (said in the message when > 1)."""
+        base = self.__dict__.setdefault("_first_message", self.message)  # an error object may be raised again
+        self.attempts = attempts
+        self.message = f"{base} (gave up after {attempts} attempts)" if attempts > 1 else base
+        self.args = (self.message,)
 
 
 class AuthError(ProviderError):
@@ -133,7 +143,14 @@ class RateLimitError(ProviderError):
 
 
 class ProviderTimeoutError(ProviderError):
-    """The call did not finish within its timeout."""
+    """The call did not finish within its timeout (``status_code`` is None unless the server sent 408)."""
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider was not reached or the connection broke: refused, reset, name not resolved.
+
+    No HTTP status was received, so ``status_code`` is None (LiteLLM reports these as a 500).
+    """
 
 
 class InternalError(LLMOpsError):

@@ -30,7 +30,7 @@ from llmops.llm.convert import our_conversion as _our_conversion
 from llmops.llm.convert import to_completion as _to_completion
 from llmops.llm.convert import to_embeddings
 from llmops.llm.convert import tool_calls_of as tool_calls_of
-from llmops.llm.errormap import RETRYABLE_STATUS, map_exception, missing_key_env_vars, retry_after
+from llmops.llm.errormap import RETRYABLE_STATUS, map_exception, missing_key_env_vars, noting_cause, retry_after
 from llmops.llm.loader import Lean, litellm_imported, load_litellm
 from llmops.llm.pricing import PRICE_PARAMS, cost_of
 from llmops.llm.providers import collect_own_errors
@@ -393,10 +393,11 @@ class LLMClient:
                 return await attempt_fn(), attempt
             except Exception as exc:  # mapped right below; nothing escapes unmapped
                 err = map_exception(exc, resolved)
-            if not isinstance(err, ProviderError) or not err.retryable:
+            if not isinstance(err, ProviderError):
                 raise err
-            delay = self.retry.delay(attempt, err.retry_after)
-            if not self.retry.allows(attempt, waited, delay):
+            delay = self.retry.delay(attempt, err.retry_after) if err.retryable else 0.0
+            if not err.retryable or not self.retry.allows(attempt, waited, delay):
+                err.gave_up(attempt)  # the error result and its trace say how many attempts were paid for
                 raise err
             await asyncio.sleep(delay)
             waited += delay
@@ -410,8 +411,8 @@ class LLMClient:
             start = time.perf_counter()
             try:
                 response = await asyncio.wait_for(
-                    litellm.aembedding(model=resolved, input=texts, timeout=self.timeout_s, max_retries=0,
-                                       num_retries=0, drop_params=True, **params),
+                    noting_cause(litellm.aembedding(model=resolved, input=texts, timeout=self.timeout_s,
+                                                    max_retries=0, num_retries=0, drop_params=True, **params)),
                     timeout=self.timeout_s + 1.0)
             except TimeoutError:
                 raise ProviderTimeoutError(f"no answer within {self.timeout_s:g} s", model=resolved,
@@ -490,9 +491,9 @@ class LLMClient:
             try:
                 with collect_own_errors() as own_errors, Lean(resolved):
                     response = await asyncio.wait_for(
-                        litellm.acompletion(model=resolved, messages=[m.to_dict() for m in msgs], seed=seed,
-                                            timeout=self.timeout_s, max_retries=0, num_retries=0,
-                                            drop_params=True, **call_params),
+                        noting_cause(litellm.acompletion(
+                            model=resolved, messages=[m.to_dict() for m in msgs], seed=seed, timeout=self.timeout_s,
+                            max_retries=0, num_retries=0, drop_params=True, **call_params)),
                         timeout=self._deadline())
             except TimeoutError:
                 raise ProviderTimeoutError(f"no answer within {self.timeout_s:g} s", model=resolved,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmops.errors import CacheMissError, LLMOpsError, ProviderError, ProviderTimeoutError, StreamCancelledError
-from llmops.llm.errormap import map_exception
+from llmops.llm.errormap import map_exception, noting_cause
 from llmops.llm.loader import Lean, load_litellm
 from llmops.llm.pricing import cost_of
 from llmops.llm.providers import collect_own_errors
@@ -156,15 +156,18 @@ class CompletionStream:
             except Exception as exc:  # mapped right below; nothing escapes unmapped
                 err = map_exception(exc, self._resolved)
                 if self.chunks > sent_before:  # the caller has part of the answer: no silent retry
-                    raise ProviderError(f"the stream broke after {self.chunks} chunk(s): {err.message}",
-                                        model=self._resolved, status_code=getattr(err, "status_code", None),
-                                        retryable=False) from None
+                    broke = ProviderError(f"the stream broke after {self.chunks} chunk(s): {err.message}",
+                                          model=self._resolved, status_code=getattr(err, "status_code", None),
+                                          retryable=False)
+                    broke.gave_up(attempt)
+                    raise broke from None
             if err is None:
                 break
-            if not isinstance(err, ProviderError) or not err.retryable:
+            if not isinstance(err, ProviderError):
                 raise err
-            delay = client.retry.delay(attempt, err.retry_after)
-            if not client.retry.allows(attempt, waited, delay):
+            delay = client.retry.delay(attempt, err.retry_after) if err.retryable else 0.0
+            if not err.retryable or not client.retry.allows(attempt, waited, delay):
+                err.gave_up(attempt)
                 raise err
             await asyncio.sleep(delay)
             waited += delay
@@ -187,9 +190,10 @@ class CompletionStream:
             try:
                 with collect_own_errors() as own_errors, Lean(resolved):
                     response = await asyncio.wait_for(
-                        litellm.acompletion(model=resolved, messages=wire, seed=self._seed, stream=True,
-                                            stream_options={"include_usage": True}, timeout=client.timeout_s,
-                                            max_retries=0, num_retries=0, drop_params=True, **call_params),
+                        noting_cause(litellm.acompletion(
+                            model=resolved, messages=wire, seed=self._seed, stream=True,
+                            stream_options={"include_usage": True}, timeout=client.timeout_s, max_retries=0,
+                            num_retries=0, drop_params=True, **call_params)),
                         timeout=client._deadline())
             except TimeoutError:
                 raise ProviderTimeoutError(f"no answer within {client.timeout_s:g} s", model=resolved,

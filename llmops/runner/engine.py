@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from llmops._digits import small_int
 from llmops.config import Settings
 from llmops.credentials import public_params
-from llmops.errors import EvalsetError, LLMOpsError, UserError
+from llmops.errors import EvalsetError, LLMOpsError, ProviderError, UserError
 from llmops.evalsets.loader import LoadedSuite
 from llmops.evalsets.models import Case, EvaluatorSpec
 from llmops.evaluators.base import (
@@ -341,7 +341,9 @@ class Runner:
                                                          seed=self.seed + unit.repeat, repeat=unit.repeat,
                                                          metadata=meta)
         except LLMOpsError as err:
-            return UnitResult(**base, status="error", error=str(err), ended_at=time.time())
+            # A provider error says how many attempts the retry policy paid for before giving up.
+            return UnitResult(**base, status="error", error=str(err), ended_at=time.time(),
+                              attempts=err.attempts if isinstance(err, ProviderError) else 0)
 
         async def regenerate(inputs: dict[str, Any], sample: int = 0,
                              params: dict[str, Any] | None = None) -> Completion:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from llmops.credentials import scrub
-from llmops.errors import StoreError
+from llmops.errors import ProviderError, StoreError
 from llmops.tracing.exporter import Exporter, ExportStats
 from llmops.tracing.model import ScoreRecord, SpanRecord, TraceAttributes, evolve, new_span_id, new_trace_id
 from llmops.tracing.observe import ActiveSpan, current_attributes, current_span, span
@@ -194,6 +194,8 @@ class Tracer:
         else:
             name = str(ref) if ref else "completion"
         completion, error = record.completion, record.error
+        if isinstance(error, ProviderError):  # a failed call: how many attempts it paid for
+            extra["attempts"] = error.attempts
         if completion is not None:
             extra["finish_reason"] = completion.finish_reason
             extra["attempts"] = completion.attempts

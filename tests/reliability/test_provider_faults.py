@@ -43,7 +43,7 @@ STORMS = {
     "500": (Fault.error(500), "500"),
     "502": (Fault.error(502), "502"),
     "503": (Fault.error(503), "503"),
-    "connection reset mid-response": (Fault.reset(), "Connection error"),
+    "connection reset mid-response": (Fault.reset(), "connection failed"),
     "truncated JSON body": (Fault.truncated_json(), "Expecting"),
     "invalid JSON body": (Fault.invalid_json(), "Expecting value"),
     "empty choices": (Fault.empty_choices(), "no choices"),
@@ -64,6 +64,9 @@ def test_persistent_fault_ends_in_one_error_record_per_unit(project: Path, setti
     assert {r.status for r in run.results} == {"error"}
     for r in run.results:
         assert needle in r.error  # type: ignore[operator]
+        assert r.attempts == ATTEMPTS and f"gave up after {ATTEMPTS} attempts" in r.error  # type: ignore[operator]
+        if fault.kind == "reset":  # no HTTP status was received: none is reported
+            assert "HTTP" not in r.error  # type: ignore[operator]
     assert server.count == N * ATTEMPTS  # every unit retried to the bound, and not once more
     # The provider recovers: a new run pays only for the units that never got an answer.
     server.reset()
