@@ -214,6 +214,14 @@ def test_resume_retry_errors_runs_the_errored_units_again(tmp_path: Path) -> Non
     assert bad.returncode == 2 and "--resume" in bad.stderr
 
 
+def _default_sigint() -> None:
+    """Give the child the SIGINT a terminal user has: a CI runner that starts the test suite as a
+    background job hands it SIGINT ignored, Python then keeps it ignored, and Ctrl-C never arrives."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_names_the_run_marks_it_interrupted_and_prints_the_resume_command(tmp_path: Path) -> None:
     import signal
     import time
@@ -226,7 +234,7 @@ def test_ctrl_c_names_the_run_marks_it_interrupted_and_prints_the_resume_command
         base.update({"PYTHONPATH": str(REPO), "COLUMNS": "80", "OPENAI_API_KEY": "sk-test"})
         proc = subprocess.Popen([sys.executable, "-P", "-m", "llmops", "run", "evalsets/echo.yaml"], cwd=project,
                                 env=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, preexec_fn=_default_sigint)
         assert proc.stderr is not None
         deadline = time.monotonic() + 120
         seen = ""
