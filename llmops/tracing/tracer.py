@@ -148,9 +148,12 @@ class Tracer:
 
     def emit(self, item: SpanRecord | ScoreRecord) -> None:
         """Queue a finished span or a score. Never blocks, never raises."""
-        if not self.enabled or self._closed:
+        if not self.enabled:
             return
         with self._count_lock:
+            if self._closed:  # after shutdown: lost, but counted (stats().dropped says so)
+                self._dropped += 1
+                return
             if len(self._queue) >= self.max_queue:
                 self._dropped += 1
                 return
@@ -614,11 +617,11 @@ def get_tracer(settings: Settings | None = None) -> Tracer:
         tracer = create_tracer(settings)
         tracer.start()
         _TRACERS[key] = tracer
-        evicted = []
+        # Beyond _MAX_TRACERS configurations the oldest leaves the cache but is not shut down:
+        # a client or @observe may still hold it. Its worker exits when idle, it resumes if a span
+        # comes, and the exit hooks deliver and close it with every live tracer.
         while len(_TRACERS) > _MAX_TRACERS:
-            evicted.append(_TRACERS.popitem(last=False)[1])
-    for old in evicted:  # outside the lock: shutdown may wait for a flush
-        old.shutdown(timeout_s=1.0)
+            _TRACERS.popitem(last=False)
     return tracer
 
 

@@ -103,3 +103,4 @@ def test_a_corrupted_stored_span_is_a_store_error(settings: Settings) -> None:
     con.close()
     with pytest.raises(StoreError, match="corrupted span row"):
         store.spans()
+
