@@ -194,4 +194,6 @@ def test_misconfiguration_is_exit_2_before_any_call(project: Path, server: Provi
     assert done.returncode == 2 and "case c3 [ask@1]" in done.stderr and "'q'" in done.stderr, done.stderr
     dry = _llmops(project, "run", "coin", "--dry-run")
     assert dry.returncode == 2 and "problem: 1 case(s) whose prompt does not render" in dry.stdout
+    # The case that does not render is no provider call (issue 19: it was counted as one).
+    assert json.loads(_llmops(project, "run", "coin", "--dry-run", "--json").stdout)["calls"] == 7
     assert server.count == 0
