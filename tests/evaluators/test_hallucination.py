@@ -68,6 +68,8 @@ def test_labelled_set_is_large_split_and_documented() -> None:
     # The held-out splits share no domain with dev or each other (other templates, subjects, hand-written rows).
     assert not {r["domain"] for r in dev} & {r["domain"] for r in held}
     assert not {r["domain"] for r in held2} & ({r["domain"] for r in dev} | {r["domain"] for r in held})
+    check = split_rows("check")
+    assert not {r["domain"] for r in check} & {r["domain"] for r in dev + held + held2}
     assert not {r["output"] for r in dev} & {r["output"] for r in held}
     kinds = {r["category"] for r in held}
     assert kinds >= {"faithful", "invented", "wrong_number", "misbound_number", "wrong_date", "wrong_entity",
@@ -108,13 +110,14 @@ def _measure(rows: list[dict[str, Any]]) -> dict[str, float]:
 # measured level, and the docs must state exactly the figures `llmops calibrate` gives.
 @pytest.mark.parametrize(("split", "row", "floor_balanced", "ceiling_fpr"), [
     ("dev", "| dev (320) |", 0.93, 0.05),
-    ("heldout", "| held-out 1 (370) |", 0.90, 0.05),
-    ("heldout2", "| held-out 2 (90, hand-written) |", 0.82, 0.20),
+    ("heldout", "| held-out 1 (370) |", 0.92, 0.05),
+    ("heldout2", "| held-out 2 (90, hand-written) |", 0.88, 0.10),
+    ("check", "| check (57, hand-written) |", 0.85, 0.10),
 ])
 def test_offline_verifier_on_each_split(split: str, row: str, floor_balanced: float, ceiling_fpr: float) -> None:
     m = _measure(split_rows(split))
     print(f"\n{split}: {m}")
-    assert m["balanced"] >= floor_balanced and m["fpr"] <= ceiling_fpr and m["coverage"] >= 0.9
+    assert m["balanced"] >= floor_balanced and m["fpr"] <= ceiling_fpr and m["coverage"] >= 0.8
     docs = (Path(__file__).parents[2] / "docs" / "evaluators.md").read_text(encoding="utf-8")
     line = next(line for line in docs.splitlines() if line.startswith(row))
     for figure in (f"{m['accuracy']:.1%}", f"{m['balanced']:.3f}", f"{m['fpr']:.1%}", f"{m['coverage']:.1%}"):
