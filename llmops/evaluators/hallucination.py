@@ -111,12 +111,14 @@ class ClaimVerdict:
 #
 # Align first, then compare only aligned slots. Each claim is aligned with the context sentence
 # (or pair of adjacent sentences) that holds the largest IDF-weighted share of the claim's content
-# words that the contexts know at all; numbers are left out of the alignment on purpose, so a
-# wrong number cannot pull the claim towards the sentence that happens to hold it. Then only that
-# sentence is compared with the claim: numbers with the words around them, months, names in the
-# same position, who did what to whom, negation and opposite words. Words the contexts never use
-# make a claim unsupported (an invented addition); a claim that aligns with no sentence well
-# enough, yet says nothing new, is abstained on ("abstained"), never guessed.
+# words that the contexts know at all, and of its numbers that some sentence gives with the same
+# value (a wrong number matches none, so it cannot pull the claim towards the sentence that
+# happens to hold it). Then only that sentence is compared with the claim: numbers with the words
+# around them, months, names in the same position, who did what to whom, negation and opposite
+# words. New names, numbers or mostly new words make a claim unsupported (an invented addition).
+# A claim that aligns with no sentence well enough, or with only a few new common words, or whose
+# only difference may be a paraphrase (a DOUBT reason), is abstained on ("abstained"), never
+# guessed: a false alarm costs more than a claim left unchecked.
 
 
 @dataclass(frozen=True)
