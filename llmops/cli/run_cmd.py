@@ -163,10 +163,12 @@ def _interrupted(settings: Settings, run_id: str) -> int:
     except LLMOpsError:  # interrupted before the run was registered: nothing to resume
         err.print("interrupted before the run started", markup=False)
         return EXIT_INTERRUPTED
-    store.update_manifest(manifest.model_copy(update={"status": "interrupted", "ended_at": time.time()}))
+    calls = max(manifest.provider_calls, store.provider_calls(run_id))  # what every process of it paid for
+    store.update_manifest(manifest.model_copy(update={"status": "interrupted", "ended_at": time.time(),
+                                                      "provider_calls": calls}))
     done = sum(store.result_counts(run_id).values())
     store.close()
-    err.print(f"interrupted: run {run_id} ({done}/{manifest.units} units stored)\n"
+    err.print(f"interrupted: run {run_id} ({done}/{manifest.units} units stored, {calls} provider calls)\n"
               f"resume with: llmops run --resume {run_id}", markup=False, highlight=False)
     return EXIT_INTERRUPTED
 

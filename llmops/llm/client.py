@@ -119,17 +119,27 @@ class CallObserver(Protocol):
 # A runner opens a tally per unit; every provider call made in that context (the unit's own
 # call, and judge or regeneration calls in the tasks it starts, which copy the context) adds
 # one. A unit that made none was answered by the cache alone and costs nothing to redo.
+# ``on_call`` (the runner's: count the call in the run store) runs before the call is sent, so a
+# process killed while waiting for the answer has already counted it.
 _call_tally: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("llmops_call_tally", default=None)
+_on_call: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("llmops_on_call",
+                                                                                     default=None)
 
 
 @contextlib.contextmanager
-def tally_provider_calls() -> Iterator[list[int]]:
-    """Count the provider calls made inside the block (in this context): ``tally[0]``."""
+def tally_provider_calls(on_call: Callable[[], None] | None = None) -> Iterator[list[int]]:
+    """Count the provider calls made inside the block (in this context): ``tally[0]``.
+
+    Args:
+        on_call: Also called once per provider call, just before it is sent.
+    """
     tally = [0]
     token = _call_tally.set(tally)
+    hook = _on_call.set(on_call)
     try:
         yield tally
     finally:
+        _on_call.reset(hook)
         _call_tally.reset(token)
 
 
@@ -137,6 +147,9 @@ def _count_call() -> None:
     tally = _call_tally.get()
     if tally is not None:
         tally[0] += 1
+        on_call = _on_call.get()
+        if on_call is not None:
+            on_call()
 
 
 class LLMClient:

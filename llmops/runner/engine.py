@@ -444,6 +444,10 @@ class Runner:
         lock = asyncio.Lock()
         calls_before = self.client.provider_calls
         stats = PartStats()
+
+        def journal() -> None:  # every process of the run counts its calls in the one store
+            self.store.count_provider_call(run_id)
+
         # Every unit's trace carries what identifies the run (the whole manifest is in the run
         # store under the same run id): computed once, not per unit.
         manifest_meta = (manifest.model_dump(include=set(TRACE_MANIFEST_FIELDS))
@@ -461,7 +465,7 @@ class Runner:
                     if budget.exhausted:
                         skipped.append(unit)
                         continue
-                with spending(budget), watching_refusals() as refused, tally_provider_calls() as calls:
+                with spending(budget), watching_refusals() as refused, tally_provider_calls(journal) as calls:
                     result = await self._traced_unit(unit, run_id, manifest_meta, experiment)
                 if refused:  # cut short by the budget: not a result; a resume runs it again
                     skipped.append(unit)
@@ -524,7 +528,9 @@ class Runner:
             "units": max(manifest.units, usage.units),
             "cache_hits": usage.cache_hits,
             "cache_hit_rate": usage.cache_hits / usage.units if usage.units else None,
-            "provider_calls": manifest.provider_calls + provider_calls,
+            # Counted in the store by every process of the run as it sent them (killed ones and
+            # earlier resumes included); a run begun before that count existed keeps its own sum.
+            "provider_calls": max(manifest.provider_calls + provider_calls, self.store.provider_calls(run_id)),
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "cost_usd": usage.cost_usd,

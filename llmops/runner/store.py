@@ -43,6 +43,12 @@ CREATE INDEX IF NOT EXISTS results_by_seq ON results (run_id, seq);
 -- The runs list (`llmops runs list`, `llmops view`) reads newest first, optionally of one suite.
 CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created);
 CREATE INDEX IF NOT EXISTS runs_by_suite ON runs (suite, created);
+-- Provider calls of a run, counted as each is sent by whichever process sends it: a run killed
+-- and resumed (or split across worker processes) reports every call it paid for.
+CREATE TABLE IF NOT EXISTS provider_calls (
+    run_id TEXT PRIMARY KEY,
+    calls INTEGER NOT NULL
+);
 """
 STORE_FORMAT = "1"
 # A unit that already has a result keeps it; seq is the run's completion order.
@@ -108,6 +114,20 @@ class RunStore:
         """Replace the stored manifest of a run."""
         self._execute("UPDATE runs SET manifest = ? WHERE run_id = ?",
                       (manifest.model_dump_json(), manifest.run_id))
+
+    def count_provider_call(self, run_id: str) -> None:
+        """Count one provider call of ``run_id``, committed before the call is sent.
+
+        Raises:
+            StoreError: when the store cannot be written.
+        """
+        self._execute("INSERT INTO provider_calls (run_id, calls) VALUES (?, 1) "
+                      "ON CONFLICT (run_id) DO UPDATE SET calls = calls + 1", (run_id,))
+
+    def provider_calls(self, run_id: str) -> int:
+        """Provider calls counted for ``run_id`` by every process that worked on it (0 if none)."""
+        rows = self._execute("SELECT calls FROM provider_calls WHERE run_id = ?", (run_id,))
+        return int(rows[0][0]) if rows else 0
 
     def add_result(self, run_id: str, result: UnitResult, *, hold: bool = False) -> None:
         """Store one unit result; a unit that already has one keeps it (never duplicated).
