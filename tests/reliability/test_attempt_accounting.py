@@ -135,9 +135,10 @@ def _llmops(project: Path, *args: str, popen: bool = False) -> subprocess.Popen[
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMOPS_", "LANGFUSE_"))}
     env.update(COLUMNS="80", NO_COLOR="1")
     argv = [sys.executable, "-m", "llmops", *args]
-    if popen:
+    if popen:  # with the SIGINT a terminal user has (a CI runner may hand it down ignored)
         return subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, stdin=subprocess.DEVNULL)
+                                text=True, stdin=subprocess.DEVNULL,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
 
