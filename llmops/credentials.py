@@ -169,11 +169,16 @@ def secret_values(params: Mapping[str, Any] | None) -> set[str]:
     return out
 
 
+# Set by every POSIX shell: the current and the previous directory, not passwords (``PWD`` ends
+# in "pwd"). Scrubbed, every error naming a file under the project said "[REDACTED]/prompts/...".
+_SHELL_DIRECTORIES = frozenset({"PWD", "OLDPWD"})
+
+
 def env_secret_values(environ: Mapping[str, str]) -> set[str]:
     """Values of credential-named environment variables (``*_API_KEY``, ``*_TOKEN``, ...) and URL passwords."""
     out: set[str] = set()
     for name, value in environ.items():
-        if not value:
+        if not value or name.upper() in _SHELL_DIRECTORIES:
             continue
         if is_secret_name(name):
             out.add(value)
