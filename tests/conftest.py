@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,3 +122,52 @@ def _no_leaked_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
     if leaked is not None:
         asyncio.events._set_running_loop(None)
         pytest.fail(f"{request.node.nodeid} left an event loop running in the main thread")
+
+
+# ---- tests/reliability's counts, in the suite's own output (also under pytest-xdist) -------------
+_gathered: Counter[str] = Counter()
+
+
+def _reliability() -> Any:
+    return sys.modules.get("reliability_helpers")  # imported by the reliability tests that ran, if any
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Workers hand their counts to the controller; the controller (or a lone process) checks them."""
+    module = _reliability()
+    counts: Counter[str] = module.COUNTS if module is not None else Counter()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker
+        workeroutput["reliability_counts"] = json.dumps(dict(counts))
+        return
+    _gathered.update(counts)
+    if _gathered and session.exitstatus == pytest.ExitCode.OK and _count_problems():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """(pytest-xdist, on the controller) a worker finished: add its counts."""
+    data = getattr(node, "workeroutput", {}).get("reliability_counts")
+    if data:
+        _gathered.update(json.loads(data))
+
+
+def _count_problems() -> list[str]:
+    module = _reliability()
+    if module is None:  # a controller does not import the tests' helpers: load the rules by path
+        sys.path.insert(0, str(Path(__file__).parent / "reliability"))
+        import reliability_helpers as module  # type: ignore[no-redef]
+    problems: list[str] = module.count_problems(_gathered)
+    return problems
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the reliability tests tried and found, and any count that breaks its rule."""
+    if not _gathered:
+        return
+    terminalreporter.section("reliability counts")
+    for name in sorted(_gathered):
+        terminalreporter.write_line(f"{name}: {_gathered[name]}")
+    for problem in _count_problems():
+        terminalreporter.write_line(f"COUNT RULE BROKEN: {problem}", red=True)

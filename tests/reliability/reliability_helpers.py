@@ -13,9 +13,34 @@ from llmops.runner.results import RunResult
 from llmops.runner.store import RunStore
 
 KEY = "sk-test-reliability-0123456789abcdef"
-# What the reliability tests tried and found, printed at the end of the session by conftest.py
-# (secrets planted / found, bad inputs tried / exit 2 with a location, spans sent / delivered).
+# What the reliability tests tried and found (secrets planted / found, bad inputs tried / exit 2
+# with a location, spans sent / delivered, ...). tests/conftest.py gathers them from every xdist
+# worker, prints them at the end of the session and fails the session when they disagree
+# (COUNT_RULES).
 COUNTS: Counter[str] = Counter()
+# (count, what it must equal: another count's name, or a number).
+COUNT_RULES: tuple[tuple[str, str | int], ...] = (
+    ("secrets found in artifacts", 0),
+    ("bad inputs: exit 2 with a location", "bad inputs tried"),
+    ("template bombs refused", "template bombs tried"),
+    ("short processes: spans delivered", "short processes: spans sent"),
+    ("pushed later: spans delivered", "pushed later: spans sent"),
+    ("retry: provider calls reported (manifest)", "retry: provider calls answered by the server"),
+    ("calls across processes: reported (manifest)", "calls across processes: answered by the server"),
+)
+
+
+def count_problems(counts: Counter[str]) -> list[str]:
+    """The COUNT_RULES that ``counts`` break (a rule whose counts were not measured is skipped)."""
+    problems = []
+    for name, expected in COUNT_RULES:
+        if name not in counts and (isinstance(expected, int) or expected not in counts):
+            continue
+        want = expected if isinstance(expected, int) else counts[expected]
+        if counts[name] != want:
+            problems.append(f"{name}: {counts[name]}, expected {want}" +
+                            ("" if isinstance(expected, int) else f" ({expected})"))
+    return problems
 MAX_RETRIES = 2
 ATTEMPTS = MAX_RETRIES + 1
 

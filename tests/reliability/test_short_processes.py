@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from reliability_helpers import write_suite
+from reliability_helpers import COUNTS, write_suite
 
 from llmops.testing.langfuse_receiver import LangfuseReceiver, closed_port
 from llmops.tracing import TraceStore
@@ -89,6 +89,8 @@ def test_short_processes_deliver_before_exit(project: Path, lf: LangfuseReceiver
     total_sent = sum(s for s, _ in results.values())
     total_delivered = sum(d for _, d in results.values())
     print(f"short processes: spans sent {total_sent} / delivered {total_delivered}")
+    COUNTS["short processes: spans sent"] += total_sent
+    COUNTS["short processes: spans delivered"] += total_delivered
     assert total_delivered == total_sent, results
     assert primed <= {s.span_id for s in lf.spans}
     store = _store(project)
@@ -114,6 +116,8 @@ def test_undelivered_spans_are_pushed_later_and_status_names_the_cause(project: 
     assert "nothing to push" in _run(_llmops("traces", "push"), project, up).stdout
     assert "wait for delivery" not in _run(_llmops("traces", "status"), project, up).stdout
     print(f"pushed later: spans sent {len(stored)} / delivered {len({s.span_id for s in lf.spans})}")
+    COUNTS["pushed later: spans sent"] += len(stored)
+    COUNTS["pushed later: spans delivered"] += len({s.span_id for s in lf.spans})
 
 
 def test_push_against_an_unreachable_langfuse_exits_4_with_the_cause(project: Path, lf: LangfuseReceiver) -> None:
