@@ -117,7 +117,7 @@ jobs:
           GH_TOKEN: ${{ github.token }}
           PR: ${{ github.event.pull_request.number }}
         run: |
-          gh pr comment "$PR" --body-file llmops-summary.md --edit-last \
+          gh pr comment "$PR" --body-file llmops-summary.md --edit-last \\
             || gh pr comment "$PR" --body-file llmops-summary.md || true
 """
 

@@ -134,7 +134,13 @@ def _check(args: argparse.Namespace) -> int:
     for ref in result.unlocked:
         out.print(f"[yellow]not locked yet:[/] {ref} (run `llmops prompts lock`)", markup=True)
     if result.ok:
-        out.print("prompts match the lock file")
+        # A version that is not locked yet cannot have been "edited in place", so it does not
+        # fail the check; say so instead of claiming every prompt matches the lock file.
+        if result.unlocked:
+            out.print(f"locked versions match the lock file; {len(result.unlocked)} version(s) "
+                      "not locked yet are not checked")
+        else:
+            out.print("prompts match the lock file")
         return EXIT_OK
     return EXIT_FAILED
 
