@@ -8,7 +8,8 @@ into one :class:`~llmops.errors.UserError` (exit 2) before anything is spent:
 - in ``read-only`` (replay) mode, a request that is not in the cache;
 - for models that will be called: a model that LiteLLM cannot place (not an alias, not a
   ``provider/model`` string), or a provider key that is not set (skipped when the alias sets
-  ``api_key`` or its own ``api_base``: a custom endpoint may need none).
+  ``api_key``, or its own ``api_base`` for a provider other than ``openai``: a custom endpoint
+  may need none, but the OpenAI SDK sends no request without a key).
 
 Judge calls cannot be known before the answers exist: a judge call missing from a replay cache
 is an ``error`` unit at run time.
@@ -140,22 +141,29 @@ def _model_problems(runner: Runner, models: set[tuple[str, str]]) -> list[str]:
         params = runner.client.resolve(model)[1]
         litellm = load_litellm()
         try:
-            litellm.get_llm_provider(resolved, api_base=params.get("api_base"))
+            provider = litellm.get_llm_provider(resolved, api_base=params.get("api_base"))[1]
         except Exception:  # litellm raises its own BadRequestError for a model it cannot place
             known = sorted(runner.settings.models)
             hint = did_you_mean(model, known)
             problems.append(f"unknown model '{model}': not an alias in [tool.llmops.models] and not a LiteLLM "
                             "'provider/model' string" + (f" ({hint})" if hint else ""))
             continue
-        if params.get("api_key") or params.get("api_base"):
+        if params.get("api_key"):
+            continue
+        # A custom endpoint may need no key, but the OpenAI SDK refuses to send any request
+        # without one, so an `openai/` alias with its own api_base still needs a key (any value
+        # for a server that takes none); without this check every call errors at run time.
+        if params.get("api_base") and provider != "openai":
             continue
         try:
             missing = litellm.validate_environment(model=resolved).get("missing_keys") or []
         except Exception:
             missing = []
         if missing:
+            hint = ("(or api_key in the alias; any value, e.g. \"none\", for a server that takes no key)"
+                    if params.get("api_base") else "(or api_key in the alias)")
             problems.append(f"model '{model}' ({resolved}) needs {' or '.join(missing)}: set it in the environment "
-                            "(or api_key in the alias)")
+                            + hint)
     return problems
 
 

@@ -62,3 +62,32 @@ def test_generated_workflow_keeps_the_comment_fallback_on_its_own_line(tmp_path:
     # The shell reads it as one command: the backslash-newline is a continuation.
     joined = subprocess.run(["bash", "-n", "-c", comment], capture_output=True, text=True)
     assert joined.returncode == 0, joined.stderr
+
+
+def test_openai_compatible_alias_without_a_key_is_exit_2_before_any_call(tmp_path: Path) -> None:
+    """docs/providers.md: a missing key is exit 2 naming it, also for an alias with its own api_base
+    (the OpenAI SDK sends no request without a key); the documented `api_key = "none"` then works
+    against a server that takes no key."""
+    from llmops.testing import ProviderServer
+
+    assert cli(tmp_path, "init", "my-project").returncode == 0
+    project = tmp_path / "my-project"
+    pyproject = project / "pyproject.toml"
+    base = pyproject.read_text(encoding="utf-8")
+    with ProviderServer(api_key=None) as server:
+        alias = (f'vllm = {{ model = "openai/my-model", params = {{ api_base = "{server.openai_base}", '
+                 "input_cost_per_token = 0.0, output_cost_per_token = 0.0 } }\n")
+        pyproject.write_text(base + alias, encoding="utf-8")
+        out = cli(project, "run", "evalsets/example.yaml", "--model", "vllm", "--no-progress")
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert "model 'vllm' (openai/my-model) needs OPENAI_API_KEY" in out.stderr
+        assert 'api_key in the alias; any value, e.g. "none"' in out.stderr
+        assert "Traceback" not in out.stdout + out.stderr
+        assert not server.requests  # nothing was called
+
+        pyproject.write_text(base + alias.replace("input_cost", 'api_key = "none", input_cost'),
+                             encoding="utf-8")
+        out = cli(project, "run", "evalsets/example.yaml", "--model", "vllm", "--no-progress")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "provider calls 3" in out.stdout
+        assert len(server.requests) == 3
